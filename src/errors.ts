@@ -1,0 +1,89 @@
+/**
+ * Every failure in wsguard is a GatewayError with a stable code. The code alone decides the HTTP
+ * status of a rejected handshake, the close code used when a rejection must be delivered after the
+ * upgrade (rejectWith: close, or a policy firing on an open socket), and the metric reason.
+ * Tests assert on `code`, never on message text.
+ */
+export type GatewayErrorCode =
+  | 'bad_request'
+  | 'unsupported_version'
+  | 'origin'
+  | 'auth'
+  | 'token_expired'
+  | 'conn_limit'
+  | 'attempt_limit'
+  | 'upstream_unavailable'
+  | 'upstream_timeout'
+  | 'handshake_timeout'
+  | 'draining'
+  | 'store_unavailable'
+  | 'message_rate'
+  | 'message_too_big'
+  | 'backpressure'
+  | 'internal';
+
+interface CodeInfo {
+  status: number;
+  closeCode: number;
+  /** Metric reason (design.md "Reasons"); null where the code is not a handshake rejection. */
+  reason: string | null;
+}
+
+/**
+ * Close codes follow design.md: 4000–4099 do not reconnect, 4100–4199 reconnect with backoff,
+ * 4200–4299 reconnect now; standard codes where one fits (RFC 6455 §7.4.1).
+ */
+export const ERROR_CODES: Readonly<Record<GatewayErrorCode, CodeInfo>> = Object.freeze({
+  bad_request: { status: 400, closeCode: 1002, reason: 'bad_request' },
+  unsupported_version: { status: 426, closeCode: 1002, reason: 'bad_request' },
+  origin: { status: 403, closeCode: 4003, reason: 'origin' },
+  auth: { status: 401, closeCode: 4001, reason: 'auth' },
+  token_expired: { status: 401, closeCode: 4200, reason: 'auth' },
+  conn_limit: { status: 429, closeCode: 4100, reason: 'conn_limit' },
+  attempt_limit: { status: 429, closeCode: 4101, reason: 'attempt_limit' },
+  upstream_unavailable: { status: 502, closeCode: 1014, reason: 'upstream_unavailable' },
+  upstream_timeout: { status: 504, closeCode: 1014, reason: 'upstream_timeout' },
+  handshake_timeout: { status: 504, closeCode: 1013, reason: 'handshake_timeout' },
+  draining: { status: 503, closeCode: 1012, reason: 'draining' },
+  store_unavailable: { status: 503, closeCode: 1013, reason: 'store_unavailable' },
+  message_rate: { status: 429, closeCode: 4129, reason: null },
+  message_too_big: { status: 413, closeCode: 1009, reason: null },
+  backpressure: { status: 503, closeCode: 4102, reason: null },
+  internal: { status: 500, closeCode: 1011, reason: null },
+});
+
+export class GatewayError extends Error {
+  readonly code: GatewayErrorCode;
+  /** Milliseconds after which a retry may succeed; sent as Retry-After (rounded up to seconds). */
+  readonly retryAfterMs: number | undefined;
+
+  constructor(code: GatewayErrorCode, message: string, options?: { retryAfterMs?: number; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GatewayError';
+    this.code = code;
+    this.retryAfterMs = options?.retryAfterMs;
+  }
+
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+
+  get closeCode(): number {
+    return ERROR_CODES[this.code].closeCode;
+  }
+
+  get reason(): string | null {
+    return ERROR_CODES[this.code].reason;
+  }
+}
+
+export function isGatewayError(err: unknown): err is GatewayError {
+  return err instanceof GatewayError;
+}
+
+/** Wraps anything thrown by a dependency so that callers only ever see GatewayErrors. */
+export function toGatewayError(err: unknown, fallback: GatewayErrorCode = 'internal'): GatewayError {
+  if (isGatewayError(err)) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new GatewayError(fallback, message, { cause: err });
+}
