@@ -1,0 +1,8 @@
+import type { CommandModule } from 'yargs';
+
+/**
+ * Every `wsguard <command>`, in the order --help lists them. Each command lives in its own file
+ * under cli/commands/ and is added here with one line.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const commands: CommandModule<any, any>[] = [];
