@@ -25,6 +25,11 @@ export interface ConnectionSummary {
   durationMs: number;
   messagesIn: number;
   messagesOut: number;
+  /**
+   * The observation `handshakeStarted` returned for this connection, when the gateway kept it: the
+   * connection span then joins the handshake's trace (and the client's, via its traceparent).
+   */
+  handshake?: HandshakeObservation;
 }
 
 export interface HandshakeObservation {
@@ -44,9 +49,18 @@ export interface GatewayObserver {
   rejected(route: string, reason: string, decision: Decision, clientKey: string): void;
   connectionOpened(route: string): void;
   connectionClosed(summary: ConnectionSummary): void;
-  messageRateLimited(route: string, action: 'drop' | 'close'): void;
-  backpressure(route: string, direction: Direction, action: 'pause' | 'close'): void;
+  /** `handshake` (optional) lets a sampled span event land on the connection's span. */
+  messageRateLimited(route: string, action: 'drop' | 'close', handshake?: HandshakeObservation): void;
+  backpressure(route: string, direction: Direction, action: 'pause' | 'close', handshake?: HandshakeObservation): void;
   upstreamError(route: string, kind: string): void;
+  /** A JWKS fetch finished (auth policy with a remote key set). */
+  jwksRefreshed(outcome: 'success' | 'failure'): void;
+  /** A limit-store operation failed (`store`: 'memory' | 'redis'). */
+  limitStoreError(store: string): void;
+  /** The limit store entered (true) or left (false) its degraded mode. */
+  limitStoreDegraded(store: string, degraded: boolean): void;
+  /** Registers the reader of how many client keys the limit store tracks (wsguard_tracked_clients). */
+  trackedClientsSource(read: () => number): void;
 }
 
 const noopHandshake: HandshakeObservation = {
@@ -75,5 +89,9 @@ export function createNoopObserver(): GatewayObserver {
     messageRateLimited: () => {},
     backpressure: () => {},
     upstreamError: () => {},
+    jwksRefreshed: () => {},
+    limitStoreError: () => {},
+    limitStoreDegraded: () => {},
+    trackedClientsSource: () => {},
   };
 }

@@ -1,0 +1,59 @@
+import type { AdminClaimRule } from '../telemetry/config.ts';
+
+/**
+ * Bearer authentication for the monitoring API (RFC 6750). The token is verified by the injected
+ * `verifyToken` (the gateway's jose verifier, which throws on anything invalid) and must carry one of
+ * the configured admin claims.
+ */
+export type VerifyToken = (token: string) => Promise<Record<string, unknown>>;
+
+export type AuthResult =
+  | { ok: true; claims: Record<string, unknown> }
+  | { ok: false; status: 401 | 403; wwwAuthenticate: string; error: string };
+
+const REALM = 'realm="wsguard-monitoring"';
+
+/** Does one claim value satisfy a rule's required value? Arrays: membership; OAuth `scope` strings: one word. */
+function claimMatches(actual: unknown, wanted: AdminClaimRule['value']): boolean {
+  if (actual === wanted) return true;
+  if (Array.isArray(actual)) return actual.includes(wanted);
+  if (typeof actual === 'string' && typeof wanted === 'string' && actual.includes(' ')) {
+    return actual.split(' ').includes(wanted);
+  }
+  return false;
+}
+
+export function isAdmin(claims: Record<string, unknown>, rules: readonly AdminClaimRule[]): boolean {
+  return rules.some((r) => Object.hasOwn(claims, r.claim) && claimMatches(claims[r.claim], r.value));
+}
+
+export function bearerToken(authorization: string | undefined): string | undefined {
+  if (!authorization) return undefined;
+  const m = /^Bearer[ ]+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(authorization);
+  return m?.[1];
+}
+
+export async function authenticateAdmin(
+  authorization: string | undefined,
+  verifyToken: VerifyToken,
+  rules: readonly AdminClaimRule[],
+): Promise<AuthResult> {
+  const token = bearerToken(authorization);
+  if (!token) {
+    // RFC 6750 §3.1: no error code when the request carried no credentials at all.
+    return authorization
+      ? { ok: false, status: 401, wwwAuthenticate: `Bearer ${REALM}, error="invalid_request"`, error: 'invalid_request' }
+      : { ok: false, status: 401, wwwAuthenticate: `Bearer ${REALM}`, error: 'unauthorized' };
+  }
+  let claims: Record<string, unknown>;
+  try {
+    claims = await verifyToken(token);
+  } catch {
+    // Why it failed is not told to the caller (expired, bad signature, wrong issuer look the same).
+    return { ok: false, status: 401, wwwAuthenticate: `Bearer ${REALM}, error="invalid_token"`, error: 'invalid_token' };
+  }
+  if (!isAdmin(claims, rules)) {
+    return { ok: false, status: 403, wwwAuthenticate: `Bearer ${REALM}, error="insufficient_scope"`, error: 'insufficient_scope' };
+  }
+  return { ok: true, claims };
+}

@@ -1,0 +1,139 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { AdminClaimRule } from '../telemetry/config.ts';
+import { authenticateAdmin, type VerifyToken } from './admin-auth.ts';
+import type { LiveStats } from './live-stats.ts';
+
+/**
+ * The admin listener: Prometheus scrape, liveness, readiness and the monitoring API. It is plain
+ * node:http because nothing here is on the relay's hot path, and it binds to 127.0.0.1 by default:
+ * expose it to the scraper, never to clients.
+ */
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, boolean>;
+}
+
+export interface AdminServerOptions {
+  host: string;
+  port: number;
+  /** Prometheus text exposition of the current metrics. */
+  metricsText: () => Promise<string>;
+  readiness: () => Readiness;
+  verifyToken: VerifyToken;
+  adminClaims: readonly AdminClaimRule[];
+  stats: LiveStats;
+  logger: Logger;
+}
+
+export interface AdminServer {
+  readonly host: string;
+  readonly port: number;
+  /** e.g. http://127.0.0.1:9464 */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export const MONITORING_PATHS = {
+  metrics: '/api/monitoring/websocket/metrics/',
+  activeConnections: '/api/monitoring/websocket/active-connections/',
+  rejections: '/api/monitoring/websocket/rejections/',
+} as const;
+
+/** Prometheus text format 0.0.4 (what Prometheus negotiates by default). */
+const PROM_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+const DEFAULT_TOP_OFFENDERS = 20;
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+}
+
+/** Django-style paths end in '/'; accept the form without it too. */
+function normalisePath(pathname: string): string {
+  return pathname.startsWith('/api/') && !pathname.endsWith('/') ? `${pathname}/` : pathname;
+}
+
+export async function startAdminServer(opts: AdminServerOptions): Promise<AdminServer> {
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://admin.invalid');
+    const path = normalisePath(url.pathname);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      sendJson(res, 405, { error: 'method_not_allowed' }, { allow: 'GET, HEAD' });
+      return;
+    }
+    switch (path) {
+      case '/metrics': {
+        const text = await opts.metricsText();
+        res.writeHead(200, { 'content-type': PROM_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
+        res.end(text);
+        return;
+      }
+      case '/healthz':
+        sendJson(res, 200, { status: 'ok' });
+        return;
+      case '/readyz': {
+        const r = opts.readiness();
+        sendJson(res, r.ready ? 200 : 503, { ready: r.ready, checks: r.checks });
+        return;
+      }
+      case MONITORING_PATHS.metrics:
+      case MONITORING_PATHS.activeConnections:
+      case MONITORING_PATHS.rejections: {
+        const auth = await authenticateAdmin(req.headers.authorization, opts.verifyToken, opts.adminClaims);
+        if (!auth.ok) {
+          sendJson(res, auth.status, { error: auth.error }, { 'www-authenticate': auth.wwwAuthenticate });
+          return;
+        }
+        if (path === MONITORING_PATHS.metrics) {
+          sendJson(res, 200, opts.stats.snapshot());
+        } else if (path === MONITORING_PATHS.activeConnections) {
+          sendJson(res, 200, { active_connections: opts.stats.snapshot().active_connections });
+        } else {
+          const top = Number.parseInt(url.searchParams.get('top') ?? '', 10);
+          sendJson(res, 200, opts.stats.rejections(Number.isFinite(top) && top > 0 ? top : DEFAULT_TOP_OFFENDERS));
+        }
+        return;
+      }
+      default:
+        sendJson(res, 404, { error: 'not_found' });
+    }
+  };
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      opts.logger.error({ event: 'admin_request_failed', path: req.url?.split('?')[0], err }, 'admin request failed');
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal' });
+      else res.destroy();
+    });
+  });
+  // Scrapers keep connections alive; do not let them hold shutdown open.
+  server.keepAliveTimeout = 5_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const hostForUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    host: address.address,
+    port: address.port,
+    url: `http://${hostForUrl}:${address.port}`,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}

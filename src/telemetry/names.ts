@@ -1,0 +1,238 @@
+/**
+ * Every metric, attribute, span and span-event name wsguard emits, and the values attributes may
+ * take. This is the only module that spells these strings (design.md "Metric names"): dashboards,
+ * alerts, the CLI's metric checks and docs/metrics.md follow it, and test/telemetry/names.test.ts
+ * scrapes /metrics to prove the Prometheus names below are exactly what a scrape shows.
+ *
+ * The Prometheus exporter on the 0.2xx line turns `.` into `_`, appends `_total` to monotonic sums
+ * and adds no unit suffix, so instruments carry the unit in their own name
+ * (`wsguard.connection.duration_seconds`, unit `s`).
+ */
+
+/** OpenTelemetry instrument names (what the code creates). */
+export const INSTRUMENTS = {
+  connectionsActive: 'wsguard.connections.active',
+  connectionsAccepted: 'wsguard.connections.accepted',
+  connectionsRejected: 'wsguard.connections.rejected',
+  connectionsClosed: 'wsguard.connections.closed',
+  connectionDuration: 'wsguard.connection.duration_seconds',
+  handshakeDuration: 'wsguard.handshake.duration_seconds',
+  messages: 'wsguard.messages',
+  messageBytes: 'wsguard.message.bytes',
+  messagesRateLimited: 'wsguard.messages.rate_limited',
+  backpressure: 'wsguard.backpressure',
+  upstreamErrors: 'wsguard.upstream.errors',
+  jwksRefresh: 'wsguard.jwks.refresh',
+  limitStoreErrors: 'wsguard.limit_store.errors',
+  limitStoreDegraded: 'wsguard.limit_store.degraded',
+  trackedClients: 'wsguard.tracked_clients',
+} as const;
+
+export type InstrumentKey = keyof typeof INSTRUMENTS;
+
+/** The Prometheus names a scrape must show (design.md contract), keyed like INSTRUMENTS. */
+export const PROMETHEUS_NAMES: Readonly<Record<InstrumentKey, string>> = {
+  connectionsActive: 'wsguard_connections_active',
+  connectionsAccepted: 'wsguard_connections_accepted_total',
+  connectionsRejected: 'wsguard_connections_rejected_total',
+  connectionsClosed: 'wsguard_connections_closed_total',
+  connectionDuration: 'wsguard_connection_duration_seconds',
+  handshakeDuration: 'wsguard_handshake_duration_seconds',
+  messages: 'wsguard_messages_total',
+  messageBytes: 'wsguard_message_bytes_total',
+  messagesRateLimited: 'wsguard_messages_rate_limited_total',
+  backpressure: 'wsguard_backpressure_total',
+  upstreamErrors: 'wsguard_upstream_errors_total',
+  jwksRefresh: 'wsguard_jwks_refresh_total',
+  limitStoreErrors: 'wsguard_limit_store_errors_total',
+  limitStoreDegraded: 'wsguard_limit_store_degraded',
+  trackedClients: 'wsguard_tracked_clients',
+};
+
+/** Attribute keys (OTel form; identical in Prometheus form since none contains a dot). */
+export const ATTR = {
+  route: 'route',
+  reason: 'reason',
+  decision: 'decision',
+  code: 'code',
+  initiator: 'initiator',
+  outcome: 'outcome',
+  direction: 'direction',
+  action: 'action',
+  kind: 'kind',
+  store: 'store',
+} as const;
+
+/** Which attributes each contract metric carries (docs/metrics.md; checked against a scrape). */
+export const METRIC_ATTRIBUTES: Readonly<Record<InstrumentKey, readonly string[]>> = {
+  connectionsActive: [ATTR.route],
+  connectionsAccepted: [ATTR.route],
+  connectionsRejected: [ATTR.route, ATTR.reason, ATTR.decision],
+  connectionsClosed: [ATTR.route, ATTR.code, ATTR.initiator],
+  connectionDuration: [ATTR.route],
+  handshakeDuration: [ATTR.route, ATTR.outcome],
+  messages: [ATTR.route, ATTR.direction],
+  messageBytes: [ATTR.route, ATTR.direction],
+  messagesRateLimited: [ATTR.route, ATTR.action],
+  backpressure: [ATTR.route, ATTR.direction, ATTR.action],
+  upstreamErrors: [ATTR.route, ATTR.kind],
+  jwksRefresh: [ATTR.outcome],
+  limitStoreErrors: [ATTR.store],
+  limitStoreDegraded: [ATTR.store],
+  trackedClients: [],
+};
+
+/** Handshake rejection reasons (design.md "Reasons"); anything else is reported as `other`. */
+export const REASONS = [
+  'origin',
+  'auth',
+  'conn_limit',
+  'attempt_limit',
+  'bad_request',
+  'upstream_unavailable',
+  'upstream_timeout',
+  'handshake_timeout',
+  'draining',
+  'store_unavailable',
+] as const;
+export type Reason = (typeof REASONS)[number];
+
+export const OTHER = 'other';
+export const ACCEPTED = 'accepted';
+/** Handshake outcomes: accepted or one of the reasons. */
+export const OUTCOMES: readonly string[] = [ACCEPTED, ...REASONS, OTHER];
+export const DECISIONS = ['enforced', 'dry_run'] as const;
+export const INITIATORS = ['client', 'upstream', 'gateway'] as const;
+export const DIRECTIONS = ['client_to_upstream', 'upstream_to_client'] as const;
+export const RATE_LIMIT_ACTIONS = ['drop', 'close'] as const;
+export const BACKPRESSURE_ACTIONS = ['pause', 'close'] as const;
+/** Upstream failure kinds; the gateway passes GatewayError codes or these words. */
+export const UPSTREAM_ERROR_KINDS = [
+  'upstream_unavailable',
+  'upstream_timeout',
+  'refused',
+  'timeout',
+  'handshake',
+  'protocol',
+  'closed',
+  'error',
+] as const;
+export const JWKS_OUTCOMES = ['success', 'failure'] as const;
+export const LIMIT_STORES = ['memory', 'redis'] as const;
+
+/**
+ * Close codes kept as their own label value: the standard ones (RFC 6455 §7.4.1) and wsguard's
+ * private codes (docs/close-codes.md). A client may send any code in 3000–4999, so any other code
+ * is folded into `other` to keep the label set bounded.
+ */
+export const CLOSE_CODES: readonly number[] = [
+  1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 1015, 4001, 4003,
+  4100, 4101, 4102, 4129, 4200,
+];
+
+/** At most this many distinct route values; later ones are reported as `other`. */
+export const MAX_ROUTES = 64;
+
+/**
+ * Every label name a scrape may show, contract metrics, runtime metrics and target_info included.
+ * test/telemetry/names.test.ts fails if a scrape shows any other.
+ */
+export const RUNTIME_ATTR = {
+  cpuMode: 'cpu.mode',
+  heapSpace: 'v8js.heap.space.name',
+} as const;
+
+export const RESOURCE_ATTR = {
+  serviceName: 'service.name',
+  serviceVersion: 'service.version',
+  serviceInstanceId: 'service.instance.id',
+} as const;
+
+/** Node runtime health under OpenTelemetry semantic-convention names (nodejs.*, v8js.*, process.*). */
+export const RUNTIME_INSTRUMENTS = {
+  eventLoopDelayMin: 'nodejs.eventloop.delay.min',
+  eventLoopDelayMax: 'nodejs.eventloop.delay.max',
+  eventLoopDelayMean: 'nodejs.eventloop.delay.mean',
+  eventLoopDelayStddev: 'nodejs.eventloop.delay.stddev',
+  eventLoopDelayP50: 'nodejs.eventloop.delay.p50',
+  eventLoopDelayP90: 'nodejs.eventloop.delay.p90',
+  eventLoopDelayP99: 'nodejs.eventloop.delay.p99',
+  eventLoopUtilization: 'nodejs.eventloop.utilization',
+  heapUsed: 'v8js.memory.heap.used',
+  heapLimit: 'v8js.memory.heap.limit',
+  memoryUsage: 'process.memory.usage',
+  cpuTime: 'process.cpu.time',
+} as const;
+
+export const RUNTIME_PROMETHEUS_NAMES: Readonly<Record<keyof typeof RUNTIME_INSTRUMENTS, string>> = {
+  eventLoopDelayMin: 'nodejs_eventloop_delay_min',
+  eventLoopDelayMax: 'nodejs_eventloop_delay_max',
+  eventLoopDelayMean: 'nodejs_eventloop_delay_mean',
+  eventLoopDelayStddev: 'nodejs_eventloop_delay_stddev',
+  eventLoopDelayP50: 'nodejs_eventloop_delay_p50',
+  eventLoopDelayP90: 'nodejs_eventloop_delay_p90',
+  eventLoopDelayP99: 'nodejs_eventloop_delay_p99',
+  eventLoopUtilization: 'nodejs_eventloop_utilization',
+  heapUsed: 'v8js_memory_heap_used',
+  heapLimit: 'v8js_memory_heap_limit',
+  memoryUsage: 'process_memory_usage',
+  cpuTime: 'process_cpu_time_total',
+};
+
+export const CPU_MODES = ['user', 'system'] as const;
+
+/** The series the exporter adds for the resource (service name, version, instance). */
+export const TARGET_INFO = 'target_info';
+
+/** Label names (Prometheus form) allowed on any series of a scrape. */
+export const ALLOWED_LABELS: readonly string[] = [
+  ...Object.values(ATTR),
+  'le', // histogram bucket bound
+  ...Object.values(RUNTIME_ATTR).map((a) => a.replace(/\./g, '_')),
+];
+
+/** Labels target_info alone may carry (resource attributes, never per-connection data). */
+export const TARGET_INFO_LABELS: readonly string[] = [
+  ...Object.values(RESOURCE_ATTR).map((a) => a.replace(/\./g, '_')),
+  'telemetry_sdk_language',
+  'telemetry_sdk_name',
+  'telemetry_sdk_version',
+  'job',
+  'instance',
+];
+
+/** Connection duration buckets (seconds): sub-second flaps up to sessions of a working day. */
+export const CONNECTION_DURATION_BUCKETS_SEC: readonly number[] = [
+  0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400,
+];
+/** Handshake duration buckets (seconds): includes the upstream dial. */
+export const HANDSHAKE_DURATION_BUCKETS_SEC: readonly number[] = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+
+/** Span and span-event names and attributes (traces). */
+export const SPANS = {
+  handshake: 'wsguard.handshake',
+  upstreamDial: 'wsguard.upstream.dial',
+  connection: 'wsguard.connection',
+  rateLimitedEvent: 'wsguard.message.rate_limited',
+  backpressureEvent: 'wsguard.backpressure',
+} as const;
+
+export const SPAN_ATTR = {
+  route: 'wsguard.route',
+  outcome: 'wsguard.handshake.outcome',
+  policy: 'wsguard.handshake.policy',
+  decision: 'wsguard.handshake.decision',
+  dialError: 'wsguard.upstream.error',
+  closeCode: 'websocket.close.code',
+  initiator: 'wsguard.close.initiator',
+  durationSec: 'wsguard.connection.duration_seconds',
+  messagesIn: 'wsguard.messages.client_to_upstream',
+  messagesOut: 'wsguard.messages.upstream_to_client',
+  action: 'wsguard.action',
+  eventsDropped: 'wsguard.rate_limited.events_dropped',
+} as const;
+
+/** Instrumentation scope (meter and tracer name). */
+export const SCOPE = 'wsguard';

@@ -1,0 +1,95 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ALLOWED_LABELS,
+  INSTRUMENTS,
+  METRIC_ATTRIBUTES,
+  PROMETHEUS_NAMES,
+  RUNTIME_PROMETHEUS_NAMES,
+  TARGET_INFO,
+  TARGET_INFO_LABELS,
+  type InstrumentKey,
+} from '../../src/telemetry/names.ts';
+import { scrape, startTestTelemetry, type Scrape, type TestTelemetry } from './helpers.ts';
+
+/** Drives every hook once so that every contract series exists. */
+function driveEverything(t: TestTelemetry): void {
+  const o = t.observer;
+  const c = o.routeCounters('/ws');
+  const h = o.handshakeStarted('/ws', undefined, undefined);
+  h.dialStarted();
+  h.dialEnded();
+  h.end('accepted');
+  o.connectionOpened('/ws');
+  c.messagesIn += 1;
+  c.bytesIn += 10;
+  o.rejected('/ws', 'origin', 'enforced', '198.51.100.7');
+  o.messageRateLimited('/ws', 'drop');
+  o.backpressure('/ws', 'upstream_to_client', 'pause');
+  o.upstreamError('/ws', 'upstream_unavailable');
+  o.jwksRefreshed('success');
+  o.limitStoreError('redis');
+  o.limitStoreDegraded('redis', false);
+  o.trackedClientsSource(() => 3);
+  o.connectionClosed({ route: '/ws', code: 1000, initiator: 'client', durationMs: 2000, messagesIn: 1, messagesOut: 0 });
+}
+
+describe('metric names in a real scrape', () => {
+  let t: TestTelemetry;
+  let s: Scrape;
+  beforeAll(async () => {
+    t = await startTestTelemetry();
+    driveEverything(t);
+    s = await scrape(t.url);
+  });
+  afterAll(() => t.close());
+
+  it('serves the Prometheus text format', () => {
+    expect(s.contentType).toBe('text/plain; version=0.0.4; charset=utf-8');
+  });
+
+  it('shows every contract metric under exactly its contract name', () => {
+    for (const [key, promName] of Object.entries(PROMETHEUS_NAMES)) {
+      expect(s.types.has(promName), `${promName} (${INSTRUMENTS[key as InstrumentKey]}) missing from scrape`).toBe(true);
+    }
+    expect(s.types.get(PROMETHEUS_NAMES.connectionsActive)).toBe('gauge');
+    expect(s.types.get(PROMETHEUS_NAMES.connectionDuration)).toBe('histogram');
+    expect(s.types.get(PROMETHEUS_NAMES.handshakeDuration)).toBe('histogram');
+    expect(s.types.get(PROMETHEUS_NAMES.limitStoreDegraded)).toBe('gauge');
+    expect(s.types.get(PROMETHEUS_NAMES.trackedClients)).toBe('gauge');
+    for (const name of Object.values(PROMETHEUS_NAMES).filter((n) => n.endsWith('_total'))) {
+      expect(s.types.get(name), name).toBe('counter');
+    }
+  });
+
+  it('shows the Node runtime metrics under semantic-convention names', () => {
+    for (const name of Object.values(RUNTIME_PROMETHEUS_NAMES)) expect(s.types.has(name), name).toBe(true);
+  });
+
+  it('shows no metric family outside names.ts', () => {
+    const known = new Set([...Object.values(PROMETHEUS_NAMES), ...Object.values(RUNTIME_PROMETHEUS_NAMES), TARGET_INFO]);
+    expect([...s.types.keys()].filter((n) => !known.has(n))).toEqual([]);
+  });
+
+  it('uses no label outside the allow-list, and exactly the documented labels per metric', () => {
+    for (const sample of s.samples) {
+      const allowed = sample.name === TARGET_INFO ? TARGET_INFO_LABELS : ALLOWED_LABELS;
+      for (const label of Object.keys(sample.labels)) {
+        expect(allowed, `${sample.name} has label ${label}`).toContain(label);
+      }
+    }
+    for (const [key, attrs] of Object.entries(METRIC_ATTRIBUTES)) {
+      const promName = PROMETHEUS_NAMES[key as InstrumentKey];
+      const family = s.samples.filter((x) => x.name === promName || x.name.startsWith(`${promName}_`));
+      expect(family.length, promName).toBeGreaterThan(0);
+      for (const sample of family) {
+        const labels = Object.keys(sample.labels).filter((l) => l !== 'le');
+        expect(labels.sort(), `${sample.name}`).toEqual([...attrs].sort());
+      }
+    }
+  });
+
+  it('carries service name, version and instance on target_info, not on every series', () => {
+    expect(s.value(TARGET_INFO, { service_name: 'wsguard', service_version: '0.0.0-test', service_instance_id: 'test-instance' })).toBe(1);
+    expect(s.text).not.toContain('otel_scope_name');
+  });
+});
