@@ -1,9 +1,8 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { commands } from './commands/index.ts';
+import { EXIT_USAGE } from './exit-codes.ts';
 
-/** Exit code for usage and configuration errors, shared by every command (issue 4: 3). */
-export const EXIT_USAGE = 3;
 
 const cli = yargs(hideBin(process.argv))
   .scriptName('wsguard')

@@ -1,8 +1,10 @@
 import type { CommandModule } from 'yargs';
+import { configCommand } from './config.ts';
+import { serveCommand } from './serve.ts';
 
 /**
  * Every `wsguard <command>`, in the order --help lists them. Each command lives in its own file
  * under cli/commands/ and is added here with one line.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [];
+export const commands: CommandModule<any, any>[] = [serveCommand, configCommand];

@@ -1,0 +1,31 @@
+import type { CommandModule } from 'yargs';
+import { ConfigError, loadConfig } from '../../src/config/load.ts';
+import { EXIT_USAGE } from '../exit-codes.ts';
+
+export const configCommand: CommandModule = {
+  command: 'config <action> [file]',
+  describe: 'Configuration tools: check a file (every problem at once, each naming the option), or print the defaults',
+  builder: (y) =>
+    y
+      .positional('action', { choices: ['check', 'defaults'] as const, describe: 'check FILE | defaults' })
+      .positional('file', { type: 'string', describe: 'YAML or JSON config file' })
+      .example('$0 config check wsguard.yaml', 'Validate a file; exit 3 and name each bad option if it is wrong')
+      .example('$0 config defaults', 'Print the full configuration with every default'),
+  handler: (args) => {
+    const action = args['action'] as string;
+    const file = args['file'] as string | undefined;
+    try {
+      if (action === 'defaults') {
+        process.stdout.write(`${JSON.stringify(loadConfig({}), null, 2)}\n`);
+        return;
+      }
+      if (!file) throw new ConfigError(['config check needs a FILE'], 'arguments');
+      loadConfig({ file });
+      process.stdout.write(`${file}: ok\n`);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      process.stderr.write(`${err.message}\n`);
+      process.exitCode = EXIT_USAGE;
+    }
+  },
+};

@@ -1,0 +1,26 @@
+import { GatewayError } from '../errors.ts';
+import type { TokenVerifier } from '../auth/token-verifier.ts';
+import type { Config } from '../config/schema.ts';
+import type { AdmissionPolicy } from './policy.ts';
+
+/**
+ * JWT check. The token was already located and cut out of the relayed request (auth/token-source.ts).
+ * A route with allowAnonymous admits a missing token, but never an invalid one.
+ */
+export function authPolicy(config: Config['auth'], verifier: TokenVerifier | null): AdmissionPolicy {
+  return {
+    name: 'auth',
+    dryRun: config.dryRun,
+    async check(ctx) {
+      if (ctx.token === null) {
+        if (ctx.route.allowAnonymous) return;
+        throw new GatewayError('auth', 'a token is required');
+      }
+      if (!verifier) {
+        if (ctx.route.allowAnonymous) return;
+        throw new GatewayError('auth', 'no verification key is configured');
+      }
+      ctx.claims = await verifier.verify(ctx.token);
+    },
+  };
+}

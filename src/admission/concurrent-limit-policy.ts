@@ -1,0 +1,25 @@
+import { GatewayError } from '../errors.ts';
+import type { Config } from '../config/schema.ts';
+import type { LimitStore } from '../limits/limit-store.ts';
+import type { AdmissionPolicy } from './policy.ts';
+
+/** Per-client open connections (seed: 5). The slot is held until the connection closes. */
+export function concurrentLimitPolicy(config: Config['limits']['concurrent'], store: LimitStore): AdmissionPolicy {
+  return {
+    name: 'conn_limit',
+    dryRun: config.dryRun,
+    async check(ctx) {
+      if (!(await store.tryAcquireSlot(ctx.clientKey, config.max))) {
+        throw new GatewayError('conn_limit', `more than ${config.max} concurrent connections`, {
+          retryAfterMs: config.retryAfterSec * 1000,
+        });
+      }
+      let held = true;
+      ctx.reservations.slot = () => {
+        if (!held) return;
+        held = false;
+        void store.releaseSlot(ctx.clientKey);
+      };
+    },
+  };
+}

@@ -1,0 +1,36 @@
+import type { JWTPayload } from 'jose';
+import type { RouteConfig } from '../config/schema.ts';
+
+/** Everything the admission policies need, copied synchronously out of the uWS HttpRequest. */
+export interface HandshakeRequest {
+  method: string;
+  path: string;
+  /** Raw query string without the '?'. */
+  query: string;
+  /** All request headers, names lower-case (a repeated header keeps its last value, as uWS reports it). */
+  headers: Record<string, string>;
+  /** Socket peer, normalised (IPv4-mapped IPv6 → IPv4). */
+  peerIp: string;
+}
+
+/** One handshake's state as it moves through the admission pipeline. */
+export interface AdmissionContext {
+  request: HandshakeRequest;
+  route: RouteConfig;
+  /** The client as resolved through trusted proxies, and the key per-IP limits count it under. */
+  clientIp: string;
+  clientKey: string;
+  nowMs: number;
+  token: string | null;
+  /** Subprotocols to offer upstream (token entries removed) and the query to relay (token removed). */
+  protocols: string[];
+  relayQuery: string;
+  claims: JWTPayload | null;
+  /** Releases taken by policies; the pipeline's caller runs them when the handshake does not complete. */
+  reservations: {
+    /** Forget the attempt (the handshake failed for a reason not the client's). */
+    attempt?: () => void;
+    /** Give back the concurrent slot (on failure, or when an admitted connection closes). */
+    slot?: () => void;
+  };
+}

@@ -1,0 +1,223 @@
+import { z } from 'zod';
+
+/**
+ * The one configuration schema. Every option has a default with its unit in its name, and a
+ * description that docs/configuration.md is generated from (npm run docs:config; a test keeps the
+ * two in step). Defaults follow the seed guide: 5 concurrent connections and 10 connection attempts
+ * an hour per IP, 60 messages a minute per connection.
+ */
+
+const wsUrl = z
+  .string()
+  .refine((v) => URL.canParse(v) && ['ws:', 'wss:'].includes(new URL(v).protocol), 'must be a ws:// or wss:// URL');
+
+const origin = z
+  .string()
+  .refine((v) => {
+    if (!URL.canParse(v)) return false;
+    const u = new URL(v);
+    return u.origin === v.replace(/\/$/, '') && u.origin !== 'null';
+  }, 'must be an origin: scheme://host[:port], with no path');
+
+const cidr = z
+  .string()
+  .regex(/^[0-9a-fA-F.:]+(\/\d{1,3})?$/, 'must be an IP address or CIDR such as 10.0.0.0/8 or fd00::/8');
+
+const rejectWith = z
+  .enum(['http', 'close'])
+  .describe(
+    "How admission rejections reach the client: 'http' answers the handshake with the documented status; " +
+      "'close' accepts and closes at once with the documented close code and a JSON reason (browsers cannot see handshake statuses).",
+  );
+
+const routeSchema = z
+  .object({
+    path: z
+      .string()
+      .startsWith('/', 'must start with /')
+      .describe('Public path prefix, e.g. /ws/notifications/. The longest matching prefix wins.'),
+    upstream: wsUrl.describe(
+      'Upstream WebSocket URL for this prefix. The rest of the client path and the query (minus the token) are appended.',
+    ),
+    allowAnonymous: z.boolean().default(false).describe('Admit connections that carry no token (an invalid token is still rejected).'),
+    rejectWith: rejectWith.optional().describe('Overrides server.rejectWith for this route.'),
+  })
+  .strict();
+
+const policyBase = {
+  dryRun: z.boolean().default(false).describe('Count what this policy would reject, and let it through.'),
+};
+
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        host: z.string().default('127.0.0.1').describe('Address the public WebSocket listener binds to.'),
+        port: z.number().int().min(0).max(65535).default(8080).describe('Public WebSocket port (0 picks a free port).'),
+        rejectWith: rejectWith.default('http'),
+        handshakeTimeoutMs: z
+          .number()
+          .int()
+          .positive()
+          .default(10_000)
+          .describe('Deadline for the whole admission + upstream dial; past it the client gets 504 (uWS has no such deadline itself).'),
+        idleTimeoutSec: z
+          .number()
+          .int()
+          .min(0)
+          .default(120)
+          .refine((v) => v === 0 || v >= 8, 'must be 0 (off) or at least 8 (uWS pings at half the idle time)')
+          .describe('Close a connection that has been silent this long; automatic pings keep live ones open. 0 turns it off.'),
+        maxLifetimeMin: z.number().int().min(0).default(0).describe('Close connections older than this many minutes (0: no limit).'),
+        drainWindowMs: z
+          .number()
+          .int()
+          .min(0)
+          .default(10_000)
+          .describe('On SIGTERM, open connections are closed with 1001 spread evenly over this window.'),
+        trustedProxies: z
+          .array(cidr)
+          .default([])
+          .describe('CIDRs whose X-Forwarded-For is trusted, walked right to left. Empty: the socket peer is the client.'),
+        ipv6PrefixLength: z
+          .number()
+          .int()
+          .min(1)
+          .max(128)
+          .default(64)
+          .describe('IPv6 clients are grouped by this prefix for per-IP limits.'),
+      })
+      .strict()
+      .prefault({}),
+    routes: z.array(routeSchema).default([]).describe('Public path prefixes and their upstreams. Empty: the built-in demo upstream.'),
+    origins: z
+      .object({
+        allowed: z
+          .array(origin)
+          .default([])
+          .describe('Origins allowed to connect, matched exactly on scheme, host and port. Empty: any origin.'),
+        allowMissing: z.boolean().default(true).describe('Admit handshakes with no Origin header (non-browser clients).'),
+        ...policyBase,
+      })
+      .strict()
+      .prefault({}),
+    limits: z
+      .object({
+        attempts: z
+          .object({
+            max: z.number().int().positive().default(10).describe('Connection attempts per client IP per window.'),
+            windowMs: z.number().int().positive().default(3_600_000).describe('Sliding window for connection attempts.'),
+            ...policyBase,
+          })
+          .strict()
+          .prefault({}),
+        concurrent: z
+          .object({
+            max: z.number().int().positive().default(5).describe('Open connections per client IP.'),
+            retryAfterSec: z
+              .number()
+              .int()
+              .positive()
+              .default(30)
+              .describe('Retry-After sent with a concurrent-limit 429 (a slot frees when some connection closes).'),
+            ...policyBase,
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    auth: z
+      .object({
+        secret: z.string().min(32, 'must be at least 32 characters (256 bits) for HS256').optional().describe('Shared HMAC secret.'),
+        publicKeys: z
+          .array(z.string())
+          .default([])
+          .describe('Public keys as PEM (SPKI) or JWK JSON strings; a JWK may carry a kid.'),
+        jwksUrl: z.url().optional().describe('JWKS URL; refreshed every jwksRefreshSec, and the last good set is kept when a refresh fails.'),
+        jwksRefreshSec: z.number().int().positive().default(600).describe('How often the JWKS is re-fetched.'),
+        algorithms: z
+          .array(z.enum(['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']))
+          .min(1)
+          .optional()
+          .describe('Accepted JWS algorithms (pinned). Default: HS256 with a secret, else RS256.'),
+        issuer: z.string().optional().describe('Required iss claim.'),
+        audience: z.string().optional().describe('Required aud claim.'),
+        clockToleranceSec: z.number().int().min(0).max(300).default(0).describe('Leeway for exp/nbf/iat checks.'),
+        queryParam: z.string().min(1).default('access_token').describe('Query parameter that may carry the token; it is stripped before relaying.'),
+        subprotocolPrefix: z
+          .string()
+          .min(1)
+          .default('bearer.')
+          .describe('A Sec-WebSocket-Protocol entry with this prefix carries the token; it is never echoed nor relayed.'),
+        claimHeaders: z
+          .record(z.string().regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name'), z.string())
+          .default({ 'X-Auth-Sub': 'sub' })
+          .describe('Headers sent to the upstream from verified claims (header → claim). Incoming copies are removed.'),
+        closeOnExpiry: z.boolean().default(true).describe('Close an open connection with 4200 when its token expires.'),
+        ...policyBase,
+      })
+      .strict()
+      .prefault({}),
+    messages: z
+      .object({
+        maxBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(1_048_576)
+          .describe('Largest message accepted from a client or an upstream; larger ones close with 1009.'),
+        rate: z
+          .object({
+            perMinute: z.number().positive().default(60).describe('Token-bucket refill rate per connection.'),
+            burst: z.number().int().positive().default(60).describe('Token-bucket capacity: messages allowed back to back.'),
+            bytesPerSecond: z.number().int().positive().optional().describe('Optional per-connection byte rate (bucket of one second).'),
+            action: z.enum(['close', 'drop']).default('close').describe("On violation: 'close' with 4129, or 'drop' the message."),
+            notice: z.boolean().default(true).describe("With action 'drop': send the client a JSON notice frame (at most one a second)."),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    backpressure: z
+      .object({
+        highWaterBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(1_048_576)
+          .describe('Bytes queued towards a slow side before the other side is paused.'),
+        maxStallMs: z
+          .number()
+          .int()
+          .positive()
+          .default(10_000)
+          .describe('A side that stays over the high-water mark this long is closed (4102).'),
+        maxBufferedBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(8_388_608)
+          .describe('Hard cap of bytes queued towards one side; past it the connection is closed at once (4102).'),
+      })
+      .strict()
+      .prefault({}),
+    upstream: z
+      .object({
+        client: z.enum(['lean', 'ws']).default('ws').describe("Client leg: 'lean' framing on net.Socket, or the 'ws' library."),
+        dialTimeoutMs: z.number().int().positive().default(5_000).describe('TCP connect + upgrade deadline for the upstream (504 past it).'),
+        forwardHeaders: z
+          .array(z.string())
+          .default(['cookie', 'user-agent', 'accept-language'])
+          .describe('Client request headers passed on to the upstream (Authorization never is).'),
+      })
+      .strict()
+      .prefault({}),
+    telemetry: z.object({}).passthrough().default({}),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type RouteConfig = z.infer<typeof routeSchema>;
+export type RawConfig = z.input<typeof configSchema>;

@@ -1,0 +1,294 @@
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
+import type { Logger } from 'pino';
+import { attemptLimitPolicy } from '../admission/attempt-limit-policy.ts';
+import { authPolicy } from '../admission/auth-policy.ts';
+import { buildTrustList, clientKey, normalizeIp, resolveClientIp } from '../admission/client-ip.ts';
+import { concurrentLimitPolicy } from '../admission/concurrent-limit-policy.ts';
+import type { AdmissionContext, HandshakeRequest } from '../admission/context.ts';
+import { handshakePolicy } from '../admission/handshake-policy.ts';
+import { originPolicy } from '../admission/origin-policy.ts';
+import { runAdmission } from '../admission/pipeline.ts';
+import type { AdmissionPolicy } from '../admission/policy.ts';
+import { extractToken } from '../auth/token-source.ts';
+import type { TokenVerifier } from '../auth/token-verifier.ts';
+import type { Config } from '../config/schema.ts';
+import { GatewayError, toGatewayError } from '../errors.ts';
+import type { LimitStore } from '../limits/limit-store.ts';
+import { Connection, type UserData } from '../relay/connection.ts';
+import { CLOSE } from '../relay/close-codes.ts';
+import { dialerFor } from '../relay/dialers.ts';
+import type { GatewayObserver } from '../telemetry/observer.ts';
+import { buildUpstreamHeaders } from './upstream-headers.ts';
+import { closeRejectionReason, writeHttpRejection, writeNotFound } from './reject.ts';
+import { createRouter } from './routes.ts';
+import { listen, uws } from './uws.ts';
+
+export interface GatewayDeps {
+  config: Config;
+  store: LimitStore;
+  verifier: TokenVerifier | null;
+  observer: GatewayObserver;
+  logger: Logger;
+}
+
+export interface Gateway {
+  readonly port: number;
+  readonly listening: boolean;
+  readonly draining: boolean;
+  readonly connectionCount: number;
+  /** Stops accepting, closes open connections with 1001 spread over the drain window, resolves when all are gone. */
+  drain(windowMs?: number): Promise<void>;
+  /** Closes everything at once. */
+  close(): Promise<void>;
+}
+
+/** uWS hard cap: a frame over it drops TCP (design.md), so it sits above messages.maxBytes to let us answer 1009. */
+function uwsPayloadCap(maxBytes: number): number {
+  return Math.min(2 ** 31 - 1, Math.max(maxBytes * 2, maxBytes + 65_536));
+}
+
+export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
+  const { config, store, verifier, observer, logger } = deps;
+  const route = createRouter(config.routes);
+  const trusted = buildTrustList(config.server.trustedProxies);
+  const dial = dialerFor(config.upstream.client);
+  const policies: AdmissionPolicy[] = [
+    handshakePolicy(),
+    originPolicy(config.origins),
+    attemptLimitPolicy(config.limits.attempts, store),
+    concurrentLimitPolicy(config.limits.concurrent, store),
+    authPolicy(config.auth, verifier),
+  ];
+  const connections = new Set<Connection>();
+  let draining = false;
+  let listenSocket: us_listen_socket | null = null;
+
+  function readRequest(res: HttpResponse, req: HttpRequest): HandshakeRequest {
+    const headers: Record<string, string> = {};
+    req.forEach((k, v) => {
+      headers[k] = v;
+    });
+    const peerText = Buffer.from(res.getRemoteAddressAsText()).toString();
+    return {
+      method: req.getMethod(),
+      path: req.getUrl(),
+      query: req.getQuery() ?? '',
+      headers,
+      peerIp: normalizeIp(peerText) ?? peerText,
+    };
+  }
+
+  async function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): Promise<void> {
+    // HttpRequest is valid only in this synchronous part (design.md): copy first, then go async.
+    const request = readRequest(res, req);
+    const match = route(request.path);
+    if (!match) {
+      writeNotFound(res);
+      return;
+    }
+    const routePath = match.route.path;
+    const clientIp = resolveClientIp(request.peerIp, request.headers['x-forwarded-for'] ?? '', trusted);
+    const source = extractToken(request.headers['authorization'] ?? '', request.headers['sec-websocket-protocol'] ?? '', request.query, config.auth);
+    const ctx: AdmissionContext = {
+      request,
+      route: match.route,
+      clientIp,
+      clientKey: clientKey(clientIp, config.server.ipv6PrefixLength),
+      nowMs: Date.now(),
+      token: source.token,
+      protocols: source.protocols,
+      relayQuery: source.query,
+      claims: null,
+      reservations: {},
+    };
+    const span = observer.handshakeStarted(routePath, request.headers['traceparent'], request.headers['tracestate']);
+    const rejectWith = match.route.rejectWith ?? config.server.rejectWith;
+
+    let settled = false;
+    let conn: Connection | null = null;
+    const deadline = setTimeout(() => fail(new GatewayError('handshake_timeout', 'handshake deadline passed'), 'deadline'), config.server.handshakeTimeoutMs);
+
+    res.onAborted(() => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(deadline);
+      releaseOnFailure(true);
+      conn?.abandon();
+      span.end('client_abort');
+    });
+
+    function releaseOnFailure(releaseAttempt: boolean): void {
+      ctx.reservations.slot?.();
+      if (releaseAttempt) ctx.reservations.attempt?.();
+    }
+
+    function fail(error: GatewayError, policy: string): void {
+      if (settled) return;
+      settled = true;
+      clearTimeout(deadline);
+      // An attempt stays counted when the client was at fault (bad token, bad origin); it is given
+      // back when the gateway or the upstream failed, so an outage does not burn the client's budget.
+      const clientAtFault = error.code === 'auth' || error.code === 'token_expired' || error.status === 400 || error.status === 403;
+      releaseOnFailure(!clientAtFault);
+      conn?.abandon();
+      const reason = error.reason ?? 'internal';
+      observer.rejected(routePath, reason, 'enforced', ctx.clientKey);
+      span.end(reason, policy);
+      logger.info({ route: routePath, reason, code: error.code, policy, status: error.status }, 'handshake rejected');
+      res.cork(() => {
+        if (rejectWith === 'close' && error.status !== 400 && error.status !== 426) {
+          // Browsers cannot read a handshake status: accept, then close with the contract's code.
+          const rejection = { code: error.closeCode, reason: closeRejectionReason(error) };
+          res.upgrade<UserData>(
+            { conn: null, rejection },
+            request.headers['sec-websocket-key']!,
+            ctx.protocols[0] ?? '',
+            request.headers['sec-websocket-extensions'] ?? '',
+            context,
+          );
+        } else {
+          writeHttpRejection(res, error);
+        }
+      });
+    }
+
+    try {
+      if (draining) throw new GatewayError('draining', 'the gateway is shutting down', { retryAfterMs: config.server.drainWindowMs });
+      const rejection = await runAdmission(policies, ctx, observer);
+      if (rejection) return fail(rejection.error, rejection.policy);
+      if (settled) return releaseOnFailure(false);
+
+      const tokenExp = typeof ctx.claims?.exp === 'number' ? ctx.claims.exp * 1000 : null;
+      conn = new Connection({
+        config,
+        route: routePath,
+        counters: observer.routeCounters(routePath),
+        observer,
+        release: () => ctx.reservations.slot?.(),
+        tokenExpiresAtMs: tokenExp,
+        onEnded: (c) => connections.delete(c),
+      });
+      const url = new URL(match.upstreamBase + ctx.relayQuery);
+      span.dialStarted();
+      let upstream;
+      try {
+        upstream = await dial(
+          {
+            url,
+            headers: { ...buildUpstreamHeaders(ctx, config), ...span.upstreamHeaders() },
+            protocols: ctx.protocols,
+            timeoutMs: config.upstream.dialTimeoutMs,
+            maxPayloadBytes: config.messages.maxBytes,
+          },
+          conn.upstreamHandlers,
+        );
+        span.dialEnded();
+      } catch (err) {
+        const error = toGatewayError(err, 'upstream_unavailable');
+        span.dialEnded(error.code);
+        observer.upstreamError(routePath, error.code === 'upstream_timeout' ? 'timeout' : 'handshake');
+        return fail(error, 'upstream');
+      }
+      conn.upstream = upstream;
+      if (settled) {
+        // Aborted or timed out while dialling: the upstream leg must not linger.
+        upstream.close(CLOSE.goingAway, 'client went away');
+        return;
+      }
+      settled = true;
+      clearTimeout(deadline);
+      connections.add(conn);
+      span.end('accepted');
+      const accepted = conn;
+      res.cork(() => {
+        res.upgrade<UserData>(
+          { conn: accepted, rejection: null },
+          request.headers['sec-websocket-key']!,
+          upstream.protocol,
+          // Extensions are not negotiated: the relay forwards frames as messages, uncompressed.
+          '',
+          context,
+        );
+      });
+    } catch (err) {
+      fail(toGatewayError(err), 'gateway');
+    }
+  }
+
+  const app: TemplatedApp = uws.App();
+  const maxBackpressure = config.backpressure.maxBufferedBytes;
+  app.ws<UserData>('/*', {
+    compression: uws.DISABLED,
+    maxPayloadLength: uwsPayloadCap(config.messages.maxBytes),
+    idleTimeout: config.server.idleTimeoutSec,
+    sendPingsAutomatically: true,
+    maxBackpressure,
+    // Typed as a number in this build's d.ts; 0 = off. Over maxBackpressure, send() reports 2 (dropped) and the relay closes.
+    closeOnBackpressureLimit: 0,
+    upgrade: (res, req, context) => {
+      upgrade(res, req, context).catch((err: unknown) => logger.error({ err }, 'upgrade handler failed'));
+    },
+    open: (ws) => {
+      const data = ws.getUserData();
+      if (data.rejection) {
+        ws.end(data.rejection.code, data.rejection.reason);
+        return;
+      }
+      data.conn?.attach(ws);
+    },
+    message: (ws, message, isBinary) => ws.getUserData().conn?.fromClient(message, isBinary),
+    drain: (ws) => ws.getUserData().conn?.clientDrained(),
+    close: (ws, code, message) => ws.getUserData().conn?.clientClosed(code, Buffer.from(message).toString()),
+  });
+  // A plain HTTP request on a WebSocket path is a malformed handshake (400), anything else 404.
+  app.any('/*', (res, req) => {
+    if (!route(req.getUrl())) return writeNotFound(res);
+    writeHttpRejection(res, new GatewayError('bad_request', 'expected a WebSocket upgrade'));
+  });
+
+  const bound = await listen(app, config.server.host, config.server.port);
+  listenSocket = bound.socket;
+  logger.info({ host: config.server.host, port: bound.port, routes: config.routes.map((r) => r.path) }, 'gateway listening');
+
+  function stopListening(): void {
+    if (listenSocket) uws.us_listen_socket_close(listenSocket);
+    listenSocket = null;
+  }
+
+  async function waitUntilEmpty(timeoutMs: number): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (connections.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  return {
+    port: bound.port,
+    get listening() {
+      return listenSocket !== null;
+    },
+    get draining() {
+      return draining;
+    },
+    get connectionCount() {
+      return connections.size;
+    },
+    async drain(windowMs = config.server.drainWindowMs) {
+      draining = true;
+      stopListening();
+      const open = [...connections];
+      logger.info({ connections: open.length, windowMs }, 'draining');
+      // Spread the 1001s over the window so that clients do not all reconnect elsewhere at once.
+      const step = open.length > 1 ? windowMs / open.length : 0;
+      for (const [i, c] of open.entries()) {
+        if (i > 0 && step >= 1) await new Promise((r) => setTimeout(r, step));
+        c.close(CLOSE.goingAway, 'server draining', 'gateway');
+      }
+      await waitUntilEmpty(2_000);
+    },
+    async close() {
+      draining = true;
+      stopListening();
+      for (const c of [...connections]) c.close(CLOSE.goingAway, 'server shutting down', 'gateway');
+      await waitUntilEmpty(1_000);
+    },
+  };
+}

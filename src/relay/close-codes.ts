@@ -1,0 +1,48 @@
+/**
+ * Close-code mapping between the two legs (RFC 6455 §7.4). 1005, 1006 and 1015 are reported by an
+ * endpoint but must never be sent in a close frame (§7.4.1), so they are translated here.
+ */
+export const CLOSE = {
+  normal: 1000,
+  goingAway: 1001,
+  protocolError: 1002,
+  policyViolation: 1008,
+  tooBig: 1009,
+  internalError: 1011,
+  serviceRestart: 1012,
+  tryAgainLater: 1013,
+  badGateway: 1014,
+  noStatus: 1005,
+  abnormal: 1006,
+  tlsFailure: 1015,
+  /** wsguard private codes (docs/close-codes.md); the rest come from GatewayError codes. */
+  lifetimeReached: 4201,
+} as const;
+
+function sendable(code: number): boolean {
+  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
+}
+
+/** What the upstream is told when the client's leg ended with `code`. */
+export function clientCloseToUpstream(code: number): number {
+  if (code === CLOSE.noStatus) return CLOSE.normal;
+  // The client vanished without a close frame (or uWS folded a 1012–3999 code into 1006; design.md).
+  if (code === CLOSE.abnormal || code === CLOSE.tlsFailure) return CLOSE.goingAway;
+  return sendable(code) ? code : CLOSE.protocolError;
+}
+
+/** What the client is told when the upstream's leg ended with `code`. */
+export function upstreamCloseToClient(code: number): number {
+  if (code === CLOSE.noStatus) return CLOSE.normal;
+  // The app dropped the TCP connection: from the client's side the gateway's upstream failed.
+  if (code === CLOSE.abnormal || code === CLOSE.tlsFailure) return CLOSE.badGateway;
+  return sendable(code) ? code : CLOSE.internalError;
+}
+
+/** A close reason must fit in 123 bytes of UTF-8 (§5.5: control frame payload ≤ 125, minus the code). */
+export function clampReason(reason: string): string {
+  if (Buffer.byteLength(reason) <= 123) return reason;
+  let out = reason.slice(0, 123);
+  while (Buffer.byteLength(out) > 123) out = out.slice(0, -1);
+  return out;
+}

@@ -1,0 +1,250 @@
+import type { WebSocket } from 'uWebSockets.js';
+import type { Config } from '../config/schema.ts';
+import { ERROR_CODES } from '../errors.ts';
+import { checkRate, createRateState, type RateState } from '../messages/rate-policy.ts';
+import type { GatewayObserver, Initiator, RouteCounters } from '../telemetry/observer.ts';
+import { clampReason, CLOSE, clientCloseToUpstream, upstreamCloseToClient } from './close-codes.ts';
+import type { UpstreamConnection, UpstreamHandlers } from './upstream-types.ts';
+
+/**
+ * uWS copies the userData object at upgrade (design.md), so the state both legs share lives in the
+ * Connection that userData only references. `rejection` is set instead in rejectWith: close mode.
+ */
+export interface UserData {
+  conn: Connection | null;
+  rejection: { code: number; reason: string } | null;
+}
+
+export interface ConnectionOptions {
+  config: Config;
+  route: string;
+  counters: RouteCounters;
+  observer: GatewayObserver;
+  /** Gives the concurrent slot back; called once when the connection ends. */
+  release: () => void;
+  /** Token expiry (ms since epoch) to close on, or null. */
+  tokenExpiresAtMs: number | null;
+  /** Called once with the connection when it ends, so the gateway can forget it. */
+  onEnded: (conn: Connection) => void;
+}
+
+const BACKPRESSURE_CODE = ERROR_CODES.backpressure.closeCode;
+
+/**
+ * The two-way pump for one admitted connection: uWS client leg ⇄ upstream leg. Messages go through
+ * untouched (same bytes, same opcode, same order); close codes are mapped both ways; a slow side
+ * pauses the other where it can and is closed with 4102 if it stays slow, so nothing is lost quietly.
+ */
+export class Connection {
+  ws: WebSocket<UserData> | null = null;
+  upstream: UpstreamConnection | null = null;
+  private isOpen = false;
+  private ended = false;
+  private upstreamEnded = false;
+  /** Upstream messages that arrived between the upstream's 101 and the client's open. */
+  private early: Array<[Buffer, boolean]> = [];
+  private earlyClose: [number, string] | null = null;
+  private initiator: Initiator | null = null;
+  private openedAtMs = 0;
+  private messagesIn = 0;
+  private messagesOut = 0;
+  private readonly rate: RateState;
+  private upstreamPaused = false;
+  private clientStall: NodeJS.Timeout | null = null;
+  private upstreamStall: NodeJS.Timeout | null = null;
+  private deadline: NodeJS.Timeout | null = null;
+
+  constructor(private readonly o: ConnectionOptions) {
+    this.rate = createRateState(o.config.messages.rate, Date.now());
+  }
+
+  /** Handlers for the upstream dial; they are live from the dial on. */
+  readonly upstreamHandlers: UpstreamHandlers = {
+    batch: (deliver) => {
+      const ws = this.ws;
+      if (ws && this.isOpen && !this.ended) ws.cork(deliver);
+      else deliver();
+    },
+    onMessage: (data, isBinary) => this.fromUpstream(data, isBinary),
+    onClose: (code, reason) => this.upstreamClosed(code, reason),
+    onDrain: () => {
+      if (this.clientStall) clearTimeout(this.clientStall);
+      this.clientStall = null;
+    },
+  };
+
+  /** The client's socket opened (uWS `open`): deliver what the upstream already sent, arm timers. */
+  attach(ws: WebSocket<UserData>): void {
+    this.ws = ws;
+    this.isOpen = true;
+    this.openedAtMs = Date.now();
+    this.o.observer.connectionOpened(this.o.route);
+    const early = this.early;
+    this.early = [];
+    ws.cork(() => {
+      for (const [data, isBinary] of early) this.fromUpstream(data, isBinary);
+    });
+    if (this.earlyClose) {
+      this.upstreamClosed(...this.earlyClose);
+      return;
+    }
+    this.armDeadline();
+  }
+
+  private armDeadline(): void {
+    const { config, tokenExpiresAtMs } = this.o;
+    const lifetimeAt = config.server.maxLifetimeMin > 0 ? this.openedAtMs + config.server.maxLifetimeMin * 60_000 : Infinity;
+    const expiryAt = config.auth.closeOnExpiry && tokenExpiresAtMs !== null ? tokenExpiresAtMs : Infinity;
+    const at = Math.min(lifetimeAt, expiryAt);
+    if (at === Infinity) return;
+    // setTimeout's delay is a 32-bit int; longer deadlines re-arm when the first timer fires.
+    const delay = Math.max(0, Math.min(at - Date.now(), 2 ** 31 - 1));
+    this.deadline = setTimeout(() => {
+      if (Date.now() < at) return this.armDeadline();
+      if (expiryAt <= lifetimeAt) this.close(ERROR_CODES.token_expired.closeCode, 'token expired', 'gateway');
+      else this.close(CLOSE.lifetimeReached, 'connection lifetime reached', 'gateway');
+    }, delay);
+  }
+
+  fromClient(message: ArrayBuffer, isBinary: boolean): void {
+    if (this.ended) return;
+    const { config } = this.o;
+    const size = message.byteLength;
+    if (size > config.messages.maxBytes) {
+      this.close(CLOSE.tooBig, 'message too big', 'gateway');
+      return;
+    }
+    const verdict = checkRate(this.rate, config.messages.rate, size, Date.now());
+    if (verdict !== 'pass') {
+      this.o.observer.messageRateLimited(this.o.route, verdict);
+      if (verdict === 'close') this.close(ERROR_CODES.message_rate.closeCode, 'message rate exceeded', 'gateway');
+      else this.dropNotice();
+      return;
+    }
+    const upstream = this.upstream;
+    if (!upstream) return;
+    this.messagesIn++;
+    const counters = this.o.counters;
+    counters.messagesIn++;
+    counters.bytesIn += size;
+    if (upstream.send(message, isBinary)) return;
+    // The upstream is not keeping up. uWS (this version) cannot pause reading a WebSocket, so the
+    // client is given maxStallMs to let the upstream catch up, within a hard byte cap.
+    if (upstream.bufferedAmount > config.backpressure.maxBufferedBytes) {
+      this.backpressureClose('client_to_upstream', 'upstream too slow');
+    } else if (!this.clientStall) {
+      this.clientStall = setTimeout(() => this.backpressureClose('client_to_upstream', 'upstream too slow'), config.backpressure.maxStallMs);
+    }
+  }
+
+  private dropNotice(): void {
+    const { notice } = this.o.config.messages.rate;
+    const now = Date.now();
+    if (!notice || now - this.rate.lastNoticeMs < 1000 || !this.ws) return;
+    this.rate.lastNoticeMs = now;
+    this.ws.send('{"type":"wsguard.rate_limited","action":"drop"}', false);
+  }
+
+  private fromUpstream(data: Uint8Array, isBinary: boolean): void {
+    if (this.ended) return;
+    const ws = this.ws;
+    if (!ws || !this.isOpen) {
+      // `data` is only valid during the call: keep a copy until the client's open.
+      this.early.push([Buffer.from(data), isBinary]);
+      return;
+    }
+    this.messagesOut++;
+    const counters = this.o.counters;
+    counters.messagesOut++;
+    counters.bytesOut += data.byteLength;
+    const status = ws.send(data, isBinary, false);
+    if (status === 1) return;
+    const { backpressure } = this.o.config;
+    // 2 = uWS dropped the message (over maxBackpressure): close rather than lose data quietly.
+    if (status === 2) {
+      this.backpressureClose('upstream_to_client', 'client too slow');
+      return;
+    }
+    if (!this.upstreamPaused && ws.getBufferedAmount() > backpressure.highWaterBytes) {
+      this.upstreamPaused = true;
+      this.upstream?.pause();
+      this.o.observer.backpressure(this.o.route, 'upstream_to_client', 'pause');
+      this.upstreamStall = setTimeout(() => this.backpressureClose('upstream_to_client', 'client too slow'), backpressure.maxStallMs);
+    }
+  }
+
+  /** uWS `drain`: the client's buffer went down; resume the upstream once under the mark. */
+  clientDrained(): void {
+    const ws = this.ws;
+    if (!this.upstreamPaused || !ws || this.ended) return;
+    if (ws.getBufferedAmount() > this.o.config.backpressure.highWaterBytes) return;
+    this.upstreamPaused = false;
+    if (this.upstreamStall) clearTimeout(this.upstreamStall);
+    this.upstreamStall = null;
+    this.upstream?.resume();
+  }
+
+  private backpressureClose(direction: 'client_to_upstream' | 'upstream_to_client', reason: string): void {
+    this.o.observer.backpressure(this.o.route, direction, 'close');
+    this.close(BACKPRESSURE_CODE, reason, 'gateway');
+  }
+
+  private upstreamClosed(code: number, reason: string): void {
+    this.upstreamEnded = true;
+    if (this.ended) return;
+    if (!this.isOpen) {
+      this.earlyClose = [code, reason];
+      return;
+    }
+    this.close(upstreamCloseToClient(code), reason, 'upstream');
+  }
+
+  /** Ends the connection from the gateway's or the upstream's side: the client gets `code`. */
+  close(code: number, reason: string, initiator: Initiator): void {
+    if (this.ended) return;
+    this.initiator ??= initiator;
+    const ws = this.ws;
+    if (ws && this.isOpen) {
+      ws.end(code, clampReason(reason));
+      return; // uWS calls `close` → clientClosed, which finishes the bookkeeping.
+    }
+    this.finish(code, reason);
+  }
+
+  /** uWS `close`: the client leg is gone (whoever started it). */
+  clientClosed(code: number, reason: string): void {
+    if (this.ended) return;
+    this.initiator ??= 'client';
+    this.finish(code, reason);
+  }
+
+  /** The handshake was abandoned before the client opened (client abort, deadline). */
+  abandon(): void {
+    this.initiator ??= 'client';
+    this.finish(CLOSE.goingAway, 'client aborted the handshake');
+  }
+
+  private finish(code: number, reason: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.isOpen = false;
+    for (const t of [this.clientStall, this.upstreamStall, this.deadline]) if (t) clearTimeout(t);
+    const upstream = this.upstream;
+    if (upstream && !this.upstreamEnded) {
+      if (this.initiator === 'client') upstream.close(clientCloseToUpstream(code), clampReason(reason));
+      else upstream.close(CLOSE.goingAway, clampReason(`wsguard: ${reason}`));
+    }
+    this.o.release();
+    if (this.openedAtMs) {
+      this.o.observer.connectionClosed({
+        route: this.o.route,
+        code,
+        initiator: this.initiator ?? 'client',
+        durationMs: Date.now() - this.openedAtMs,
+        messagesIn: this.messagesIn,
+        messagesOut: this.messagesOut,
+      });
+    }
+    this.o.onEnded(this);
+  }
+}
