@@ -27,7 +27,7 @@ const adminClaimRule = z.object({
    * space-separated string (OAuth `scope`) matches when one of its words equals the value.
    */
   value: z.union([z.string(), z.number(), z.boolean()]),
-});
+}).strict();
 export type AdminClaimRule = z.infer<typeof adminClaimRule>;
 
 export const telemetrySchema = z
@@ -47,6 +47,7 @@ export const telemetrySchema = z
         /** 9464 is Prometheus' registered exporter port; 0 picks a free port (tests). */
         port: z.number().int().min(0).max(65535).default(9464),
       })
+      .strict()
       .prefault({}),
     traces: z
       .object({
@@ -60,6 +61,7 @@ export const telemetrySchema = z
         /** Cap on rate-limit / backpressure span events per second across all connections. */
         violationEventsPerSec: z.number().int().min(0).default(10),
       })
+      .strict()
       .prefault({}),
     monitoring: z
       .object({
@@ -78,6 +80,7 @@ export const telemetrySchema = z
         /** How many offending client keys the in-memory top-K keeps (space-saving). */
         topOffendersCapacity: z.number().int().min(1).max(10_000).default(100),
       })
+      .strict()
       .prefault({}),
     logs: z
       .object({
@@ -86,8 +89,10 @@ export const telemetrySchema = z
         rejectionSummaryIntervalMs: z.number().int().min(100).default(10_000),
         rejectionLinesPerInterval: z.number().int().min(0).default(5),
       })
+      .strict()
       .prefault({}),
   })
+  .strict()
   .prefault({});
 
 export type TelemetryConfig = z.infer<typeof telemetrySchema>;

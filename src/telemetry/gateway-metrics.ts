@@ -1,7 +1,6 @@
 import type { Attributes, Counter, Histogram, Meter, ObservableResult } from '@opentelemetry/api';
 import type { Decision, Direction, Initiator, RouteCounters } from './observer.ts';
 import {
-  ACCEPTED,
   ATTR,
   BACKPRESSURE_ACTIONS,
   CLOSE_CODES,
@@ -15,6 +14,7 @@ import {
   LIMIT_STORES,
   MAX_ROUTES,
   OTHER,
+  OUTCOMES,
   RATE_LIMIT_ACTIONS,
   REASONS,
   UPSTREAM_ERROR_KINDS,
@@ -147,7 +147,7 @@ export class GatewayMetrics {
   }
 
   handshakeDuration(s: RouteState, seconds: number, outcome: string): void {
-    const o = outcome === ACCEPTED ? ACCEPTED : oneOf(REASONS, outcome);
+    const o = oneOf(OUTCOMES, outcome);
     this.#handshakeDuration.record(seconds, { [ATTR.route]: s.route, [ATTR.outcome]: o });
   }
 

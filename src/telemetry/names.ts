@@ -94,13 +94,17 @@ export const REASONS = [
   'handshake_timeout',
   'draining',
   'store_unavailable',
+  // Beyond design.md's list: a policy or the gateway failed unexpectedly (GatewayError 'internal').
+  'internal',
 ] as const;
 export type Reason = (typeof REASONS)[number];
 
 export const OTHER = 'other';
 export const ACCEPTED = 'accepted';
-/** Handshake outcomes: accepted or one of the reasons. */
-export const OUTCOMES: readonly string[] = [ACCEPTED, ...REASONS, OTHER];
+/** The client went away before the handshake finished (uWS onAborted): neither accepted nor rejected. */
+export const CLIENT_ABORT = 'client_abort';
+/** Handshake outcomes: accepted, client_abort or one of the reasons. */
+export const OUTCOMES: readonly string[] = [ACCEPTED, CLIENT_ABORT, ...REASONS, OTHER];
 export const DECISIONS = ['enforced', 'dry_run'] as const;
 export const INITIATORS = ['client', 'upstream', 'gateway'] as const;
 export const DIRECTIONS = ['client_to_upstream', 'upstream_to_client'] as const;
