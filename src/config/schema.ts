@@ -68,7 +68,7 @@ export const configSchema = z
           .default(120)
           .refine((v) => v === 0 || v >= 8, 'must be 0 (off) or at least 8 (uWS pings at half the idle time)')
           .describe('Close a connection that has been silent this long; automatic pings keep live ones open. 0 turns it off.'),
-        maxLifetimeMin: z.number().int().min(0).default(0).describe('Close connections older than this many minutes (0: no limit).'),
+        maxLifetimeSec: z.number().int().min(0).default(0).describe('Close connections older than this many seconds with 4201, reconnect now (0: no limit).'),
         drainWindowMs: z
           .number()
           .int()

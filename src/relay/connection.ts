@@ -98,7 +98,7 @@ export class Connection {
 
   private armDeadline(): void {
     const { config, tokenExpiresAtMs } = this.o;
-    const lifetimeAt = config.server.maxLifetimeMin > 0 ? this.openedAtMs + config.server.maxLifetimeMin * 60_000 : Infinity;
+    const lifetimeAt = config.server.maxLifetimeSec > 0 ? this.openedAtMs + config.server.maxLifetimeSec * 1000 : Infinity;
     const expiryAt = config.auth.closeOnExpiry && tokenExpiresAtMs !== null ? tokenExpiresAtMs : Infinity;
     const at = Math.min(lifetimeAt, expiryAt);
     if (at === Infinity) return;

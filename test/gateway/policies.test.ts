@@ -175,3 +175,40 @@ describe('X-Forwarded-For trust', () => {
     for (const s of [a1, a2, b]) s.close();
   });
 });
+
+describe('connection lifetime and idle timeout', () => {
+  it('closes a connection older than maxLifetimeSec with 4201', async () => {
+    const { url } = await setup({ server: { maxLifetimeSec: 1 } });
+    const ws = await open(url);
+    const started = Date.now();
+    expect(await closed(ws)).toEqual({ code: 4201, reason: 'connection lifetime reached' });
+    expect(Date.now() - started).toBeGreaterThan(800);
+  });
+
+  it('keeps a silent client that answers pings, and drops one that does not', async () => {
+    const { url } = await setup({ server: { idleTimeoutSec: 8 } });
+    const answering = await open(url);
+    const mute = await open(url, [], { autoPong: false });
+    const muteClosed = closed(mute);
+    const started = Date.now();
+    // uWS checks timeouts on a coarse (4 s) tick and pings a silent socket before dropping it.
+    expect((await muteClosed).code).toBe(1006);
+    await new Promise((r) => setTimeout(r, Math.max(0, 10_000 - (Date.now() - started))));
+    expect(answering.readyState).toBe(WebSocket.OPEN);
+    answering.close();
+  }, 30_000);
+});
+
+describe('limit store outage', () => {
+  it('fails closed with 503 and Retry-After when the store errors', async () => {
+    const { MemoryLimitStore } = await import('../../src/limits/memory-store.ts');
+    const store = new MemoryLimitStore();
+    store.tryAttempt = () => Promise.reject(new Error('connection refused'));
+    upstream = await startEchoUpstream();
+    gw = await startTestGateway(upstream.url, {}, { store });
+    const r = rejected(await attempt(`${gw.base}/ws/a?access_token=${await signToken()}`));
+    expect(r.status).toBe(503);
+    expect(r.headers['retry-after']).toBe('5');
+    expect(JSON.parse(r.body).error).toBe('store_unavailable');
+  });
+});
