@@ -1,5 +1,6 @@
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
 import { GatewayError } from '../errors.ts';
 import type { UpstreamConnection, UpstreamDialer, UpstreamDialOptions, UpstreamHandlers } from './upstream-types.ts';
 
@@ -11,11 +12,14 @@ const DEFAULT_CLOSE_TIMEOUT_MS = 1000;
 /** A response head larger than this is not a WebSocket upgrade we want to keep reading. */
 const MAX_RESPONSE_HEAD_BYTES = 16 * 1024;
 /**
- * Output buffers start small so that idle connections hold little memory and double (up to the cap)
- * when a burst in one tick outgrows them.
+ * Output buffer sizes. A buffer is handed to the socket at every flush and never reused, so an
+ * idle connection holds none; the next one is sized from what the last tick wrote (twice that,
+ * within these bounds) so that a busy connection encodes a tick's frames into one buffer.
+ * Sizes under 4 KiB come from Node's shared Buffer pool.
  */
-const MIN_OUT_BYTES = 4 * 1024;
+const MIN_OUT_BYTES = 1024;
 const MAX_OUT_BYTES = 256 * 1024;
+const NO_BUFFER = Buffer.alloc(0);
 /**
  * One read buffer shared by every lean connection (net `onread`): each read is parsed synchronously,
  * and whatever must outlive the call (partial frames, fragments, a paused remainder) is copied out,
@@ -48,7 +52,11 @@ export interface LeanDialerOptions {
    * bench/upstream-leg.ts measures both; 'immediate' is the default.
    */
   flush?: FlushMode;
+  /** TLS settings for wss:// upstreams (e.g. `ca` for a private CA); host and servername are set from the URL. */
+  tls?: tls.ConnectionOptions;
 }
+
+type LeanSettings = Required<Omit<LeanDialerOptions, 'tls'>> & Pick<LeanDialerOptions, 'tls'>;
 
 /**
  * RFC 6455 §5.3 requires an unpredictable masking key per frame. Drawing 4 bytes per frame from a
@@ -131,10 +139,12 @@ class LeanConnection implements UpstreamConnection {
 
   // Outbound: frames are encoded into `out` between outStart and outEnd; flush hands that region to
   // the socket (which keeps a reference) and encoding continues after it, so no copy is ever made.
-  private out: Buffer = Buffer.allocUnsafe(0);
+  private out: Buffer = NO_BUFFER;
   private outStart = 0;
   private outEnd = 0;
   private outCapacity = MIN_OUT_BYTES;
+  /** Bytes encoded since the last flush, to size the next buffer. */
+  private tickBytes = 0;
   private queued = false;
   private needDrain = false;
 
@@ -165,7 +175,7 @@ class LeanConnection implements UpstreamConnection {
     socket: net.Socket,
     handlers: UpstreamHandlers,
     options: UpstreamDialOptions,
-    lean: Required<LeanDialerOptions>,
+    lean: LeanSettings,
   ) {
     this.socket = socket;
     this.handlers = handlers;
@@ -244,13 +254,14 @@ class LeanConnection implements UpstreamConnection {
     }
     for (; i < length; i++) out[p + i] = payload[i]! ^ (i % 4 === 0 ? m0 : i % 4 === 1 ? m1 : m2);
     this.outEnd = p + length;
+    this.tickBytes += headerBytes + length;
     this.scheduleFlush();
   }
 
   private reserve(bytes: number): void {
     if (this.out.length - this.outEnd >= bytes) return;
-    // What is queued goes out now, so the new buffer never needs a copy of it; this only happens
-    // when a burst outgrows the buffer, and then the buffer grows for the next burst.
+    // A burst outgrew the buffer: what is queued goes out now, so the new buffer never needs a
+    // copy of it, and the next one is larger.
     if (this.outEnd > this.outStart) {
       this.writeOut();
       this.outCapacity = Math.min(this.outCapacity * 2, MAX_OUT_BYTES);
@@ -277,12 +288,11 @@ class LeanConnection implements UpstreamConnection {
   flush(): void {
     this.queued = false;
     if (this.outEnd > this.outStart) this.writeOut();
-    // A small remainder is not worth keeping alive for an idle connection.
-    if (this.out.length - this.outEnd < MIN_OUT_BYTES) {
-      this.out = Buffer.allocUnsafe(0);
-      this.outStart = 0;
-      this.outEnd = 0;
-    }
+    this.outCapacity = Math.min(MAX_OUT_BYTES, Math.max(MIN_OUT_BYTES, this.tickBytes * 2));
+    this.tickBytes = 0;
+    this.out = NO_BUFFER;
+    this.outStart = 0;
+    this.outEnd = 0;
     this.checkDrain();
   }
 
@@ -301,7 +311,7 @@ class LeanConnection implements UpstreamConnection {
 
   // ── receiving ──────────────────────────────────────────────────────────────────────────────
 
-  /** net `onread` callback target: `chunk` is a view into the shared read buffer. */
+  /** Bytes read from the upstream: a view into the shared read buffer (ws://) or a TLS chunk. */
   onRead(chunk: Buffer): void {
     if (this.finished || this.closeReceived) return;
     // The common case of a read that only continues a large frame needs no cork around it.
@@ -548,6 +558,9 @@ class LeanConnection implements UpstreamConnection {
     this.queueClose(isValidWireCloseCode(code) ? code : null, reason);
     this.flush();
     if (this.closeReceived) this.socket.end();
+    // The closing handshake needs the upstream's close frame (§7.1.2): a paused leg would never
+    // read it and would end in the timeout, so reading resumes.
+    else if (this.userPaused) this.resume();
     this.armCloseTimer();
   }
 
@@ -655,47 +668,69 @@ function checkUpgrade(head: ParsedHead, key: string, offered: string[]): { error
 
 /** Builds a lean dialer; `dialLeanUpstream` is the default one. */
 export function createLeanDialer(lean: LeanDialerOptions = {}): UpstreamDialer {
-  const settings: Required<LeanDialerOptions> = {
+  const settings: LeanSettings = {
     highWaterBytes: lean.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES,
     closeTimeoutMs: lean.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS,
     flush: lean.flush ?? 'immediate',
+    tls: lean.tls,
   };
   return (options, handlers) => dial(options, handlers, settings);
 }
 
-function dial(options: UpstreamDialOptions, handlers: UpstreamHandlers, lean: Required<LeanDialerOptions>): Promise<UpstreamConnection> {
+function dial(options: UpstreamDialOptions, handlers: UpstreamHandlers, settings: LeanSettings): Promise<UpstreamConnection> {
   return new Promise<UpstreamConnection>((resolve, reject) => {
     const url = options.url;
-    if (url.protocol === 'wss:' || url.protocol === 'https:') {
-      reject(new GatewayError('upstream_unavailable', 'wss upstream not supported by the lean leg'));
-      return;
-    }
-    if (url.protocol !== 'ws:' && url.protocol !== 'http:') {
+    const secure = url.protocol === 'wss:' || url.protocol === 'https:';
+    if (!secure && url.protocol !== 'ws:' && url.protocol !== 'http:') {
       reject(new GatewayError('upstream_unavailable', `unsupported upstream URL scheme ${url.protocol}`));
       return;
     }
     const key = randomBytes(16).toString('base64');
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    const port = url.port === '' ? 80 : Number(url.port);
+    const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
 
     let settled = false;
     let responseHead: Buffer | null = null;
     let connection: LeanConnection | null = null;
 
-    const socket = net.connect({
-      host,
-      port,
-      noDelay: true,
-      onread: {
-        buffer: sharedReadBuffer,
-        callback: (bytes: number, buffer: Uint8Array) => {
-          const chunk = Buffer.from(buffer.buffer, buffer.byteOffset, bytes);
-          if (connection !== null) connection.onRead(chunk);
-          else onHandshakeBytes(chunk);
-          return true;
+    const onBytes = (chunk: Buffer) => {
+      if (connection !== null) {
+        connection.onRead(chunk);
+        return;
+      }
+      try {
+        onHandshakeBytes(chunk);
+      } catch (err) {
+        fail('upstream_unavailable', `upstream handshake could not be read: ${errorMessage(err)}`, err);
+      }
+    };
+
+    let socket: net.Socket;
+    if (secure) {
+      // TLS decrypts into its own buffers, so reads arrive as ordinary 'data' chunks.
+      socket = tls.connect({
+        ...settings.tls,
+        host,
+        port,
+        servername: net.isIP(host) === 0 ? host : undefined,
+        ALPNProtocols: ['http/1.1'],
+      });
+      socket.setNoDelay(true);
+      socket.on('data', onBytes);
+    } else {
+      socket = net.connect({
+        host,
+        port,
+        noDelay: true,
+        onread: {
+          buffer: sharedReadBuffer,
+          callback: (bytes: number, buffer: Uint8Array) => {
+            onBytes(Buffer.from(buffer.buffer, buffer.byteOffset, bytes));
+            return true;
+          },
         },
-      },
-    });
+      });
+    }
 
     const fail = (code: 'upstream_unavailable' | 'upstream_timeout', message: string, cause?: unknown) => {
       if (settled) return;
@@ -735,7 +770,7 @@ function dial(options: UpstreamDialOptions, handlers: UpstreamHandlers, lean: Re
       socket.removeListener('close', onDialClose);
       const rest = responseHead.length > endOfHead + 4 ? responseHead.subarray(endOfHead + 4) : null;
       responseHead = null;
-      connection = new LeanConnection(socket, handlers, options, lean);
+      connection = new LeanConnection(socket, handlers, options, settings);
       connection.activate(verdict.protocol, rest);
       resolve(connection);
     };
@@ -748,7 +783,7 @@ function dial(options: UpstreamDialOptions, handlers: UpstreamHandlers, lean: Re
 
     socket.on('error', onDialError);
     socket.on('close', onDialClose);
-    socket.once('connect', () => {
+    socket.once(secure ? 'secureConnect' : 'connect', () => {
       if (!settled) socket.write(requestHead(url, key, options));
     });
   });

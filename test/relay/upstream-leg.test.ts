@@ -233,7 +233,7 @@ describe.each([
     const serverClosed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
     ws.close(4001, 'see you');
     await waitFor(() => h.closes.length === 1);
-    expect(h.closes[0]).toEqual({ code: 4001, reason: 'see you' });
+    expect(h.closes[0]).toEqual({ code: 4001, reason: 'see you', insideBatch: true });
     // RFC 6455 §5.5.1: the client echoes the close frame, so the server's close completes cleanly.
     expect(await serverClosed).toBe(4001);
     await sleep(50);

@@ -191,7 +191,7 @@ export interface Received {
 export interface Harness {
   conn: UpstreamConnection;
   messages: Received[];
-  closes: { code: number; reason: string }[];
+  closes: { code: number; reason: string; insideBatch: boolean }[];
   drains: number;
   batches: number;
   /** Runs inside onMessage, for tests that act on delivery (e.g. pause). */
@@ -217,7 +217,7 @@ export function recordingHandlers(): { handlers: UpstreamHandlers; state: Omit<H
       state.onMessageHook?.(message);
     },
     onClose(code, reason) {
-      state.closes.push({ code, reason });
+      state.closes.push({ code, reason, insideBatch: inBatch });
     },
     onDrain() {
       state.drains++;
