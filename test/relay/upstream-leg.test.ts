@@ -214,6 +214,69 @@ describe.each([
     h.conn.terminate();
   });
 
+  it('reassembles a long mixed stream written in random slices', async () => {
+    // A seeded generator keeps failures reproducible: frame sizes across all three length forms,
+    // fragmented messages with pings between fragments, written in 1..4000-byte slices.
+    let seed = 0x2545f491;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const expected: Buffer[] = [];
+    const frames: Buffer[] = [];
+    let pings = 0;
+    for (let m = 0; m < 150; m++) {
+      const sizes = [0, 1, 125, 126, 200, 65535, 65536, 70_000];
+      const size = random(4) === 0 ? sizes[random(sizes.length)]! : random(3000);
+      const payload = Buffer.alloc(size);
+      for (let i = 0; i < size; i++) payload[i] = (m + i) & 0xff;
+      expected.push(payload);
+      const parts = 1 + random(3);
+      const cut = [0, ...[...Array(parts - 1)].map(() => random(size + 1)).sort((x, y) => x - y), size];
+      for (let p = 0; p < parts; p++) {
+        frames.push(serverFrame(p === 0 ? OP.binary : OP.continuation, payload.subarray(cut[p]!, cut[p + 1]!), { fin: p === parts - 1 }));
+        // ws 8.23 terminates a leg with more than 60 unanswered pings (maxPendingAutoPongs, a
+        // ping-flood guard), and pings within one read are all pending: stay under that.
+        if (p < parts - 1 && pings < 40 && random(2) === 0) {
+          frames.push(serverFrame(OP.ping, `p${pings}`));
+          pings++;
+        }
+      }
+    }
+    const stream = Buffer.concat(frames);
+    let pongs = 0;
+    const server = await track(
+      startRawServer((socket, req) => {
+        socket.write(acceptResponse(req.key));
+        let clientBytes = Buffer.alloc(0);
+        socket.on('data', (chunk: Buffer) => {
+          clientBytes = Buffer.concat([clientBytes, chunk]);
+          for (let frame = parseClientFrame(clientBytes); frame !== null; frame = parseClientFrame(clientBytes)) {
+            if (frame.opcode === OP.pong) pongs++;
+            clientBytes = clientBytes.subarray(frame.size);
+          }
+        });
+        let at = 0;
+        const writeSlice = () => {
+          if (at >= stream.length || socket.destroyed) return;
+          const next = Math.min(stream.length, at + 1 + random(4000));
+          socket.write(stream.subarray(at, next));
+          at = next;
+          setImmediate(writeSlice);
+        };
+        writeSlice();
+      }),
+    );
+    const h = await dialRecorded(dialer, { url: server.url });
+    await waitFor(() => h.messages.length === expected.length, 15_000, `${expected.length} messages`);
+    for (let m = 0; m < expected.length; m++) {
+      if (!h.messages[m]!.data.equals(expected[m]!)) throw new Error(`message ${m} differs (size ${expected[m]!.length})`);
+    }
+    await waitFor(() => pongs === pings, 5000, `${pings} pongs`);
+    expect(pings).toBeGreaterThan(20);
+    h.conn.terminate();
+  });
+
   it('answers a ping with a pong carrying the same payload', async () => {
     const server = await track(startWsServer());
     const connected = server.nextConnection();
