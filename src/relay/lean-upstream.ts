@@ -62,8 +62,8 @@ export interface LeanDialerOptions {
 type LeanSettings = Required<Omit<LeanDialerOptions, 'tls'>> & Pick<LeanDialerOptions, 'tls'>;
 
 /**
- * RFC 6455 §5.3 requires an unpredictable masking key per frame. Drawing 4 bytes per frame from a
- * block refilled by one randomFillSync call keeps that to one syscall-free read per message.
+ * RFC 6455 §5.3 requires an unpredictable masking key per frame. Keys are drawn 4 bytes at a time
+ * from a block of CSPRNG output, so one randomFillSync call serves 2048 frames.
  */
 const maskPool = Buffer.allocUnsafe(8 * 1024);
 let maskOffset = maskPool.length;
@@ -288,7 +288,12 @@ class LeanConnection implements UpstreamConnection {
     }
   }
 
+  /** Called from a setImmediate/nextTick of our own: a failure ends this leg, not the process. */
   flush(): void {
+    this.guard(() => this.flushNow());
+  }
+
+  private flushNow(): void {
     this.queued = false;
     if (this.outEnd > this.outStart) this.writeOut();
     this.outCapacity = Math.min(MAX_OUT_BYTES, Math.max(MIN_OUT_BYTES, this.tickBytes * 2));
@@ -504,7 +509,7 @@ class LeanConnection implements UpstreamConnection {
       // §5.5.1: echo the status code we received, then stop sending.
       this.queueClose(code === CLOSE_NO_STATUS ? null : code, '');
     }
-    this.flush();
+    this.flushNow();
     this.socket.end();
     this.armCloseTimer();
     this.finish(code, reason);
@@ -514,7 +519,7 @@ class LeanConnection implements UpstreamConnection {
   private fail(code: number, reason: string): -1 {
     this.closeReceived = true; // stop parsing whatever follows
     if (!this.closeSent) this.queueClose(code, reason);
-    this.flush();
+    this.flushNow();
     this.socket.end();
     this.armCloseTimer();
     this.finish(code, reason);
