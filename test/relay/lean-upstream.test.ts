@@ -1,11 +1,8 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import type net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { GatewayError } from '../../src/errors.ts';
 import { createLeanDialer, dialLeanUpstream } from '../../src/relay/lean-upstream.ts';
 import {
@@ -142,20 +139,10 @@ describe('lean upstream leg', () => {
   });
 
   describe('wss://', () => {
-    let dir = '';
-    let cert = '';
-    let key = '';
-    beforeAll(() => {
-      dir = mkdtempSync(join(tmpdir(), 'wsguard-tls-'));
-      execFileSync('openssl', [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-        '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-      ], { stdio: 'ignore' });
-      cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
-      key = readFileSync(join(dir, 'key.pem'), 'utf8');
-    });
-    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    // A self-signed test-only certificate for 127.0.0.1/localhost (valid until 2125), checked in
+    // so that the tests need no openssl binary.
+    const cert = readFileSync(new URL('./fixtures/localhost-cert.pem', import.meta.url), 'utf8');
+    const key = readFileSync(new URL('./fixtures/localhost-key.pem', import.meta.url), 'utf8');
 
     async function startWssEcho(): Promise<TestServer & { port: number }> {
       const server = https.createServer({ key, cert });
