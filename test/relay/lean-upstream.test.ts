@@ -139,7 +139,7 @@ describe('lean upstream leg', () => {
   });
 
   describe('wss://', () => {
-    // A self-signed test-only certificate for 127.0.0.1/localhost (valid until 2125), checked in
+    // A self-signed test-only certificate for 127.0.0.1/localhost (valid until 2126), checked in
     // so that the tests need no openssl binary.
     const cert = readFileSync(new URL('./fixtures/localhost-cert.pem', import.meta.url), 'utf8');
     const key = readFileSync(new URL('./fixtures/localhost-key.pem', import.meta.url), 'utf8');
