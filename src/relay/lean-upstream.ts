@@ -156,6 +156,8 @@ class LeanConnection implements UpstreamConnection {
   private headLength = 0;
   private frameOpcode = 0;
   private frameFin = false;
+  /** Payload length of the frame whose header was just read. */
+  private pendingLength = 0;
   private framePayload: Buffer | null = null;
   private framePayloadFilled = 0;
   private fragments: Buffer[] = [];
@@ -404,8 +406,6 @@ class LeanConnection implements UpstreamConnection {
     }
     return end;
   }
-
-  private pendingLength = 0;
 
   /**
    * Reads one frame header at src[at..at+available). Returns its size, 0 when more bytes are
