@@ -1,7 +1,9 @@
-import { toGatewayError, type GatewayError } from '../errors.ts';
+import { GatewayError, isGatewayError, toGatewayError } from '../errors.ts';
 import type { GatewayObserver } from '../telemetry/observer.ts';
 import type { AdmissionContext } from './context.ts';
 import type { AdmissionPolicy } from './policy.ts';
+
+const STORE_RETRY_AFTER_MS = 5_000;
 
 export interface Rejection {
   error: GatewayError;
@@ -22,8 +24,13 @@ export async function runAdmission(
       const pending = policy.check(ctx);
       if (pending) await pending;
     } catch (err) {
-      // A store or verifier failure that is not already a GatewayError is an outage, not a verdict.
-      const error = toGatewayError(err, policy.name.endsWith('limit') ? 'store_unavailable' : 'internal');
+      // A store or verifier failure that is not already a GatewayError is an outage, not a verdict:
+      // the limit store being down fails closed with 503 and a short Retry-After.
+      const error = isGatewayError(err)
+        ? err
+        : policy.name.endsWith('limit')
+          ? new GatewayError('store_unavailable', 'limit store unavailable', { retryAfterMs: STORE_RETRY_AFTER_MS, cause: err })
+          : toGatewayError(err);
       if (policy.dryRun && error.reason) {
         observer.rejected(ctx.route.path, error.reason, 'dry_run', ctx.clientKey);
         continue;

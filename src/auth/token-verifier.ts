@@ -6,6 +6,7 @@ import {
   importSPKI,
   jwtVerify,
   type JSONWebKeySet,
+  type JWK,
   type JWTPayload,
   type JWTVerifyGetKey,
   type CryptoKey,
@@ -44,6 +45,7 @@ class JwksCache {
   constructor(
     private readonly url: string,
     refreshSec: number,
+    private readonly cooldownMs: number,
     private readonly events: JwksEvents,
   ) {
     this.timer = setInterval(() => void this.refresh(), refreshSec * 1000).unref();
@@ -75,7 +77,7 @@ class JwksCache {
     return this.inflight;
   }
 
-  /** Refetches at most every 30 s when a token names a kid the set does not have (key rotation). */
+  /** Refetches at most once per cool-down when a token names a kid the set does not have (key rotation). */
   async resolver(): Promise<JWTVerifyGetKey> {
     if (!this.getKey) await this.refresh();
     if (!this.getKey) throw new GatewayError('auth', 'JWKS not loaded');
@@ -83,7 +85,7 @@ class JwksCache {
   }
 
   maybeRefreshForUnknownKid(): Promise<void> | null {
-    if (Date.now() - this.lastFetchMs < 30_000) return null;
+    if (Date.now() - this.lastFetchMs < this.cooldownMs) return null;
     return this.refresh();
   }
 
@@ -92,20 +94,43 @@ class JwksCache {
   }
 }
 
-async function importStaticKeys(config: AuthConfig, algorithms: string[]): Promise<Array<{ kid?: string; key: VerifyKey }>> {
-  const keys: Array<{ kid?: string; key: VerifyKey }> = [];
+function parseJwk(text: string, index: number): JWK {
+  try {
+    return JSON.parse(text) as JWK;
+  } catch (err) {
+    throw new Error(`auth.publicKeys.${index}: not valid JWK JSON: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+interface StaticKey {
+  kid?: string;
+  /** The JWS alg this key verifies; undefined for the HMAC secret (any pinned HS* alg). */
+  alg?: string;
+  key: VerifyKey;
+}
+
+/**
+ * Each public key is imported once per pinned asymmetric algorithm it fits (an RSA PEM for RS256
+ * and PS256, say), so a token is only ever tried against keys of its own algorithm.
+ */
+async function importStaticKeys(config: AuthConfig, algorithms: string[]): Promise<StaticKey[]> {
+  const keys: StaticKey[] = [];
   if (config.secret) keys.push({ key: new TextEncoder().encode(config.secret) });
-  const asym = algorithms.find((a) => !a.startsWith('HS')) ?? 'RS256';
+  const asymmetric = algorithms.filter((a) => !a.startsWith('HS'));
   for (const [i, text] of config.publicKeys.entries()) {
-    try {
-      if (text.trim().startsWith('{')) {
-        const jwk = JSON.parse(text) as { kid?: string; alg?: string };
-        keys.push({ kid: jwk.kid, key: (await importJWK(jwk, jwk.alg ?? asym)) as VerifyKey });
-      } else {
-        keys.push({ key: await importSPKI(text, asym) });
+    const jwk = text.trim().startsWith('{') ? parseJwk(text, i) : null;
+    const candidates = jwk?.alg ? [jwk.alg] : asymmetric;
+    const errors: string[] = [];
+    for (const alg of candidates) {
+      try {
+        const key = jwk ? await importJWK(jwk, alg) : await importSPKI(text, alg);
+        keys.push({ kid: jwk?.kid, alg, key: key as VerifyKey });
+      } catch (err) {
+        errors.push(`${alg}: ${(err as Error).message}`);
       }
-    } catch (err) {
-      throw new Error(`auth.publicKeys.${i}: cannot import key: ${(err as Error).message}`, { cause: err });
+    }
+    if (errors.length === candidates.length) {
+      throw new Error(`auth.publicKeys.${i}: cannot import key for ${candidates.join(', ') || 'any pinned algorithm'} (${errors.join('; ')})`);
     }
   }
   return keys;
@@ -121,7 +146,7 @@ function classify(err: unknown): GatewayError {
 export async function createTokenVerifier(config: AuthConfig, events: JwksEvents = {}): Promise<TokenVerifier> {
   const algorithms = config.algorithms ?? (config.secret ? ['HS256'] : ['RS256']);
   const staticKeys = await importStaticKeys(config, algorithms);
-  const jwks = config.jwksUrl ? new JwksCache(config.jwksUrl, config.jwksRefreshSec, events) : null;
+  const jwks = config.jwksUrl ? new JwksCache(config.jwksUrl, config.jwksRefreshSec, config.jwksCooldownSec * 1000, events) : null;
   const options = {
     algorithms,
     // jose accepts a token without exp unless told otherwise (design.md).
@@ -137,7 +162,7 @@ export async function createTokenVerifier(config: AuthConfig, events: JwksEvents
     // a key-type error instead of a signature mismatch if we tried the wrong kind.
     const symmetric = typeof alg === 'string' && alg.startsWith('HS');
     const candidates = staticKeys.filter(
-      (k) => k.key instanceof Uint8Array === symmetric && (!kid || !k.kid || k.kid === kid),
+      (k) => (symmetric ? k.key instanceof Uint8Array : k.alg === alg) && (!kid || !k.kid || k.kid === kid),
     );
     let lastError: unknown = null;
     for (const { key } of candidates) {

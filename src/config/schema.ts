@@ -68,7 +68,7 @@ export const configSchema = z
           .default(120)
           .refine((v) => v === 0 || v >= 8, 'must be 0 (off) or at least 8 (uWS pings at half the idle time)')
           .describe('Close a connection that has been silent this long; automatic pings keep live ones open. 0 turns it off.'),
-        maxLifetimeMin: z.number().int().min(0).default(0).describe('Close connections older than this many minutes (0: no limit).'),
+        maxLifetimeSec: z.number().int().min(0).default(0).describe('Close connections older than this many seconds with 4201, reconnect now (0: no limit).'),
         drainWindowMs: z
           .number()
           .int()
@@ -136,6 +136,11 @@ export const configSchema = z
           .describe('Public keys as PEM (SPKI) or JWK JSON strings; a JWK may carry a kid.'),
         jwksUrl: z.url().optional().describe('JWKS URL; refreshed every jwksRefreshSec, and the last good set is kept when a refresh fails.'),
         jwksRefreshSec: z.number().int().positive().default(600).describe('How often the JWKS is re-fetched.'),
+        jwksCooldownSec: z
+          .number()
+          .min(0)
+          .default(30)
+          .describe('A token with an unknown kid triggers a JWKS re-fetch at most this often (key rotation).'),
         algorithms: z
           .array(z.enum(['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']))
           .min(1)

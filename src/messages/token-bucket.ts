@@ -25,5 +25,6 @@ export function take(bucket: Bucket, cost: number, capacity: number, refillPerMs
     bucket.tokens -= cost;
     return 0;
   }
-  return Math.ceil((cost - bucket.tokens) / refillPerMs);
+  // The epsilon keeps float residue (0.999 + 0.001 ≠ 1) from adding a spurious millisecond.
+  return Math.ceil((cost - bucket.tokens) / refillPerMs - 1e-9);
 }

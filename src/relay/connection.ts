@@ -29,6 +29,8 @@ export interface ConnectionOptions {
 }
 
 const BACKPRESSURE_CODE = ERROR_CODES.backpressure.closeCode;
+/** How long a client may take to answer our close frame before its TCP connection is dropped. */
+const CLOSE_GRACE_MS = 5_000;
 
 /**
  * The two-way pump for one admitted connection: uWS client leg ⇄ upstream leg. Messages go through
@@ -39,6 +41,8 @@ export class Connection {
   ws: WebSocket<UserData> | null = null;
   upstream: UpstreamConnection | null = null;
   private isOpen = false;
+  /** A close was started (by anyone); no more messages are relayed in either direction. */
+  private closing = false;
   private ended = false;
   private upstreamEnded = false;
   /** Upstream messages that arrived between the upstream's 101 and the client's open. */
@@ -53,6 +57,7 @@ export class Connection {
   private clientStall: NodeJS.Timeout | null = null;
   private upstreamStall: NodeJS.Timeout | null = null;
   private deadline: NodeJS.Timeout | null = null;
+  private forceClose: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: ConnectionOptions) {
     this.rate = createRateState(o.config.messages.rate, Date.now());
@@ -62,7 +67,7 @@ export class Connection {
   readonly upstreamHandlers: UpstreamHandlers = {
     batch: (deliver) => {
       const ws = this.ws;
-      if (ws && this.isOpen && !this.ended) ws.cork(deliver);
+      if (ws && this.isOpen && !this.closing) ws.cork(deliver);
       else deliver();
     },
     onMessage: (data, isBinary) => this.fromUpstream(data, isBinary),
@@ -93,7 +98,7 @@ export class Connection {
 
   private armDeadline(): void {
     const { config, tokenExpiresAtMs } = this.o;
-    const lifetimeAt = config.server.maxLifetimeMin > 0 ? this.openedAtMs + config.server.maxLifetimeMin * 60_000 : Infinity;
+    const lifetimeAt = config.server.maxLifetimeSec > 0 ? this.openedAtMs + config.server.maxLifetimeSec * 1000 : Infinity;
     const expiryAt = config.auth.closeOnExpiry && tokenExpiresAtMs !== null ? tokenExpiresAtMs : Infinity;
     const at = Math.min(lifetimeAt, expiryAt);
     if (at === Infinity) return;
@@ -107,7 +112,7 @@ export class Connection {
   }
 
   fromClient(message: ArrayBuffer, isBinary: boolean): void {
-    if (this.ended) return;
+    if (this.closing) return;
     const { config } = this.o;
     const size = message.byteLength;
     if (size > config.messages.maxBytes) {
@@ -146,7 +151,7 @@ export class Connection {
   }
 
   private fromUpstream(data: Uint8Array, isBinary: boolean): void {
-    if (this.ended) return;
+    if (this.closing) return;
     const ws = this.ws;
     if (!ws || !this.isOpen) {
       // `data` is only valid during the call: keep a copy until the client's open.
@@ -176,7 +181,7 @@ export class Connection {
   /** uWS `drain`: the client's buffer went down; resume the upstream once under the mark. */
   clientDrained(): void {
     const ws = this.ws;
-    if (!this.upstreamPaused || !ws || this.ended) return;
+    if (!this.upstreamPaused || !ws || this.closing) return;
     if (ws.getBufferedAmount() > this.o.config.backpressure.highWaterBytes) return;
     this.upstreamPaused = false;
     if (this.upstreamStall) clearTimeout(this.upstreamStall);
@@ -191,7 +196,7 @@ export class Connection {
 
   private upstreamClosed(code: number, reason: string): void {
     this.upstreamEnded = true;
-    if (this.ended) return;
+    if (this.closing) return;
     if (!this.isOpen) {
       this.earlyClose = [code, reason];
       return;
@@ -201,12 +206,21 @@ export class Connection {
 
   /** Ends the connection from the gateway's or the upstream's side: the client gets `code`. */
   close(code: number, reason: string, initiator: Initiator): void {
-    if (this.ended) return;
+    if (this.closing) return;
+    this.closing = true;
     this.initiator ??= initiator;
+    // The upstream is told at once: the client's half may take long (a slow client reads the close
+    // frame only after the data queued before it).
+    this.closeUpstream(code, reason);
     const ws = this.ws;
     if (ws && this.isOpen) {
       ws.end(code, clampReason(reason));
-      return; // uWS calls `close` → clientClosed, which finishes the bookkeeping.
+      // uWS calls `close` → clientClosed when the close handshake completes; a client that never
+      // reads its close frame is cut off after a grace period.
+      this.forceClose = setTimeout(() => {
+        if (!this.ended) ws.close();
+      }, CLOSE_GRACE_MS);
+      return;
     }
     this.finish(code, reason);
   }
@@ -215,25 +229,33 @@ export class Connection {
   clientClosed(code: number, reason: string): void {
     if (this.ended) return;
     this.initiator ??= 'client';
+    this.closing = true;
     this.finish(code, reason);
   }
 
   /** The handshake was abandoned before the client opened (client abort, deadline). */
   abandon(): void {
     this.initiator ??= 'client';
+    this.closing = true;
     this.finish(CLOSE.goingAway, 'client aborted the handshake');
+  }
+
+  private closeUpstream(code: number, reason: string): void {
+    const upstream = this.upstream;
+    if (!upstream || this.upstreamEnded) return;
+    this.upstreamEnded = true;
+    // A paused leg could not read the upstream's close reply, and the close handshake would hang.
+    if (this.upstreamPaused) upstream.resume();
+    if (this.initiator === 'client') upstream.close(clientCloseToUpstream(code), clampReason(reason));
+    else upstream.close(CLOSE.goingAway, clampReason(`wsguard: ${reason}`));
   }
 
   private finish(code: number, reason: string): void {
     if (this.ended) return;
     this.ended = true;
     this.isOpen = false;
-    for (const t of [this.clientStall, this.upstreamStall, this.deadline]) if (t) clearTimeout(t);
-    const upstream = this.upstream;
-    if (upstream && !this.upstreamEnded) {
-      if (this.initiator === 'client') upstream.close(clientCloseToUpstream(code), clampReason(reason));
-      else upstream.close(CLOSE.goingAway, clampReason(`wsguard: ${reason}`));
-    }
+    for (const t of [this.clientStall, this.upstreamStall, this.deadline, this.forceClose]) if (t) clearTimeout(t);
+    this.closeUpstream(code, reason);
     this.o.release();
     if (this.openedAtMs) {
       this.o.observer.connectionClosed({

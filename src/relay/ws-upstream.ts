@@ -7,6 +7,19 @@ import type { UpstreamConnection, UpstreamDialer, UpstreamDialOptions, UpstreamH
 const HIGH_WATER_BYTES = 1 << 20;
 
 /**
+ * Close codes ws sends when it fails the connection itself (its documented WS_ERR_* codes). ws then
+ * reports 1006 on 'close' because no close frame came back; the contract (and the lean leg) report
+ * the code that ended the leg, so the baseline maps them. RFC 6455 §7.4.1.
+ */
+function failureCloseCode(code: string | undefined): number | undefined {
+  if (code === undefined || !code.startsWith('WS_ERR_')) return undefined;
+  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' || code === 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH') return 1009;
+  if (code === 'WS_ERR_INVALID_UTF8') return 1007;
+  if (code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS') return 1008;
+  return 1002;
+}
+
+/**
  * The `ws` client leg: the well-kept baseline that the lean leg is benchmarked against
  * (bench/relay.ts). Tuned as the issue asks: no permessage-deflate, no UTF-8 validation on this leg
  * (the client side is validated by uWS), synchronous event dispatch.
@@ -26,6 +39,8 @@ export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, han
     let opened = false;
     let closed = false;
     let waitingForDrain = false;
+    let userPaused = false;
+    let failure: { code: number; reason: string } | null = null;
 
     const finish = (code: number, reason: string) => {
       if (closed) return;
@@ -46,7 +61,9 @@ export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, han
           }),
         );
       }
-      // After open, 'close' always follows 'error' and carries the code.
+      // After open, 'close' always follows 'error'; it says 1006 when ws failed the leg itself.
+      const code = failureCloseCode(err.code);
+      if (opened && code !== undefined) failure ??= { code, reason: err.message };
     });
     socket.on('open', () => {
       opened = true;
@@ -71,17 +88,31 @@ export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, han
           }
           return false;
         },
-        pause: () => socket.pause(),
-        resume: () => socket.resume(),
+        pause: () => {
+          userPaused = true;
+          socket.pause();
+        },
+        resume: () => {
+          userPaused = false;
+          socket.resume();
+        },
         close: (code, reason) => socket.close(code, reason),
         terminate: () => socket.terminate(),
       };
+      // Frames that came with the 101 would otherwise be emitted on the next tick, before the
+      // caller's `await` continues and is ready for them: hold reading until then.
+      socket.pause();
       resolve(connection);
+      setImmediate(() => {
+        if (!userPaused) socket.resume();
+      });
     });
     socket.on('message', (data: Buffer, isBinary: boolean) => {
       handlers.batch(() => handlers.onMessage(data, isBinary));
     });
     socket.on('close', (code: number, reason: Buffer) => {
-      if (opened) finish(code, reason.toString('utf8'));
+      if (!opened) return;
+      if (code === 1006 && failure !== null) finish(failure.code, failure.reason);
+      else finish(code, reason.toString('utf8'));
     });
   });

@@ -1,0 +1,133 @@
+import { createServer, type Server } from 'node:http';
+import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createTokenVerifier } from '../../src/auth/token-verifier.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import type { RawConfig } from '../../src/config/schema.ts';
+import { GatewayError } from '../../src/errors.ts';
+import { TEST_SECRET, signToken } from '../helpers/tokens.ts';
+
+const now = () => Math.floor(Date.now() / 1000);
+const authConfig = (auth: NonNullable<RawConfig['auth']>) => parseConfig({ auth }).auth;
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (err) {
+    if (!(err instanceof GatewayError)) throw err;
+    return err.code;
+  }
+}
+
+const closers: Array<() => void> = [];
+afterEach(() => {
+  for (const c of closers.splice(0)) c();
+});
+
+describe('HS256 secret', () => {
+  it('accepts a valid token and returns its claims', async () => {
+    const v = await createTokenVerifier(authConfig({ secret: TEST_SECRET }));
+    expect((await v.verify(await signToken({ sub: 'bob' }))).sub).toBe('bob');
+  });
+
+  it('requires exp, pins the algorithm, refuses alg=none, and reports expiry as its own code', async () => {
+    const v = await createTokenVerifier(authConfig({ secret: TEST_SECRET }));
+    const key = new TextEncoder().encode(TEST_SECRET);
+    const hs384 = await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'HS384' }).setExpirationTime(now() + 60).sign(key);
+    const none = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(`{"sub":"x","exp":${now() + 60}}`).toString('base64url')}.`;
+    expect(await codeOf(v.verify(await signToken({}, null)))).toBe('auth');
+    expect(await codeOf(v.verify(hs384))).toBe('auth');
+    expect(await codeOf(v.verify(none))).toBe('auth');
+    expect(await codeOf(v.verify(await signToken({}, -5)))).toBe('token_expired');
+  });
+
+  it('checks iss and aud when configured, and honours clock tolerance', async () => {
+    const v = await createTokenVerifier(authConfig({ secret: TEST_SECRET, issuer: 'https://idp', audience: 'wsguard', clockToleranceSec: 30 }));
+    expect(await codeOf(v.verify(await signToken({ iss: 'https://idp', aud: 'wsguard' })))).toBe('ok');
+    expect(await codeOf(v.verify(await signToken({ iss: 'https://idp', aud: 'other' })))).toBe('auth');
+    expect(await codeOf(v.verify(await signToken({ iss: 'https://evil', aud: 'wsguard' })))).toBe('auth');
+    expect(await codeOf(v.verify(await signToken({ iss: 'https://idp', aud: 'wsguard' }, -10)))).toBe('ok');
+    expect(await codeOf(v.verify(await signToken({ iss: 'https://idp', aud: 'wsguard' }, -60)))).toBe('token_expired');
+  });
+});
+
+describe('public keys', () => {
+  it('verifies RS256 from PEM and ES256 from a JWK, and rejects an HS token signed with the public key bytes', async () => {
+    const rsa = await generateKeyPair('RS256', { extractable: true });
+    const ec = await generateKeyPair('ES256', { extractable: true });
+    const ecJwk = { ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES256' };
+    const pem = await exportSPKI(rsa.publicKey);
+    const v = await createTokenVerifier(authConfig({ publicKeys: [pem, JSON.stringify(ecJwk)], algorithms: ['RS256', 'ES256'] }));
+    const rs = await new SignJWT({ sub: 'r' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime(now() + 60).sign(rsa.privateKey);
+    const es = await new SignJWT({ sub: 'e' }).setProtectedHeader({ alg: 'ES256', kid: 'ec-1' }).setExpirationTime(now() + 60).sign(ec.privateKey);
+    expect((await v.verify(rs)).sub).toBe('r');
+    expect((await v.verify(es)).sub).toBe('e');
+    // The classic key-confusion attack: HS256 with the public PEM as the secret.
+    const confused = await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(now() + 60).sign(new TextEncoder().encode(pem));
+    expect(await codeOf(v.verify(confused))).toBe('auth');
+  });
+
+  it('names the option when a key cannot be imported', async () => {
+    await expect(createTokenVerifier(authConfig({ publicKeys: ['-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----'] }))).rejects.toThrow(
+      /auth\.publicKeys\.0/,
+    );
+  });
+});
+
+describe('JWKS URL', () => {
+  async function jwksServer(): Promise<{ url: string; keys: JWK[]; fail: { on: boolean }; hits: { n: number }; server: Server }> {
+    const keys: JWK[] = [];
+    const fail = { on: false };
+    const hits = { n: 0 };
+    const server = createServer((_req, res) => {
+      hits.n++;
+      if (fail.on) {
+        res.writeHead(503).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    closers.push(() => server.close());
+    return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks.json`, keys, fail, hits, server };
+  }
+
+  async function keyWithKid(kid: string) {
+    const pair = await generateKeyPair('ES256', { extractable: true });
+    const sign = (sub: string) =>
+      new SignJWT({ sub }).setProtectedHeader({ alg: 'ES256', kid }).setExpirationTime(now() + 60).sign(pair.privateKey);
+    return { jwk: { ...(await exportJWK(pair.publicKey)), kid, alg: 'ES256' }, sign };
+  }
+
+  it('keeps the last good key set when a refresh fails, and picks up a rotated key', async () => {
+    const s = await jwksServer();
+    const k1 = await keyWithKid('k1');
+    s.keys.push(k1.jwk);
+    const v = await createTokenVerifier(authConfig({ jwksUrl: s.url, algorithms: ['ES256'], jwksCooldownSec: 0 }));
+    closers.push(() => v.close());
+    expect((await v.verify(await k1.sign('a'))).sub).toBe('a');
+    expect(v.ready()).toBe(true);
+
+    // The IdP goes down: tokens signed with the known key still verify.
+    s.fail.on = true;
+    const k2 = await keyWithKid('k2');
+    expect(await codeOf(v.verify(await k2.sign('b')))).toBe('auth');
+    expect((await v.verify(await k1.sign('c'))).sub).toBe('c');
+
+    // It comes back with a rotated key: an unknown kid triggers a re-fetch.
+    s.fail.on = false;
+    s.keys.push(k2.jwk);
+    expect((await v.verify(await k2.sign('d'))).sub).toBe('d');
+  });
+
+  it('is not ready until a key set has loaded', async () => {
+    const s = await jwksServer();
+    s.fail.on = true;
+    const v = await createTokenVerifier(authConfig({ jwksUrl: s.url, algorithms: ['ES256'] }));
+    closers.push(() => v.close());
+    await new Promise((r) => setTimeout(r, 100));
+    expect(v.ready()).toBe(false);
+    expect(s.hits.n).toBeGreaterThan(0);
+  });
+});

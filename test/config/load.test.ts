@@ -1,0 +1,95 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseConfig } from '../../src/config/load.ts';
+
+function problems(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('defaults', () => {
+  it('carries the seed defaults', () => {
+    const c = parseConfig({});
+    expect(c.limits.concurrent.max).toBe(5);
+    expect(c.limits.attempts).toMatchObject({ max: 10, windowMs: 3_600_000 });
+    expect(c.messages.rate).toMatchObject({ perMinute: 60, action: 'close' });
+    expect(c.server.host).toBe('127.0.0.1');
+  });
+
+  it('is frozen all the way down', () => {
+    const c = parseConfig({ routes: [{ path: '/ws/', upstream: 'ws://127.0.0.1:1/', allowAnonymous: true }] });
+    expect(Object.isFrozen(c.limits.concurrent)).toBe(true);
+    expect(Object.isFrozen(c.routes[0])).toBe(true);
+  });
+});
+
+describe('validation', () => {
+  it('reports every problem at once, each naming the option', () => {
+    const p = problems(() =>
+      parseConfig({
+        server: { port: 70000, idleTimeoutSec: 5 },
+        limits: { concurrent: { max: 0 } },
+        routes: [{ path: 'ws', upstream: 'http://x' }],
+        origins: { allowed: ['https://a.example/path'] },
+        auth: { secret: 'short' },
+        bogus: true,
+      }),
+    );
+    const text = p.join('\n');
+    for (const option of [
+      'server.port',
+      'server.idleTimeoutSec',
+      'limits.concurrent.max',
+      'routes.0.path',
+      'routes.0.upstream',
+      'origins.allowed.0',
+      'auth.secret',
+      'bogus: unknown option',
+    ]) {
+      expect(text).toContain(option);
+    }
+  });
+
+  it('demands a key when a route requires tokens', () => {
+    expect(problems(() => parseConfig({ routes: [{ path: '/ws/', upstream: 'ws://127.0.0.1:1/' }] })).join()).toMatch(/^auth: /);
+  });
+});
+
+describe('sources', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'wsguard-config-'));
+
+  it('layers file, then env, then flags', () => {
+    const file = join(dir, 'c.yaml');
+    writeFileSync(file, 'limits:\n  concurrent:\n    max: 7\n  attempts:\n    max: 20\nserver:\n  port: 9000\n');
+    const c = loadConfig({
+      file,
+      env: { WSGUARD_LIMITS__ATTEMPTS__MAX: '30', WSGUARD_SERVER__PORT: '9100', OTHER: 'x' },
+      overrides: [['server.port', '9200']],
+    });
+    expect(c.limits.concurrent.max).toBe(7);
+    expect(c.limits.attempts.max).toBe(30);
+    expect(c.server.port).toBe(9200);
+  });
+
+  it('reads JSON files and parses env values as JSON where they parse', () => {
+    const file = join(dir, 'c.json');
+    writeFileSync(file, JSON.stringify({ origins: { allowMissing: false } }));
+    const c = loadConfig({ file, env: { WSGUARD_ORIGINS__ALLOWED: '["https://a.example"]', WSGUARD_AUTH__SECRET: 'x'.repeat(40) } });
+    expect(c.origins).toMatchObject({ allowMissing: false, allowed: ['https://a.example'] });
+    expect(c.auth.secret).toBe('x'.repeat(40));
+  });
+
+  it('names the file when it cannot be read or parsed', () => {
+    expect(problems(() => loadConfig({ file: join(dir, 'missing.yaml') })).join()).toMatch(/cannot read .*missing\.yaml/);
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'server: [unclosed');
+    expect(problems(() => loadConfig({ file: bad })).join()).toMatch(/cannot parse .*bad\.yaml/);
+  });
+});
