@@ -19,7 +19,7 @@ export const REDACT_PATHS: readonly string[] = [
 
 /** One JSON line per event, ISO time, service and instance on every line, secrets censored. */
 export function createLogger(
-  config: Pick<TelemetryConfig, 'serviceName' | 'instanceId' | 'logs'>,
+  config: Pick<TelemetryConfig, 'serviceName' | 'logs'> & { instanceId: string },
   destination?: DestinationStream,
 ): Logger {
   return pino(

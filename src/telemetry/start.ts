@@ -15,7 +15,7 @@ import type { DestinationStream, Logger } from 'pino';
 import type { VerifyToken } from '../monitoring/admin-auth.ts';
 import { startAdminServer, type AdminServer, type Readiness } from '../monitoring/admin-server.ts';
 import { LiveStats } from '../monitoring/live-stats.ts';
-import type { TelemetryConfig } from './config.ts';
+import { resolveInstanceId, type TelemetryConfig } from './config.ts';
 import { GatewayMetrics } from './gateway-metrics.ts';
 import { createLogger } from './logger.ts';
 import { RESOURCE_ATTR, SCOPE } from './names.ts';
@@ -77,7 +77,8 @@ function otlpEndpointConfigured(config: TelemetryConfig, env: NodeJS.ProcessEnv)
  * run several instances in one process. (NodeSDK would register globals and patch modules.)
  */
 export async function startTelemetry(config: TelemetryConfig, deps: TelemetryDeps): Promise<Telemetry> {
-  const logger = deps.logger ?? createLogger(config, deps.logDestination);
+  const instanceId = resolveInstanceId(config);
+  const logger = deps.logger ?? createLogger({ ...config, instanceId }, deps.logDestination);
   if (!config.enabled) {
     return {
       observer: createNoopObserver(),
@@ -94,7 +95,7 @@ export async function startTelemetry(config: TelemetryConfig, deps: TelemetryDep
   const resource = resourceFromAttributes({
     [RESOURCE_ATTR.serviceName]: config.serviceName,
     [RESOURCE_ATTR.serviceVersion]: version,
-    [RESOURCE_ATTR.serviceInstanceId]: config.instanceId,
+    [RESOURCE_ATTR.serviceInstanceId]: instanceId,
   });
 
   // The exporter is used as a pull reader only: /metrics is served by our own admin listener.

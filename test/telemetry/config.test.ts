@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { telemetrySchema } from '../../src/telemetry/config.ts';
+import { z } from 'zod';
+import { resolveInstanceId, telemetrySchema } from '../../src/telemetry/config.ts';
 
 describe('telemetry config', () => {
   it('has defaults for everything', () => {
@@ -13,7 +14,9 @@ describe('telemetry config', () => {
       logs: { level: 'info', rejectionSummaryIntervalMs: 10_000, rejectionLinesPerInterval: 5 },
     });
     expect(c.traces.otlpEndpoint).toBeUndefined();
-    expect(c.instanceId).toMatch(/-\d+$/);
+    expect(c.instanceId).toBeUndefined();
+    expect(resolveInstanceId(c)).toMatch(/-\d+$/);
+    expect(resolveInstanceId({ instanceId: 'pod-7' })).toBe('pod-7');
   });
 
   it('accepts one admin rule or several, with boolean values (is_staff: true)', () => {
@@ -33,6 +36,23 @@ describe('telemetry config', () => {
     expect(bad.success).toBe(false);
     const paths = bad.error!.issues.map((i) => i.path.join('.'));
     expect(paths).toEqual(expect.arrayContaining(['admin.port', 'monitoring.timeZone', 'traces.otlpEndpoint']));
+  });
+
+  it('rejects unknown options (typos) by name', () => {
+    const bad = telemetrySchema.safeParse({ admin: { prot: 9464 } });
+    expect(bad.success).toBe(false);
+    expect(JSON.stringify(bad.error!.issues)).toContain('prot');
+  });
+
+  it('renders to a deterministic JSON schema with a description on every leaf (docs/configuration.md)', () => {
+    const a = JSON.stringify(z.toJSONSchema(telemetrySchema, { io: 'input', unrepresentable: 'any' }));
+    const b = JSON.stringify(z.toJSONSchema(telemetrySchema, { io: 'input', unrepresentable: 'any' }));
+    expect(a).toBe(b);
+    expect(a).not.toContain(String(process.pid));
+    const schema = JSON.parse(a) as { properties: Record<string, { properties?: Record<string, { description?: string }>; description?: string }> };
+    for (const [name, prop] of Object.entries(schema.properties)) {
+      for (const [leaf, p] of Object.entries(prop.properties ?? { [name]: prop })) expect(p.description, `${name}.${leaf}`).toBeTruthy();
+    }
   });
 
   it('accepts IANA zones', () => {
