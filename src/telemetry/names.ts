@@ -126,12 +126,12 @@ export const LIMIT_STORES = ['memory', 'redis'] as const;
 
 /**
  * Close codes kept as their own label value: the standard ones (RFC 6455 §7.4.1) and wsguard's
- * private codes (docs/close-codes.md). A client may send any code in 3000–4999, so any other code
+ * private codes (docs/contracts.md). A client may send any code in 3000–4999, so any other code
  * is folded into `other` to keep the label set bounded.
  */
 export const CLOSE_CODES: readonly number[] = [
   1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 1015, 4001, 4003,
-  4100, 4101, 4102, 4129, 4200,
+  4100, 4101, 4102, 4129, 4200, 4201,
 ];
 
 /** At most this many distinct route values; later ones are reported as `other`. */

@@ -93,3 +93,14 @@ describe('metric names in a real scrape', () => {
     expect(s.text).not.toContain('otel_scope_name');
   });
 });
+
+describe('docs/metrics.md', () => {
+  it('documents every contract metric, label and reason', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { ATTR, REASONS, SPANS } = await import('../../src/telemetry/names.ts');
+    const doc = await readFile(new URL('../../docs/metrics.md', import.meta.url), 'utf8');
+    for (const name of [...Object.values(PROMETHEUS_NAMES), ...Object.values(ATTR), ...REASONS, ...Object.values(SPANS)]) {
+      expect(doc, name).toContain(`\`${name}\``);
+    }
+  });
+});
