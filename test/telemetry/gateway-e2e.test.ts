@@ -1,5 +1,6 @@
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readinessFrom } from '../../src/monitoring/readiness.ts';
 import { PROMETHEUS_NAMES as P, SPAN_ATTR, SPANS } from '../../src/telemetry/names.ts';
 import {
   attempt,
@@ -38,12 +39,11 @@ describe('telemetry through the real gateway', () => {
           if (!srv?.verifier) throw new Error('no verifier');
           return (await srv.verifier.verify(token)) as Record<string, unknown>;
         },
-        readiness: () => {
-          const listening = Boolean(srv?.gateway.listening);
-          const draining = Boolean(srv?.gateway.draining);
-          const jwks = srv?.verifier ? srv.verifier.ready() : true;
-          return { ready: listening && jwks && !draining, checks: { listening, jwks, draining } };
-        },
+        readiness: readinessFrom(() =>
+          srv
+            ? { listening: srv.gateway.listening, draining: srv.gateway.draining, jwksLoaded: srv.verifier?.ready() ?? true }
+            : undefined,
+        ),
       },
     );
     srv = await startServer(gatewayConfig(upstream.url, { limits: { concurrent: { max: 2 } } }), {
@@ -149,6 +149,6 @@ describe('telemetry through the real gateway', () => {
     await server.drain(50);
     const r = await fetch(`${tel.url}/readyz`);
     expect(r.status).toBe(503);
-    expect(await r.json()).toEqual({ ready: false, checks: { listening: false, jwks: true, draining: true } });
+    expect(await r.json()).toEqual({ ready: false, checks: { listening: false, jwks: true, store: true, draining: true } });
   });
 });

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ALLOWED_LABELS,
@@ -10,6 +11,9 @@ import {
   type InstrumentKey,
 } from '../../src/telemetry/names.ts';
 import { scrape, startTestTelemetry, type Scrape, type TestTelemetry } from './helpers.ts';
+
+// CI installs prometheus (promtool); a developer machine may not have it.
+const hasPromtool = spawnSync('promtool', ['--version']).status === 0;
 
 /** Drives every hook once so that every contract series exists. */
 function driveEverything(t: TestTelemetry): void {
@@ -86,6 +90,12 @@ describe('metric names in a real scrape', () => {
         expect(labels.sort(), `${sample.name}`).toEqual([...attrs].sort());
       }
     }
+  });
+
+  it.skipIf(!hasPromtool)('passes promtool check metrics (the Prometheus linter)', () => {
+    const r = spawnSync('promtool', ['check', 'metrics'], { input: s.text, encoding: 'utf8' });
+    expect(`${r.stdout}${r.stderr}`.trim()).toBe('');
+    expect(r.status).toBe(0);
   });
 
   it('carries service name, version and instance on target_info, not on every series', () => {
