@@ -152,3 +152,34 @@ describe('telemetry through the real gateway', () => {
     expect(await r.json()).toEqual({ ready: false, checks: { listening: false, jwks: true, store: true, draining: true } });
   });
 });
+
+describe('message policies through the real gateway', () => {
+  it('counts rate-limited messages and the 4129 close initiated by the gateway', async () => {
+    const upstream = await startEchoUpstream();
+    const tel = await startTestTelemetry();
+    const server = await startServer(
+      gatewayConfig(upstream.url, { messages: { rate: { perMinute: 1, burst: 2, action: 'close' } } }),
+      { observer: tel.observer, logger: tel.logger },
+    );
+    try {
+      const ws = await open(`ws://127.0.0.1:${server.gateway.port}/ws/rl`, { headers: { authorization: `Bearer ${await sign()}` } });
+      const closedWith = new Promise<number>((resolve) => ws.once('close', (code: number) => resolve(code)));
+      expect(await echo(ws, 'a')).toBe('a');
+      expect(await echo(ws, 'b')).toBe('b');
+      ws.send('c'); // over the burst: the gateway closes with 4129
+      expect(await closedWith).toBe(4129);
+      const s = await eventually(async () => {
+        const x = await scrape(tel.url);
+        expect(x.value(P.connectionsClosed, { route: '/ws/', code: '4129', initiator: 'gateway' })).toBe(1);
+        return x;
+      });
+      expect(s.value(P.messagesRateLimited, { route: '/ws/', action: 'close' })).toBe(1);
+      expect(s.value(P.messages, { route: '/ws/', direction: 'client_to_upstream' })).toBe(2);
+      expect(s.value(P.connectionsActive, { route: '/ws/' })).toBe(0);
+    } finally {
+      await server.close();
+      await tel.close();
+      await upstream.close();
+    }
+  });
+});
