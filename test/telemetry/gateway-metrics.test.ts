@@ -136,6 +136,8 @@ describe('gateway metrics scraped over HTTP', () => {
     });
     expect(() => o.connectionClosed(null as never)).not.toThrow();
     expect(() => o.rejected(undefined as never, 'auth', 'enforced', 'x')).not.toThrow();
+    expect(o.routeCounters(undefined as never)).toEqual({ messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 });
+    expect(() => o.handshakeStarted(undefined as never, undefined, undefined).end('accepted')).not.toThrow();
     const s = await scrape(t.url);
     expect(s.value(P.connectionsActive, { route: '/chat' })).toBe(0);
     expect(s.value(P.trackedClients)).toBe(0);
