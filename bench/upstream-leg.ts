@@ -18,6 +18,7 @@
  * policies, no backpressure handling), only the two hops whose cost the leg decides.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { startEchoChild } from './lib/echo-server.ts';
 import { fileURLToPath } from 'node:url';
 import { createLeanDialer, dialLeanUpstream } from '../src/relay/lean-upstream.ts';
 import type { UpstreamConnection, UpstreamDialer } from '../src/relay/upstream-types.ts';
@@ -68,31 +69,6 @@ const DIALERS: Record<string, UpstreamDialer> = {
   lean: dialLeanUpstream,
   'lean-tick': createLeanDialer({ flush: 'tick' }),
 };
-
-// ── echo server (child process) ─────────────────────────────────────────────────────────────
-
-async function runEchoServer(): Promise<void> {
-  const { listen, uws } = await import('../src/gateway/uws.ts');
-  const app = uws.App().ws('/*', {
-    maxPayloadLength: 1024 * 1024,
-    maxBackpressure: 64 * 1024 * 1024,
-    idleTimeout: 0,
-    message: (ws, message, isBinary) => {
-      ws.send(message, isBinary);
-    },
-  });
-  const { port } = await listen(app, '127.0.0.1', 0);
-  process.send?.({ port });
-  process.on('disconnect', () => process.exit(0));
-}
-
-function startEchoChild(): Promise<{ child: ChildProcess; port: number }> {
-  const child = fork(fileURLToPath(import.meta.url), ['--server'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  return new Promise((resolve, reject) => {
-    child.once('message', (message) => resolve({ child, port: (message as { port: number }).port }));
-    child.once('exit', (code) => reject(new Error(`echo server exited with ${code}`)));
-  });
-}
 
 // ── relay mode: a minimal uWS front (this process) and a load generator (child) ─────────────
 
@@ -303,6 +279,5 @@ async function main(): Promise<void> {
   console.log(JSON.stringify(summary));
 }
 
-if (process.argv.includes('--server')) await runEchoServer();
-else if (process.argv.includes('--loadgen')) runLoadChild();
+if (process.argv.includes('--loadgen')) runLoadChild();
 else await main();

@@ -84,11 +84,13 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
   handler: async (args) => {
     let server: Server;
     try {
-      const overrides: Array<[string, unknown]> = args.set.map(parseSet);
+      // Named flags first, then --set, so that `--route … --set routes.0.allowAnonymous=true` works.
+      const overrides: Array<[string, unknown]> = [];
       if (args.host !== undefined) overrides.push(['server.host', args.host]);
       if (args.port !== undefined) overrides.push(['server.port', args.port]);
       if (args.route.length) overrides.push(['routes', args.route.map(parseRoute)]);
       if (args.demo) overrides.push(['routes', []]);
+      overrides.push(...args.set.map(parseSet));
       const config = loadConfig({ file: args.config, env: process.env, overrides });
       server = await startServer(config);
     } catch (err) {

@@ -45,9 +45,11 @@ function parseScalar(value: string): unknown {
 function setPath(tree: Tree, path: string, value: unknown): void {
   const keys = path.split('.');
   let node = tree;
-  for (const key of keys.slice(0, -1)) {
+  for (const [i, key] of keys.slice(0, -1).entries()) {
     const next = node[key];
-    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    // `routes.0.allowAnonymous` walks into an array by index; anything else becomes a mapping.
+    const wantsArray = /^\d+$/.test(keys[i + 1]!);
+    if (typeof next !== 'object' || next === null || Array.isArray(next) !== wantsArray) node[key] = wantsArray ? [] : {};
     node = node[key] as Tree;
   }
   node[keys[keys.length - 1]!] = value;

@@ -210,7 +210,7 @@ export const configSchema = z
       .prefault({}),
     upstream: z
       .object({
-        client: z.enum(['lean', 'ws']).default('ws').describe("Client leg: 'lean' framing on net.Socket, or the 'ws' library."),
+        client: z.enum(['lean', 'ws']).default('lean').describe("Client leg: 'lean' framing on net.Socket, or the 'ws' library."),
         dialTimeoutMs: z.number().int().positive().default(5_000).describe('TCP connect + upgrade deadline for the upstream (504 past it).'),
         forwardHeaders: z
           .array(z.string())

@@ -1,9 +1,11 @@
 import type { UpstreamDialer } from './upstream-types.ts';
+import { dialLeanUpstream } from './lean-upstream.ts';
 import { dialWsUpstream } from './ws-upstream.ts';
 
 /** The client legs, by the name `upstream.client` takes. */
 const DIALERS: Record<string, UpstreamDialer> = {
   ws: dialWsUpstream,
+  lean: dialLeanUpstream,
 };
 
 export function dialerFor(name: string): UpstreamDialer {

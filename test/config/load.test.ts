@@ -93,3 +93,15 @@ describe('sources', () => {
     expect(problems(() => loadConfig({ file: bad })).join()).toMatch(/cannot parse .*bad\.yaml/);
   });
 });
+
+describe('--set paths into lists', () => {
+  it('walks into an array by index without replacing it', () => {
+    const c = loadConfig({
+      overrides: [
+        ['routes', [{ path: '/ws/', upstream: 'ws://127.0.0.1:1/' }]],
+        ['routes.0.allowAnonymous', 'true'],
+      ],
+    });
+    expect(c.routes).toEqual([{ path: '/ws/', upstream: 'ws://127.0.0.1:1/', allowAnonymous: true }]);
+  });
+});

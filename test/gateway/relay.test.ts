@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { connect } from 'node:net';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { RawConfig } from '../../src/config/schema.ts';
 import { attempt, closed, nextMessage, open } from '../helpers/client.ts';
@@ -17,9 +18,11 @@ afterEach(async () => {
   upstream = null;
 });
 
+let leg: 'lean' | 'ws' = 'lean';
+
 async function setup(overrides: RawConfig = {}, upstreamOptions: Parameters<typeof startEchoUpstream>[0] = {}) {
   upstream = await startEchoUpstream(upstreamOptions);
-  gw = await startTestGateway(upstream.url, overrides);
+  gw = await startTestGateway(upstream.url, { upstream: { client: leg }, ...overrides });
   return { upstream, gw, token: await signToken({ sub: 'alice', tenant: 't-9' }) };
 }
 
@@ -36,6 +39,11 @@ function collect(ws: WebSocket, count: number, timeoutMs = 15_000): Promise<Arra
     });
   });
 }
+
+describe.each(['lean', 'ws'] as const)('through the %s upstream leg', (name) => {
+beforeEach(() => {
+  leg = name;
+});
 
 describe('relay fidelity', () => {
   it('relays text and binary both ways, byte for byte, with their opcodes', async () => {
@@ -119,6 +127,32 @@ describe('what reaches the upstream', () => {
     expect(upstream.handshakes[0]!.protocol).toBe('chat.v2');
     a.ws.close();
   });
+
+  it('tells the client no subprotocol when the upstream selects none (lean leg; ws fails such a dial)', async () => {
+    if (leg !== 'lean') return;
+    const { gw, token } = await setup({}, { select: () => false });
+    // The `ws` test client would itself refuse a 101 without a protocol, so read the raw response.
+    const head = await new Promise<string>((resolve, reject) => {
+      const s = connect(gw.port, '127.0.0.1', () =>
+        s.write(
+          `GET /ws/a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
+            `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: bearer.${token}, chat.v1\r\n\r\n`,
+        ),
+      );
+      let data = '';
+      s.on('data', (c) => {
+        data += c.toString('latin1');
+        if (data.includes('\r\n\r\n')) {
+          s.destroy();
+          resolve(data);
+        }
+      });
+      s.on('error', reject);
+    });
+    expect(head).toMatch(/^HTTP\/1\.1 101 /);
+    expect(head.toLowerCase()).not.toContain('sec-websocket-protocol');
+    expect(head).not.toContain(token);
+  });
 });
 
 describe('close codes', () => {
@@ -174,7 +208,7 @@ describe('close codes', () => {
       up.send('welcome-1');
       up.send('welcome-2');
     });
-    gw = await startTestGateway(upstream.url);
+    gw = await startTestGateway(upstream.url, { upstream: { client: leg } });
     // Listen from construction: the greetings may arrive in the same read as the 101.
     const ws = new WebSocket(`${gw.base}/ws/a?access_token=${await signToken()}`);
     const msgs = await collect(ws, 2, 5000);
@@ -182,4 +216,5 @@ describe('close codes', () => {
     expect(msgs.map((m) => m.data.toString())).toEqual(['welcome-1', 'welcome-2']);
     ws.close();
   });
+});
 });
