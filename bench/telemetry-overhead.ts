@@ -19,7 +19,7 @@ import type { ExportResult } from '@opentelemetry/core';
 import { BatchSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Writable } from 'node:stream';
 import { parseConfig } from '../src/config/load.ts';
-import { startDemoUpstream } from '../src/demo/demo-upstream.ts';
+import { startEchoChild } from './lib/echo-server.ts';
 import { startServer } from '../src/main.ts';
 import { telemetrySchema } from '../src/telemetry/config.ts';
 import { createNoopObserver } from '../src/telemetry/observer.ts';
@@ -48,7 +48,8 @@ class DiscardingExporter implements SpanExporter {
 
 const sink = new Writable({ write: (_c, _e, cb) => cb() });
 
-const upstream = await startDemoUpstream();
+// The upstream echoes in its own process, so that this process's CPU is the gateways' alone.
+const upstream = await startEchoChild();
 const gatewayConfig = parseConfig({
   server: { host: '127.0.0.1', port: 0, drainWindowMs: 50 },
   routes: [{ path: '/ws/', upstream: `ws://127.0.0.1:${upstream.port}/ws/`, allowAnonymous: true }],
@@ -238,6 +239,6 @@ generator.kill();
 await on.close();
 await off.close();
 await tel.close();
-upstream.close();
+upstream.child.kill();
 // Anything still referenced (sockets in TIME_WAIT callbacks, timers) must not keep a bench alive.
 process.exit(0);
