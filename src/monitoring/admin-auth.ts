@@ -9,7 +9,7 @@ export type VerifyToken = (token: string) => Promise<Record<string, unknown>>;
 
 export type AuthResult =
   | { ok: true; claims: Record<string, unknown> }
-  | { ok: false; status: 401 | 403; wwwAuthenticate: string; error: string };
+  | { ok: false; status: 401 | 403; wwwAuthenticate: string; error: string; /** for the log only, never the response */ detail?: string };
 
 const REALM = 'realm="wsguard-monitoring"';
 
@@ -48,9 +48,16 @@ export async function authenticateAdmin(
   let claims: Record<string, unknown>;
   try {
     claims = await verifyToken(token);
-  } catch {
-    // Why it failed is not told to the caller (expired, bad signature, wrong issuer look the same).
-    return { ok: false, status: 401, wwwAuthenticate: `Bearer ${REALM}, error="invalid_token"`, error: 'invalid_token' };
+  } catch (err) {
+    // Why it failed is not told to the caller (expired, bad signature, wrong issuer look the same),
+    // only to the log.
+    return {
+      ok: false,
+      status: 401,
+      wwwAuthenticate: `Bearer ${REALM}, error="invalid_token"`,
+      error: 'invalid_token',
+      detail: err instanceof Error ? err.message : String(err),
+    };
   }
   if (!isAdmin(claims, rules)) {
     return { ok: false, status: 403, wwwAuthenticate: `Bearer ${REALM}, error="insufficient_scope"`, error: 'insufficient_scope' };

@@ -89,6 +89,10 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       case MONITORING_PATHS.rejections: {
         const auth = await authenticateAdmin(req.headers.authorization, opts.verifyToken, opts.adminClaims);
         if (!auth.ok) {
+          opts.logger.info(
+            { event: 'monitoring_auth_failed', path, status: auth.status, error: auth.error, detail: auth.detail },
+            'monitoring API request refused',
+          );
           sendJson(res, auth.status, { error: auth.error }, { 'www-authenticate': auth.wwwAuthenticate });
           return;
         }

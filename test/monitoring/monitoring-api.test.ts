@@ -61,7 +61,13 @@ describe('monitoring API', () => {
       const r = await get(t, METRICS, bad);
       expect(r.status).toBe(401);
       expect(r.headers.get('www-authenticate')).toBe('Bearer realm="wsguard-monitoring", error="invalid_token"');
+      expect(JSON.stringify(r.body)).toBe('{"error":"invalid_token"}');
     }
+    // The reason is logged (never the token).
+    const logged = t.logs.events('monitoring_auth_failed');
+    expect(logged.length).toBeGreaterThanOrEqual(3);
+    expect(logged.some((l) => String(l.detail).includes('exp'))).toBe(true);
+    expect(JSON.stringify(logged)).not.toMatch(/eyJ/);
   });
 
   it('answers 401 invalid_request for a non-Bearer Authorization header', async () => {
