@@ -6,7 +6,9 @@ import { startDemoUpstream, type DemoUpstream } from './demo/demo-upstream.ts';
 import { startGateway, type Gateway } from './gateway/gateway.ts';
 import { MemoryLimitStore } from './limits/memory-store.ts';
 import type { LimitStore } from './limits/limit-store.ts';
+import { readinessFrom } from './monitoring/readiness.ts';
 import { createNoopObserver, type GatewayObserver } from './telemetry/observer.ts';
+import { startTelemetry, type Telemetry } from './telemetry/start.ts';
 
 export interface Server {
   config: Config;
@@ -14,6 +16,8 @@ export interface Server {
   /** The built-in demo upstream, when no route was configured. */
   demo: DemoUpstream | null;
   verifier: TokenVerifier | null;
+  /** Metrics, traces, logs and the admin listener; null when the caller passed its own observer. */
+  telemetry: Telemetry | null;
   /** Graceful stop: readiness false, stop listening, 1001s over the drain window, then release everything. */
   drain(windowMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -35,42 +39,69 @@ function withDemoRoute(config: Config, demoPort: number): Config {
 
 /** load config → start telemetry → start gateway; signals are the CLI's business (cli/commands/serve.ts). */
 export async function startServer(input: Config, options: StartOptions = {}): Promise<Server> {
-  const logger = options.logger ?? pino({ level: 'info', redact: ['req.headers.authorization', 'token'] });
+  // Telemetry first: the gateway reports into it from its first handshake. The readiness and token
+  // callbacks read the gateway and verifier lazily, as they exist only later.
+  let gateway: Gateway | undefined;
+  let verifier: TokenVerifier | null = null;
+  const telemetry = options.observer
+    ? null
+    : await startTelemetry(input.telemetry, {
+        verifyToken: async (token) => {
+          if (!verifier) throw new Error('no verification keys configured');
+          return (await verifier.verify(token)) as Record<string, unknown>;
+        },
+        readiness: readinessFrom(() =>
+          gateway ? { listening: gateway.listening, draining: gateway.draining, jwksLoaded: verifier?.ready() ?? true } : undefined,
+        ),
+        ...(options.logger ? { logger: options.logger } : {}),
+      });
+  const logger = options.logger ?? telemetry?.logger ?? pino({ level: 'info', redact: ['req.headers.authorization', 'token'] });
+  const observer = options.observer ?? telemetry?.observer ?? createNoopObserver();
   const demo = input.routes.length === 0 ? await startDemoUpstream() : null;
   const config = demo ? withDemoRoute(input, demo.port) : input;
   const hasKeys = Boolean(config.auth.secret || config.auth.publicKeys.length || config.auth.jwksUrl);
-  const verifier = hasKeys
-    ? await createTokenVerifier(config.auth, {
-        onError: (err) => logger.warn({ err: err.message }, 'JWKS refresh failed; keeping the last good key set'),
-      })
-    : null;
+  try {
+    verifier = hasKeys
+      ? await createTokenVerifier(config.auth, {
+          onRefresh: (outcome) => observer.jwksRefreshed(outcome),
+          onError: (err) => logger.warn({ err: err.message }, 'JWKS refresh failed; keeping the last good key set'),
+        })
+      : null;
+  } catch (err) {
+    demo?.close();
+    await telemetry?.close();
+    throw err;
+  }
   const store = options.store ?? new MemoryLimitStore();
-  const observer = options.observer ?? createNoopObserver();
-  let gateway: Gateway;
+  observer.trackedClientsSource(() => store.size());
   try {
     gateway = await startGateway({ config, store, verifier, observer, logger });
   } catch (err) {
     demo?.close();
     verifier?.close();
     await store.close();
+    await telemetry?.close();
     throw err;
   }
   const release = async () => {
     demo?.close();
     verifier?.close();
     await store.close();
+    await telemetry?.close();
   };
+  const started = gateway;
   return {
     config,
-    gateway,
+    gateway: started,
     demo,
     verifier,
+    telemetry,
     async drain(windowMs) {
-      await gateway.drain(windowMs);
+      await started.drain(windowMs);
       await release();
     },
     async close() {
-      await gateway.close();
+      await started.close();
       await release();
     },
   };

@@ -25,6 +25,8 @@ export async function startGatewayChild(upstreamPort: number, settings: string[]
     'messages.rate.perMinute=1e12',
     '--set',
     'messages.rate.burst=1000000000',
+    '--set',
+    'telemetry.admin.port=0',
     ...settings.flatMap((s) => ['--set', s]),
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env } });

@@ -63,6 +63,13 @@ function banner(server: Server): string {
   } else {
     for (const r of server.config.routes) lines.push(`  ${base}${r.path} → ${r.upstream}`);
   }
+  const admin = server.telemetry?.admin;
+  if (admin) {
+    lines.push(
+      `  metrics:   ${admin.url}/metrics   health: ${admin.url}/healthz  ${admin.url}/readyz`,
+      `  monitoring API (admin JWT): ${admin.url}/api/monitoring/websocket/metrics/`,
+    );
+  }
   lines.push('  Ctrl-C (SIGINT) or SIGTERM drains; a second signal exits at once.');
   return lines.join('\n');
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { telemetrySchema } from '../telemetry/config.ts';
 
 /**
  * The one configuration schema. Every option has a default with its unit in its name, and a
@@ -219,7 +220,7 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    telemetry: z.object({}).passthrough().default({}),
+    telemetry: telemetrySchema,
   })
   .strict();
 

@@ -134,7 +134,6 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       const reason = error.reason ?? 'internal';
       observer.rejected(routePath, reason, 'enforced', ctx.clientKey);
       span.end(reason, policy);
-      logger.info({ route: routePath, reason, code: error.code, policy, status: error.status }, 'handshake rejected');
       res.cork(() => {
         if (rejectWith === 'close' && error.status !== 400 && error.status !== 426) {
           // Browsers cannot read a handshake status: accept, then close with the contract's code.
@@ -164,6 +163,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
         route: routePath,
         counters: observer.routeCounters(routePath),
         observer,
+        handshake: span,
         release: () => ctx.reservations.slot?.(),
         tokenExpiresAtMs: tokenExp,
         onEnded: (c) => connections.delete(c),

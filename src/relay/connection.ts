@@ -2,7 +2,7 @@ import type { WebSocket } from 'uWebSockets.js';
 import type { Config } from '../config/schema.ts';
 import { ERROR_CODES } from '../errors.ts';
 import { checkRate, createRateState, type RateState } from '../messages/rate-policy.ts';
-import type { GatewayObserver, Initiator, RouteCounters } from '../telemetry/observer.ts';
+import type { GatewayObserver, HandshakeObservation, Initiator, RouteCounters } from '../telemetry/observer.ts';
 import { clampReason, CLOSE, clientCloseToUpstream, upstreamCloseToClient } from './close-codes.ts';
 import type { UpstreamConnection, UpstreamHandlers } from './upstream-types.ts';
 
@@ -20,6 +20,8 @@ export interface ConnectionOptions {
   route: string;
   counters: RouteCounters;
   observer: GatewayObserver;
+  /** The handshake's observation: the connection span and violation events join its trace. */
+  handshake?: HandshakeObservation;
   /** Gives the concurrent slot back; called once when the connection ends. */
   release: () => void;
   /** Token expiry (ms since epoch) to close on, or null. */
@@ -121,7 +123,7 @@ export class Connection {
     }
     const verdict = checkRate(this.rate, config.messages.rate, size, Date.now());
     if (verdict !== 'pass') {
-      this.o.observer.messageRateLimited(this.o.route, verdict);
+      this.o.observer.messageRateLimited(this.o.route, verdict, this.o.handshake);
       if (verdict === 'close') this.close(ERROR_CODES.message_rate.closeCode, 'message rate exceeded', 'gateway');
       else this.dropNotice();
       return;
@@ -173,7 +175,7 @@ export class Connection {
     if (!this.upstreamPaused && ws.getBufferedAmount() > backpressure.highWaterBytes) {
       this.upstreamPaused = true;
       this.upstream?.pause();
-      this.o.observer.backpressure(this.o.route, 'upstream_to_client', 'pause');
+      this.o.observer.backpressure(this.o.route, 'upstream_to_client', 'pause', this.o.handshake);
       this.upstreamStall = setTimeout(() => this.backpressureClose('upstream_to_client', 'client too slow'), backpressure.maxStallMs);
     }
   }
@@ -190,7 +192,7 @@ export class Connection {
   }
 
   private backpressureClose(direction: 'client_to_upstream' | 'upstream_to_client', reason: string): void {
-    this.o.observer.backpressure(this.o.route, direction, 'close');
+    this.o.observer.backpressure(this.o.route, direction, 'close', this.o.handshake);
     this.close(BACKPRESSURE_CODE, reason, 'gateway');
   }
 
@@ -265,6 +267,7 @@ export class Connection {
         durationMs: Date.now() - this.openedAtMs,
         messagesIn: this.messagesIn,
         messagesOut: this.messagesOut,
+        handshake: this.o.handshake,
       });
     }
     this.o.onEnded(this);

@@ -19,7 +19,7 @@ afterEach(async () => {
 
 /** Starts `wsguard serve` on port 0 and resolves with the port from its banner, and its stdout so far. */
 function serve(args: string[]): Promise<{ child: ChildProcess; port: number; stdout: () => string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--set', 'telemetry.admin.port=0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let out = '';
   let err = '';
