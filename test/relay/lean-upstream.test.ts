@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import type net from 'node:net';
 import { WebSocketServer } from 'ws';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { GatewayError } from '../../src/errors.ts';
 import { createLeanDialer, dialLeanUpstream } from '../../src/relay/lean-upstream.ts';
 import {
@@ -15,6 +15,7 @@ import {
   startUwsEchoServer,
   startWsServer,
   type TestServer,
+  trackServers,
   waitFor,
 } from './upstream-servers.ts';
 
@@ -23,15 +24,7 @@ import {
  * the closing handshake while paused, handler failures, its dialer options and wss://.
  */
 
-const servers: TestServer[] = [];
-async function track<T extends TestServer>(server: Promise<T>): Promise<T> {
-  const started = await server;
-  servers.push(started);
-  return started;
-}
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((server) => server.close()));
-});
+const track = trackServers();
 
 const TEXT = 1;
 

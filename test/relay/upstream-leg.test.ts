@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { GatewayError } from '../../src/errors.ts';
 import { dialLeanUpstream } from '../../src/relay/lean-upstream.ts';
 import type { UpstreamDialer } from '../../src/relay/upstream-types.ts';
@@ -16,6 +16,7 @@ import {
   startUwsEchoServer,
   startWsServer,
   type TestServer,
+  trackServers,
   waitFor,
 } from './upstream-servers.ts';
 
@@ -24,15 +25,7 @@ import {
  * (src/relay/upstream-types.ts): the `ws` baseline and the lean framing layer.
  */
 
-const servers: TestServer[] = [];
-async function track<T extends TestServer>(server: Promise<T>): Promise<T> {
-  const started = await server;
-  servers.push(started);
-  return started;
-}
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((server) => server.close()));
-});
+const track = trackServers();
 
 async function dialError(promise: Promise<unknown>): Promise<GatewayError> {
   const err = await promise.then(

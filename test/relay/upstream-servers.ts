@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { afterEach } from 'vitest';
 import net from 'node:net';
 import { WebSocketServer, type WebSocket as WsSocket } from 'ws';
 import { listen, uws, type UWS } from '../../src/gateway/uws.ts';
@@ -172,12 +173,20 @@ export function parseClientFrame(bytes: Buffer): { fin: boolean; opcode: number;
 }
 
 /** A port that refuses connections: bound, read back, then released. */
-export async function refusedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+/** A loopback port with nothing listening on it. */
+export { closedPort as refusedPort } from '../helpers/upstream.ts';
+
+/** Collects servers a test starts and closes them all after each test. */
+export function trackServers(): <T extends TestServer>(server: Promise<T>) => Promise<T> {
+  const servers: TestServer[] = [];
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((server) => server.close()));
+  });
+  return async (server) => {
+    const started = await server;
+    servers.push(started);
+    return started;
+  };
 }
 
 export interface Received {
