@@ -30,6 +30,8 @@ export async function startTestGateway(upstreamUrl: string, overrides: RawConfig
   const raw = merge(
     {
       server: { host: '127.0.0.1', port: 0, drainWindowMs: 200 },
+      // Test files run in parallel: the admin listener must not take the default 9464 either.
+      telemetry: { admin: { port: 0 } },
       routes: [{ path: '/ws/', upstream: `${upstreamUrl}/ws/` }],
       auth: { secret: TEST_SECRET },
     },
