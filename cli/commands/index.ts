@@ -1,8 +1,11 @@
 import type { CommandModule } from 'yargs';
+import { floodCommand } from './flood.ts';
 
 /**
  * Every `wsguard <command>`, in the order --help lists them. Each command lives in its own file
  * under cli/commands/ and is added here with one line.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [];
+export const commands: CommandModule<any, any>[] = [
+  floodCommand,
+];
