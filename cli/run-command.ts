@@ -20,5 +20,8 @@ export function runCommand<A>(fn: (args: A) => Promise<number>): (args: A) => Pr
       process.stderr.write(`wsguard: internal error: ${(err as Error).stack ?? String(err)}\n`);
       process.exitCode = EXIT_INVALID_RUN;
     }
+    // ws leaves a handshake-timeout timer armed after a refused connection (up to
+    // --handshake-timeout); once the result is out, nothing is left to wait for.
+    setTimeout(() => process.exit(), 500).unref();
   };
 }
