@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { floodCommand } from './flood.ts';
+import { probeCommand } from './probe.ts';
 
 /**
  * Every `wsguard <command>`, in the order --help lists them. Each command lives in its own file
@@ -8,4 +9,5 @@ import { floodCommand } from './flood.ts';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
   floodCommand,
+  probeCommand,
 ];
