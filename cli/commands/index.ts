@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { floodCommand } from './flood.ts';
 import { probeCommand } from './probe.ts';
+import { stormCommand } from './storm.ts';
 
 /**
  * Every `wsguard <command>`, in the order --help lists them. Each command lives in its own file
@@ -9,5 +10,6 @@ import { probeCommand } from './probe.ts';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
   floodCommand,
+  stormCommand,
   probeCommand,
 ];

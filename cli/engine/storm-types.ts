@@ -2,6 +2,7 @@ import type { LatencySummary } from './histogram.ts';
 
 /** Storm-specific part of a result. */
 export interface StormSection {
+  /** Connections open at the moment of the drop (at most --connections). */
   held: number;
   dropped: number;
   dropMode: 'reset' | 'close' | 'server';

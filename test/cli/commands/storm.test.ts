@@ -1,0 +1,27 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { uwsEcho, type TestServer } from '../helpers/servers.ts';
+import { runCli } from '../helpers/spawn-cli.ts';
+
+let echo: TestServer;
+const RELAXED = ['--max-event-loop-p99', '1000', '--max-send-lag', '1000'];
+
+beforeAll(async () => {
+  echo = await uwsEcho();
+});
+afterAll(async () => {
+  await echo.close();
+});
+
+describe('wsguard storm (child process)', () => {
+  it('exits 0 when the recovery thresholds are met', async () => {
+    const r = await runCli(['storm', echo.url, '-c', '10', '-d', '2s', '--drop-at', '0.8s', '--policy', 'fixed:100', '--threshold', 'recovered==10', '--threshold', 'time_to_100pct_ms<1000', ...RELAXED]);
+    expect(r.stdout).toContain('storm: held 10, dropped 10 (reset)');
+    expect(r.code, r.stdout).toBe(0);
+  });
+
+  it('exits 1 when recovery is slower than the threshold allows', async () => {
+    const r = await runCli(['storm', echo.url, '-c', '10', '-d', '2s', '--drop-at', '0.8s', '--policy', 'fixed:100', '--threshold', 'recover_p50_ms<50', '--threshold', 'recovered>=1', ...RELAXED]);
+    expect(r.code, r.stdout).toBe(1);
+    expect(r.stdout).toContain('threshold failed: recover_p50_ms<50');
+  });
+});
