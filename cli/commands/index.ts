@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { floodCommand } from './flood.ts';
 import { probeCommand } from './probe.ts';
 import { stormCommand } from './storm.ts';
+import { reportCommand } from './report.ts';
 
 /**
  * Every `wsguard <command>`, in the order --help lists them. Each command lives in its own file
@@ -12,4 +13,5 @@ export const commands: CommandModule<any, any>[] = [
   floodCommand,
   stormCommand,
   probeCommand,
+  reportCommand,
 ];
