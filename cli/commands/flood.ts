@@ -1,6 +1,8 @@
 import type { Argv, CommandModule } from 'yargs';
 import { authFromArgs, expandSourceIps, parseDurationSec, parseShard, withAuthOptions, type AuthArgs } from '../common-options.ts';
-import { runFlood, FLOOD_DEFAULTS, type FloodOptions } from '../engine/flood.ts';
+import { FLOOD_DEFAULTS, peakConnections, type FloodOptions } from '../engine/flood.ts';
+import { autoSourceIps } from '../engine/source-ips.ts';
+import { resolveWorkerCount, runFloodWorkers } from '../engine/workers.ts';
 import { decideVerdict, evaluateThresholds } from '../engine/thresholds.ts';
 import { parseStages, thresholdsFromArgs, withRunOptions, type RunArgs } from '../load-options.ts';
 import { writeJsonResult, writeNdjson } from '../report/output.ts';
@@ -48,6 +50,7 @@ function builder(y: Argv) {
     .example('$0 flood ws://127.0.0.1:8080/ws -c 100 -r 10 -d 30s', '100 connections, 10 msg/s each, for 30 s')
     .example("$0 flood ws://127.0.0.1:8080/ws --arrival-rate 50 --hold 5s -d 1m --threshold 'rejected.429<1'", 'open model: 50 new connections/s, each held 5 s')
     .example("$0 flood ws://127.0.0.1:8080/ws --stages 10s:500,30s:500,10s:0 -r 2 --threshold 'p99_rtt_ms<50' --json out.json", 'ramp up, hold, ramp down; fail if p99 RTT >= 50 ms')
+    .example('$0 flood ws://127.0.0.1:8080/ws -c 40000 -r 1 --workers 0 --source-ip auto -d 1m', 'one worker per core; loopback load spread over 127.0.0.x')
     .example("$0 flood ws://127.0.0.1:8080/ws -c 20 --jwt-alg HS256 --jwt-secret s3cret --jwt-claims '{\"sub\":\"u{{i}}\",\"aud\":\"app\"}'", 'a signed JWT per virtual user')
     .epilogue('Exit codes: 0 passed, 1 threshold failed (or kill switch), 2 invalid run (generator saturated, pre-flight failed), 3 usage/config error.');
 }
@@ -71,12 +74,13 @@ export async function floodOptionsFromArgs(a: FloodArgs): Promise<FloodOptions> 
     handshakeTimeoutMs: a.handshakeTimeout,
     auth: authFromArgs(a),
     origin: a.origin,
-    sourceIps: expandSourceIps(a.sourceIp),
+    sourceIps: a.sourceIp?.includes('auto') ? undefined : expandSourceIps(a.sourceIp),
     caps: { maxConnections: a.maxConnections, maxConnRate: a.maxConnRate, maxMsgRate: a.maxMsgRate, maxDurationSec: a.maxDuration },
     killSwitch: a.killErrorRate === undefined ? undefined : { errorRate: a.killErrorRate, windowSec: a.killWindow, minAttempts: a.killMinEvents },
     saturation: { maxEventLoopP99Ms: a.maxEventLoopP99, maxSendLagP99Ms: a.maxSendLag, minSentRatio: 0.97, maxFdShare: 0.9 },
     ignorePreflight: a.ignorePreflight,
   };
+  if (a.sourceIp?.includes('auto')) base.sourceIps = autoSourceIps(a.url, peakConnections(base));
   const shard = parseShard(a.shard);
   return shard ? splitShare(base, shard.index - 1, shard.count) : base;
 }
@@ -88,7 +92,7 @@ async function handler(a: FloodArgs): Promise<number> {
   const ac = new AbortController();
   const onSigint = (): void => ac.abort();
   process.once('SIGINT', onSigint);
-  const result = await runFlood(opts, {
+  const result = await runFloodWorkers(opts, resolveWorkerCount(a.workers), {
     signal: ac.signal,
     // Live progress only on a terminal: piped output stays clean for CI logs and jq.
     onSample: live ? (p) => process.stderr.write(`\r\x1b[K${progressLine(p)}`) : undefined,

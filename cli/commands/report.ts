@@ -6,7 +6,7 @@ import { decideVerdict, evaluateThresholds, loadThresholdFile, parseThreshold } 
 import { EXIT_PASSED } from '../exit-codes.ts';
 import { renderHtml } from '../report/html.ts';
 import { renderMarkdown } from '../report/markdown.ts';
-import { mergeResults } from '../report/merge.ts';
+import { mergeResults } from '../engine/merge.ts';
 import { toNdjson } from '../report/output.ts';
 import { renderTerminal } from '../report/terminal.ts';
 import { runCommand } from '../run-command.ts';

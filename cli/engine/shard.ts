@@ -5,7 +5,7 @@ import type { FloodOptions } from './flood.ts';
  * several machines. Connection counts and rates are divided (remainders go to the first shares) and
  * each share gets a disjoint range of virtual-user indices, so minted tokens never collide.
  */
-export function splitShare<T extends Pick<FloodOptions, 'connections' | 'arrivalRate' | 'stages' | 'connectRate' | 'userOffset' | 'caps'>>(o: T, index: number, count: number): T {
+export function splitShare<T extends Pick<FloodOptions, 'connections' | 'arrivalRate' | 'stages' | 'connectRate' | 'userOffset' | 'caps' | 'sourceIps'>>(o: T, index: number, count: number): T {
   const part = (n: number): number => Math.floor(n / count) + (index < n % count ? 1 : 0);
   const frac = (n: number): number => n / count;
   const userSpan = 1_000_000;
@@ -16,5 +16,7 @@ export function splitShare<T extends Pick<FloodOptions, 'connections' | 'arrival
     stages: o.stages?.map((s) => ({ ...s, target: part(s.target) })),
     connectRate: o.connectRate === undefined ? undefined : frac(o.connectRate),
     userOffset: (o.userOffset ?? 0) + index * userSpan,
+    // Rotated so shares do not all start on the same source address.
+    sourceIps: o.sourceIps ? [...o.sourceIps.slice(index % o.sourceIps.length), ...o.sourceIps.slice(0, index % o.sourceIps.length)] : undefined,
   };
 }

@@ -6,7 +6,8 @@ import { fmtBytes, fmtNum, table } from './format.ts';
 export function renderTerminal(r: RunResult): string {
   const out: string[] = [];
   const secs = (r.durationMs / 1000).toFixed(1);
-  out.push(`wsguard ${r.kind} ${r.target}  ${secs}s${r.shards > 1 ? `  (${r.shards} shards merged)` : ''}`);
+  const workers = typeof r.config.workers === 'number' ? r.config.workers : 0;
+  out.push(`wsguard ${r.kind} ${r.target}  ${secs}s${workers > 1 ? `  (${workers} worker threads)` : r.shards > 1 ? `  (${r.shards} shards merged)` : ''}`);
   out.push('');
   out.push(table([
     ['connections', 'attempts', 'opened', 'peak open'],

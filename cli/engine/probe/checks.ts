@@ -94,7 +94,8 @@ const RUNNERS: Readonly<Record<CheckType, Runner>> = {
       const seq = parseMarker(d);
       if (seq >= 0) echoed.add(seq);
     });
-    const closed = waitClose(ws, 1_500);
+    // Long enough for a server to count the burst and close; short enough to keep a suite quick.
+    const closed = waitClose(ws, 1_000);
     for (let i = 0; i < burst && ws.readyState === ws.OPEN; i++) ws.send(`${marker(i)}probe`);
     const end = await closed;
     await closeAll([ws]);
@@ -133,7 +134,7 @@ const RUNNERS: Readonly<Record<CheckType, Runner>> = {
     const bytes = c.bytes ?? 1024 * 1024 + 1;
     const a = await attempt(ctx.target);
     if (!a.ws) return { observed: `early:${a.outcome}`, detail: 'could not open a connection' };
-    const closed = waitClose(a.ws, 2_000);
+    const closed = waitClose(a.ws, 1_000);
     a.ws.send(Buffer.alloc(bytes, 0x61));
     const end = await closed;
     await closeAll([a.ws]);

@@ -7,7 +7,7 @@ import type { RunResult } from '../../../cli/engine/result.ts';
 import { splitShare } from '../../../cli/engine/shard.ts';
 import { renderHtml } from '../../../cli/report/html.ts';
 import { renderMarkdown } from '../../../cli/report/markdown.ts';
-import { mergeResults } from '../../../cli/report/merge.ts';
+import { mergeResults } from '../../../cli/engine/merge.ts';
 import { toNdjson } from '../../../cli/report/output.ts';
 import { renderTerminal } from '../../../cli/report/terminal.ts';
 import { floodOptions } from '../helpers/flood-options.ts';

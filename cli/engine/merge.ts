@@ -1,7 +1,7 @@
 import { CliError } from '../cli-error.ts';
-import { createHistogram, decodeSummary, mergeSummaries, summarize } from '../engine/histogram.ts';
-import type { RunResult, SeriesPoint } from '../engine/result.ts';
-import type { StormSection } from '../engine/storm-types.ts';
+import { createHistogram, decodeSummary, mergeSummaries, summarize } from './histogram.ts';
+import type { RunResult, SeriesPoint } from './result.ts';
+import type { StormSection } from './storm-types.ts';
 
 /**
  * Merges results of shards (`--shard i/n` on several machines) or worker threads into one result.
@@ -9,7 +9,11 @@ import type { StormSection } from '../engine/storm-types.ts';
  * percentiles cannot be merged exactly, so a merged second shows the worst shard's p50/p99 (an
  * upper bound, labelled as such in docs/cli.md).
  */
-export function mergeResults(parts: RunResult[]): RunResult {
+/**
+ * `sameProcess`: the parts are worker threads of one process, whose CPU figures are each already
+ * process-wide, so they are not added up.
+ */
+export function mergeResults(parts: RunResult[], opts: { sameProcess?: boolean } = {}): RunResult {
   if (parts.length === 0) throw new CliError('usage', 'nothing to merge');
   if (parts.length === 1) return parts[0]!;
   const kinds = new Set(parts.map((p) => p.kind));
@@ -58,8 +62,8 @@ export function mergeResults(parts: RunResult[]): RunResult {
       reasons,
       eventLoopP99Ms: Math.max(...sat.map((s) => s.eventLoopP99Ms)),
       eventLoopMaxMs: Math.max(...sat.map((s) => s.eventLoopMaxMs)),
-      cpuCores: Math.round(sat.reduce((a, s) => a + s.cpuCores, 0) * 100) / 100,
-      cpuCoresPeak: Math.round(sat.reduce((a, s) => a + s.cpuCoresPeak, 0) * 100) / 100,
+      cpuCores: opts.sameProcess ? Math.max(...sat.map((s) => s.cpuCores)) : Math.round(sat.reduce((a, s) => a + s.cpuCores, 0) * 100) / 100,
+      cpuCoresPeak: opts.sameProcess ? Math.max(...sat.map((s) => s.cpuCoresPeak)) : Math.round(sat.reduce((a, s) => a + s.cpuCoresPeak, 0) * 100) / 100,
       sendLagP99Ms: Math.max(...sat.map((s) => s.sendLagP99Ms)),
       scheduled: sat.reduce((a, s) => a + s.scheduled, 0),
       sent: sat.reduce((a, s) => a + s.sent, 0),
@@ -69,14 +73,14 @@ export function mergeResults(parts: RunResult[]): RunResult {
     },
     preflight: parts.flatMap((p) => p.preflight.filter((c) => !c.ok)),
     aborted,
-    series: mergeSeries(parts.map((p) => p.series)),
+    series: mergeSeries(parts.map((p) => p.series), opts.sameProcess === true),
     storm: first.storm ? mergeStorm(parts.map((p) => p.storm!)) : undefined,
     thresholds: undefined,
     verdict: undefined,
   };
 }
 
-function mergeSeries(all: SeriesPoint[][]): SeriesPoint[] {
+function mergeSeries(all: SeriesPoint[][], sameProcess: boolean): SeriesPoint[] {
   const byT = new Map<number, SeriesPoint>();
   for (const series of all) {
     for (const p of series) {
@@ -93,7 +97,7 @@ function mergeSeries(all: SeriesPoint[][]): SeriesPoint[] {
       m.received += p.received;
       m.bytesOut += p.bytesOut;
       m.bytesIn += p.bytesIn;
-      m.cpuCores = Math.round((m.cpuCores + p.cpuCores) * 100) / 100;
+      m.cpuCores = sameProcess ? Math.max(m.cpuCores, p.cpuCores) : Math.round((m.cpuCores + p.cpuCores) * 100) / 100;
       m.rttP50Ms = Math.max(m.rttP50Ms, p.rttP50Ms);
       m.rttP99Ms = Math.max(m.rttP99Ms, p.rttP99Ms);
       for (const [k, v] of Object.entries(p.outcomes)) m.outcomes[k] = (m.outcomes[k] ?? 0) + v;
