@@ -438,6 +438,20 @@ class FloodRun {
     const ws = c.ws!;
     const o = this.o;
     let n = 0;
+    // Corked while a backlog of due messages goes out, so they leave in one writev, not one each.
+    const sock = (ws as unknown as { _socket?: import('node:net').Socket })._socket;
+    sock?.cork();
+    try {
+      n = this.sendLoop(c, ws, now, budget);
+    } finally {
+      sock?.uncork();
+    }
+    return n;
+  }
+
+  private sendLoop(c: Conn, ws: WebSocket, now: number, budget: number): number {
+    const o = this.o;
+    let n = 0;
     while (c.due <= now && n < budget && c.due < c.closeAt) {
       if (o.maxInFlight > 0 && o.expectEcho && c.inFlight >= o.maxInFlight) {
         c.blocked = true;
