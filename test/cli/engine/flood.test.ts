@@ -153,6 +153,14 @@ describe('runFlood', () => {
     expect(r.outcomes.completed).toBe(r.connections.attempts);
   });
 
+  it('stops early on the kill switch when the error rate passes its limit', async () => {
+    const s = await track(wsServer({ reject: () => ({ status: 503, headers: { 'Retry-After': '1' } }) }));
+    const r = await runFlood(floodOptions(s.url, { arrivalRate: 40, durationSec: 5, killSwitch: { errorRate: 0.5, windowSec: 2, minAttempts: 10 } }));
+    expect(r.aborted?.reason).toMatch(/^kill switch: \d+ failures/);
+    expect(r.aborted!.atSec).toBeLessThan(3);
+    expect(r.outcomes['rejected.503']).toBe(r.connections.attempts);
+  });
+
   it('refuses a run above a safety cap before sending anything', async () => {
     const err = await runFlood(floodOptions('ws://127.0.0.1:1/', { connections: 100, msgRate: 100, caps: { maxConnections: 1000, maxConnRate: 1000, maxMsgRate: 5000, maxDurationSec: 60 } })).catch((e: unknown) => e);
     expect(isCliError(err) && err.code).toBe('cap_exceeded');
