@@ -17,7 +17,8 @@ export function withAuthOptions<T>(y: Argv<T>) {
     .option('jwt-key-file', { type: 'string', description: 'RS256/ES256 private key (PKCS#8 PEM)', group: 'Auth:' })
     .option('jwt-claims', { type: 'string', description: 'Claims JSON template; {{i}} is the user index', group: 'Auth:' })
     .option('jwt-exp', { type: 'number', default: 300, description: 'Token lifetime in seconds', group: 'Auth:' })
-    .option('jwt-kid', { type: 'string', description: 'kid header', group: 'Auth:' });
+    .option('jwt-kid', { type: 'string', description: 'kid header', group: 'Auth:' })
+    .option('insecure', { type: 'boolean', default: false, description: 'Accept any TLS certificate (self-signed test setups)', group: 'Auth:' });
 }
 
 export interface AuthArgs {
@@ -34,6 +35,7 @@ export interface AuthArgs {
   jwtExp: number;
   jwtKid?: string;
   origin?: string;
+  insecure: boolean;
 }
 
 export function parseHeaders(list: string[] | undefined): Record<string, string> {

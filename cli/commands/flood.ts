@@ -79,6 +79,7 @@ export async function floodOptionsFromArgs(a: FloodArgs): Promise<FloodOptions> 
     killSwitch: a.killErrorRate === undefined ? undefined : { errorRate: a.killErrorRate, windowSec: a.killWindow, minAttempts: a.killMinEvents },
     saturation: { maxEventLoopP99Ms: a.maxEventLoopP99, maxSendLagP99Ms: a.maxSendLag, minSentRatio: 0.97, maxFdShare: 0.9 },
     ignorePreflight: a.ignorePreflight,
+    insecure: a.insecure,
   };
   if (a.sourceIp?.includes('auto')) base.sourceIps = autoSourceIps(a.url, peakConnections(base));
   const shard = parseShard(a.shard);

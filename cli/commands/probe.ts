@@ -61,7 +61,7 @@ async function handler(a: ProbeArgs): Promise<number> {
   if (a.metricsUrl && a.expectMetric) {
     suite.metrics = { url: a.metricsUrl, expect: [...(suite.metrics?.expect ?? []), ...a.expectMetric.map(parseMetricExpectation)] };
   }
-  const report: ProbeReport = await runSuite(suite, { url, auth, origin: a.origin, handshakeTimeoutMs: a.handshakeTimeout, settleMs: a.settle }, auth.jwt, (r) => process.stdout.write(`${line(r)}\n`));
+  const report: ProbeReport = await runSuite(suite, { url, auth, origin: a.origin, handshakeTimeoutMs: a.handshakeTimeout, settleMs: a.settle, insecure: a.insecure }, auth.jwt, (r) => process.stdout.write(`${line(r)}\n`));
   for (const m of report.metrics) {
     process.stdout.write(`${m.ok ? 'PASS' : 'FAIL'}  metric ${m.metric} moved ${m.after - m.before} (${m.before} → ${m.after}), expected ${m.delta}\n`);
   }

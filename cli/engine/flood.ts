@@ -61,8 +61,14 @@ export interface FloodOptions {
   auth?: AuthOptions;
   origin?: string;
   sourceIps?: string[];
-  /** Index of the first virtual user (workers and shards take disjoint ranges). */
+  /**
+   * Virtual user of connection k is userOffset + k·userStride: shares (workers, shards, both
+   * nested) interleave, so their users never collide and tokens stay distinct.
+   */
   userOffset?: number;
+  userStride?: number;
+  /** Accept any TLS certificate (self-signed test setups). */
+  insecure?: boolean;
   caps: Caps;
   killSwitch?: KillSwitch;
   saturation: SaturationLimits;
@@ -188,6 +194,9 @@ export async function runFlood(opts: FloodOptions, hooks: FloodHooks = {}): Prom
   if (fatal.length > 0 && !opts.ignorePreflight) {
     throw new CliError('preflight', `pre-flight failed: ${fatal.map((c) => c.message).join('; ')}`);
   }
+  // Mint the first user's token now, so a key or claims mistake is a usage error (exit 3), not a
+  // run full of failed attempts.
+  await createHandshakeAuth(opts.url, opts.auth)(opts.userOffset ?? 0);
   return new FloodRun(opts, hooks, preflight, limits.fdLimit).run();
 }
 
@@ -267,7 +276,7 @@ class FloodRun {
     const dt = (now - this.lastTick) / 1000;
     this.lastTick = now;
     if (this.phase === 'running') {
-      if (now >= this.endAt) this.beginDrain(now);
+      if (now >= this.endAt) this.beginDrain();
       else {
         this.arrivals(now, dt);
         this.sendDue(now);
@@ -286,7 +295,7 @@ class FloodRun {
     const o = this.o;
     if (o.arrivalRate !== undefined) {
       const want = Math.floor(o.arrivalRate * elapsed) + 1;
-      while (this.attempts < want) this.startConnection(now);
+      while (this.attempts < want) this.startConnection();
       return;
     }
     const target = o.connections ?? stageTarget(o.stages!, elapsed);
@@ -297,14 +306,14 @@ class FloodRun {
     if (o.connections !== undefined) {
       while (this.attempts < target && this.connectBudget >= 1) {
         this.connectBudget -= 1;
-        this.startConnection(now);
+        this.startConnection();
       }
       return;
     }
     let n = live;
     while (n < target && this.connectBudget >= 1) {
       this.connectBudget -= 1;
-      this.startConnection(now);
+      this.startConnection();
       n++;
     }
     if (n > target) this.rampDown(n - target);
@@ -319,9 +328,9 @@ class FloodRun {
     }
   }
 
-  private startConnection(now: number): void {
+  private startConnection(): void {
     const id = this.nextId++;
-    const userIndex = (this.o.userOffset ?? 0) + id;
+    const userIndex = (this.o.userOffset ?? 0) + id * (this.o.userStride ?? 1);
     const c: Conn = {
       id,
       userIndex,
@@ -340,13 +349,22 @@ class FloodRun {
     this.attempts++;
     this.opening++;
     this.conns.add(c);
-    void now;
     void this.dial(c);
   }
 
   private async dial(c: Conn): Promise<void> {
     const o = this.o;
-    const h = await this.handshake(c.userIndex);
+    let h;
+    try {
+      h = await this.handshake(c.userIndex);
+    } catch (err) {
+      // Minting was checked before the run; a later failure is counted, not thrown into the void.
+      this.opening--;
+      c.state = 'ended';
+      this.conns.delete(c);
+      this.outcomes.add('error.TOKEN_MINT', (err as Error).message);
+      return;
+    }
     const sources = o.sourceIps;
     const r = await connect({
       url: h.url,
@@ -355,6 +373,7 @@ class FloodRun {
       origin: o.origin,
       handshakeTimeoutMs: o.handshakeTimeoutMs,
       localAddress: sources && sources.length > 0 ? sources[c.id % sources.length] : undefined,
+      rejectUnauthorized: o.insecure ? false : undefined,
     });
     this.opening--;
     recordMs(this.connectH, r.connectMs);
@@ -513,7 +532,7 @@ class FloodRun {
 
   // ---- phases --------------------------------------------------------------------------------
 
-  private beginDrain(now: number): void {
+  private beginDrain(): void {
     this.phase = 'draining';
     // Messages that were due but never left, on connections the target was not holding back.
     for (const c of this.conns) {
@@ -523,7 +542,6 @@ class FloodRun {
     }
     while (this.heap.pop());
     this.buffered.clear();
-    void now;
   }
 
   private beginClose(): void {
@@ -540,7 +558,7 @@ class FloodRun {
   private abort(reason: string): void {
     if (this.aborted || this.phase === 'done') return;
     this.aborted = { reason, atSec: Math.round((performance.now() - this.t0) / 100) / 10 };
-    if (this.phase === 'running') this.beginDrain(performance.now());
+    if (this.phase === 'running') this.beginDrain();
     if (this.phase === 'draining') this.beginClose();
   }
 

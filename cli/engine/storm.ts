@@ -41,6 +41,9 @@ export interface StormOptions {
   origin?: string;
   sourceIps?: string[];
   userOffset?: number;
+  /** See FloodOptions.userStride. */
+  userStride?: number;
+  insecure?: boolean;
   caps: Caps;
   saturation: SaturationLimits;
   ignorePreflight?: boolean;
@@ -105,9 +108,11 @@ export async function runStorm(o: StormOptions, hooks: StormHooks = {}): Promise
   const fatal = preflight.filter((c) => c.fatal && !c.ok);
   if (fatal.length > 0 && !o.ignorePreflight) throw new CliError('preflight', `pre-flight failed: ${fatal.map((c) => c.message).join('; ')}`);
 
+  const handshake = createHandshakeAuth(o.url, o.auth);
+  // A key or claims mistake is a usage error before the run, not N failed attempts.
+  await handshake(o.userOffset ?? 0);
   const t0 = performance.now();
   const startedAt = new Date();
-  const handshake = createHandshakeAuth(o.url, o.auth);
   const outcomes = new OutcomeCounter();
   const duringRecovery = new OutcomeCounter();
   const connectH = createHistogram();
@@ -173,8 +178,15 @@ export async function runStorm(o: StormOptions, hooks: StormHooks = {}): Promise
     c.state = 'connecting';
     attempts++;
     connecting++;
-    const h = await handshake(c.userIndex);
-    const r = await connect({ url: h.url, headers: h.headers, protocols: h.protocols, origin: o.origin, handshakeTimeoutMs: o.handshakeTimeoutMs, localAddress: o.sourceIps?.[c.id % o.sourceIps.length] });
+    let h;
+    try {
+      h = await handshake(c.userIndex);
+    } catch (err) {
+      connecting--;
+      failed(c, 'error.TOKEN_MINT', (err as Error).message, undefined);
+      return;
+    }
+    const r = await connect({ url: h.url, headers: h.headers, protocols: h.protocols, origin: o.origin, handshakeTimeoutMs: o.handshakeTimeoutMs, localAddress: o.sourceIps?.[c.id % o.sourceIps.length], rejectUnauthorized: o.insecure ? false : undefined });
     connecting--;
     recordMs(connectH, r.connectMs);
     if (!r.ok) {
@@ -284,7 +296,7 @@ export async function runStorm(o: StormOptions, hooks: StormHooks = {}): Promise
   // Open the initial N at the connect rate.
   const userOffset = o.userOffset ?? 0;
   for (let i = 0; i < o.connections; i++) {
-    clients.push({ id: i, userIndex: userOffset + i, state: 'idle', attempt: 0, prevDelay: 0, dropping: false, clientClosing: false, attemptsSinceDrop: 0 });
+    clients.push({ id: i, userIndex: userOffset + i * (o.userStride ?? 1), state: 'idle', attempt: 0, prevDelay: 0, dropping: false, clientClosing: false, attemptsSinceDrop: 0 });
   }
   const gap = 1000 / o.connectRate;
   const openTimers = clients.map((c, i) => setTimeout(() => void dial(c), i * gap));

@@ -23,6 +23,8 @@ describe('TLS failures', () => {
       expect(keys).toHaveLength(1);
       expect(keys[0]).toMatch(/^tls\.(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_TLS_CERT_ALTNAME_INVALID)$/);
       expect(r.outcomes[keys[0]!]).toBe(2);
+      const insecure = await runFlood(floodOptions(`wss://127.0.0.1:${port}/`, { connections: 2, durationSec: 0.3, insecure: true }));
+      expect(insecure.outcomes).toEqual({ completed: 2 });
     } finally {
       wss.close();
       https.closeAllConnections();
