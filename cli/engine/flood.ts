@@ -295,7 +295,11 @@ class FloodRun {
     const o = this.o;
     if (o.arrivalRate !== undefined) {
       const want = Math.floor(o.arrivalRate * elapsed) + 1;
-      while (this.attempts < want) this.startConnection();
+      while (this.attempts < want) {
+        // Open-model arrivals have intended times too; lateness here is the generator's.
+        recordMs(this.sendLag, now - (this.t0 + (this.attempts * 1000) / o.arrivalRate));
+        this.startConnection();
+      }
       return;
     }
     const target = o.connections ?? stageTarget(o.stages!, elapsed);

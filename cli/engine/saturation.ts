@@ -9,7 +9,7 @@ import { openFdCount } from './preflight.ts';
 export interface SaturationLimits {
   /** Event-loop delay p99 above which timings are untrustworthy. */
   maxEventLoopP99Ms: number;
-  /** Generator send lag p99 (lateness not caused by the target's backpressure). */
+  /** Generator schedule lag p99: sends and open-model arrivals late for reasons not caused by the target. */
   maxSendLagP99Ms: number;
   /** Share of scheduled messages that must actually be sent. */
   minSentRatio: number;
@@ -93,7 +93,7 @@ export function judgeSaturation(
     reasons.push(`event-loop delay p99 ${m.eventLoopP99Ms} ms > ${limits.maxEventLoopP99Ms} ms (max ${m.eventLoopMaxMs} ms); ${cpu}: the generator thread was busy, so latencies include its own queueing`);
   }
   if (m.sendLagP99Ms > limits.maxSendLagP99Ms) {
-    reasons.push(`sends left ${m.sendLagP99Ms} ms late at p99 (limit ${limits.maxSendLagP99Ms} ms) for reasons on the generator side; ${cpu}`);
+    reasons.push(`scheduled sends and arrivals left ${m.sendLagP99Ms} ms late at p99 (limit ${limits.maxSendLagP99Ms} ms) for reasons on the generator side; ${cpu}`);
   }
   if (m.scheduled > 0 && m.sent / m.scheduled < limits.minSentRatio) {
     reasons.push(`only ${m.sent} of ${m.scheduled} scheduled messages were sent (${((m.sent / m.scheduled) * 100).toFixed(1)}% < ${limits.minSentRatio * 100}%): the generator could not produce the requested rate; lower --rate/--connections or add --workers`);

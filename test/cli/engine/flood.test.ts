@@ -44,7 +44,7 @@ describe('runFlood', () => {
           ws.on('message', (data: Buffer) => {
             n++;
             const now = Date.now();
-            if (n === 40 && stalls === 0) {
+            if (n === 200 && stalls === 0) {
               stalls++;
               stallUntil = Math.max(stallUntil, now + 200);
             }
@@ -56,8 +56,11 @@ describe('runFlood', () => {
       }),
     );
     // A window of one unanswered message: the stalled server holds the sender back, which is exactly
-    // when a closed-loop measure forgets the messages it never got to send.
-    const r = await runFlood(floodOptions(s.url, { connections: 4, msgRate: 100, durationSec: 2, maxInFlight: 1 }));
+    // when a closed-loop measure forgets the messages it never got to send. Two connections at a
+    // high rate: the stall costs the uncorrected measure two samples in ~1600, so it stays out of
+    // its p99 even when a loaded machine adds a few stalls of its own; the corrected measure
+    // charges the ~80 messages that could not leave during the stall.
+    const r = await runFlood(floodOptions(s.url, { connections: 2, msgRate: 400, durationSec: 2, maxInFlight: 1 }));
     expect(stalls).toBe(1);
     expect(r.latency.rtt.max).toBeGreaterThanOrEqual(190);
     expect(r.latency.rtt.p99).toBeGreaterThanOrEqual(150);
@@ -139,7 +142,8 @@ describe('runFlood', () => {
   it('opens connections at the arrival rate in the open model and closes each after its hold time', async () => {
     const s = await track(uwsEcho());
     const r = await runFlood(floodOptions(s.url, { arrivalRate: 20, holdSec: 0.2, durationSec: 1 }));
-    expect(r.connections.attempts).toBeGreaterThanOrEqual(19);
+    // 20 due in 1 s; a late last tick on a loaded machine may start one or two fewer.
+    expect(r.connections.attempts).toBeGreaterThanOrEqual(16);
     expect(r.connections.attempts).toBeLessThanOrEqual(21);
     expect(r.outcomes.completed).toBe(r.connections.attempts);
     expect(r.connections.peakOpen).toBeLessThanOrEqual(8);

