@@ -81,12 +81,17 @@ describe('runFlood', () => {
     expect(r.outcomeDetails['closed.4100']).toEqual({ '{"r":"conn_limit","retry_ms":1000}': 5 });
   });
 
-  it('separates admitted connections from those over a per-connection limit', async () => {
+  it('separates admitted connections from those over a per-connection limit, and ends with 1001', async () => {
+    const codes: number[] = [];
     const s = await track(
-      wsServer({ reject: (_req, n) => (n > 3 ? { status: 429, headers: { 'Retry-After': '1' } } : undefined) }),
+      wsServer({
+        reject: (_req, n) => (n > 3 ? { status: 429, headers: { 'Retry-After': '1' } } : undefined),
+        onConnection: (ws) => ws.on('close', (code) => codes.push(code)),
+      }),
     );
     const r = await runFlood(floodOptions(s.url, { connections: 5, durationSec: 0.5 }));
     expect(r.outcomes).toEqual({ completed: 3, 'rejected.429': 2 });
+    expect(codes).toEqual([1001, 1001, 1001]);
   });
 
   it('mints a JWT per user that a token-enforcing server accepts, and counts 401 for a wrong key', async () => {

@@ -103,6 +103,23 @@ describe('runStorm', () => {
     expect(r.storm!.recover.max).toBeGreaterThanOrEqual(400);
   });
 
+  it('in server mode, counts what the server closes after the drop time and watches the clients return', async () => {
+    const started = Date.now();
+    const s = await wsServer({
+      onConnection: (ws) => {
+        // A server restart in miniature: every connection alive at 400 ms is closed with 1012.
+        const at = 400 - (Date.now() - started);
+        if (at > 0) setTimeout(() => ws.close(1012, 'restart'), at);
+      },
+    });
+    servers.push(s);
+    const r = await runStorm(stormOptions(s.url, { dropMode: 'server', dropAtSec: 0.2, durationSec: 1.2, policy: { kind: 'fixed', delayMs: 50 } }));
+    expect(r.storm!.dropped).toBe(10);
+    expect(r.storm!.recovered).toBe(10);
+    expect(r.outcomes['closed.1012']).toBe(10);
+    expect(r.storm!.recover.min).toBeGreaterThanOrEqual(50);
+  });
+
   it('gives up after max attempts', async () => {
     const s = await overwhelmedServer(5_000, { status: 503 });
     const r = await runStorm(stormOptions(s.url, { policy: { kind: 'fixed', delayMs: 30 }, maxAttempts: 3, durationSec: 1.2 }));
