@@ -13,6 +13,7 @@ interface StormArgs extends AuthArgs, RunArgs {
   connections: number;
   duration: string;
   dropAt: string;
+  dropAfterHeld: boolean;
   dropPercent: number;
   dropMode: 'reset' | 'close' | 'server';
   policy: string;
@@ -29,6 +30,7 @@ function builder(y: Argv) {
     .option('connections', { alias: 'c', type: 'number', default: 100, description: 'Connections to hold', group: 'Storm:' })
     .option('duration', { alias: 'd', type: 'string', default: '30s', description: 'Run time (hard limit)', group: 'Storm:' })
     .option('drop-at', { type: 'string', default: '5s', description: 'When to drop', group: 'Storm:' })
+    .option('drop-after-held', { type: 'boolean', default: false, description: 'Drop at --drop-at or once all connections are open, whichever is later', group: 'Storm:' })
     .option('drop-percent', { type: 'number', default: STORM_DEFAULTS.dropPercent, description: 'Share of open connections to drop (0..100)', group: 'Storm:' })
     .option('drop-mode', { choices: ['reset', 'close', 'server'] as const, default: STORM_DEFAULTS.dropMode, description: 'reset: TCP RST; close: clean close; server: wait for the server to close (restart, drain)', group: 'Storm:' })
     .option('policy', { type: 'string', default: 'exp:100:30000:full', description: 'immediate | fixed:<ms> | exp:<base>:<cap>:<none|full|equal|decorrelated>', group: 'Reconnect:' })
@@ -54,6 +56,7 @@ async function handler(a: StormArgs): Promise<number> {
     durationSec: parseDurationSec(a.duration, 'duration'),
     dropAtSec: parseDurationSec(a.dropAt, 'drop-at'),
     dropPercent: a.dropPercent,
+    dropAfterHeld: a.dropAfterHeld,
     dropMode: a.dropMode,
     policy: parsePolicy(a.policy),
     maxAttempts: a.maxAttempts,

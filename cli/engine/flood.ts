@@ -5,7 +5,8 @@ import { createHandshakeAuth, type AuthOptions } from './auth.ts';
 import { connect, watchEnd } from './connection.ts';
 import { DueHeap } from './due-heap.ts';
 import { createHistogram, recordMs, summarize, type Histogram } from './histogram.ts';
-import { isFailure, OutcomeCounter } from './outcomes.ts';
+import { killSwitchReason, type KillSwitch } from './kill-switch.ts';
+import { OutcomeCounter } from './outcomes.ts';
 import { createPayloadFactory, parseMarker, type PayloadFactory, type PayloadSpec } from './payload.ts';
 import { readHostLimits, runPreflight, type PreflightCheck } from './preflight.ts';
 import type { RunResult, SeriesPoint } from './result.ts';
@@ -24,15 +25,9 @@ export interface Caps {
   maxDurationSec: number;
 }
 
-export const DEFAULT_CAPS: Caps = Object.freeze({ maxConnections: 10_000, maxConnRate: 2_000, maxMsgRate: 200_000, maxDurationSec: 3_600 });
+export type { KillSwitch };
 
-export interface KillSwitch {
-  /** Failure share (0..1) over the window that stops the run. */
-  errorRate: number;
-  windowSec: number;
-  /** Attempts needed in the window before the rate counts, so three early failures do not abort. */
-  minAttempts: number;
-}
+export const DEFAULT_CAPS: Caps = Object.freeze({ maxConnections: 10_000, maxConnRate: 2_000, maxMsgRate: 200_000, maxDurationSec: 3_600 });
 
 export interface FloodOptions {
   url: string;
@@ -620,21 +615,9 @@ class FloodRun {
   }
 
   private checkKillSwitch(): void {
-    const k = this.o.killSwitch;
-    if (!k || this.phase !== 'running') return;
-    const window = this.series.slice(-k.windowSec);
-    let attempts = 0;
-    let failures = 0;
-    for (const p of window) {
-      for (const [key, n] of Object.entries(p.outcomes)) {
-        attempts += n;
-        if (isFailure(key)) failures += n;
-      }
-      attempts += p.opened;
-    }
-    if (attempts >= k.minAttempts && failures / attempts > k.errorRate) {
-      this.abort(`kill switch: ${failures} failures in ${attempts} connection events over ${window.length}s (${((failures / attempts) * 100).toFixed(1)}% > ${(k.errorRate * 100).toFixed(1)}%)`);
-    }
+    if (!this.o.killSwitch || this.phase !== 'running') return;
+    const reason = killSwitchReason(this.series, this.o.killSwitch);
+    if (reason) this.abort(reason);
   }
 
   private result(): RunResult {

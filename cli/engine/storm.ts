@@ -24,6 +24,11 @@ export interface StormOptions {
   dropAtSec: number;
   /** Share (0..100) of open connections to drop; `server` mode ignores it. */
   dropPercent: number;
+  /**
+   * Drop at --drop-at or, if later, once all connections are open (checked every 10 ms), so a slow
+   * handshake phase does not shrink the population the storm hits.
+   */
+  dropAfterHeld?: boolean;
   /** reset: TCP RST (socket.resetAndDestroy); close: clean 1000 close; server: wait for the server to close. */
   dropMode: 'reset' | 'close' | 'server';
   durationSec: number;
@@ -301,7 +306,13 @@ export async function runStorm(o: StormOptions, hooks: StormHooks = {}): Promise
   const gap = 1000 / o.connectRate;
   const openTimers = clients.map((c, i) => setTimeout(() => void dial(c), i * gap));
   const sampler = setInterval(sample, 1000);
-  const dropTimer = setTimeout(drop, o.dropAtSec * 1000);
+  let dropTimer: NodeJS.Timeout;
+  const armDrop = (): void => {
+    const ready = !o.dropAfterHeld || clients.every((c) => c.state === 'open' || c.state === 'settling');
+    if (ready) drop();
+    else dropTimer = setTimeout(armDrop, 10);
+  };
+  dropTimer = setTimeout(armDrop, o.dropAtSec * 1000);
 
   await new Promise<void>((resolve) => {
     const end = setTimeout(resolve, o.durationSec * 1000);
@@ -352,7 +363,7 @@ export async function runStorm(o: StormOptions, hooks: StormHooks = {}): Promise
     held: heldAtDrop,
     dropped,
     dropMode: o.dropMode,
-    dropAtSec: o.dropAtSec,
+    dropAtSec: dropTime === undefined ? o.dropAtSec : Math.round((dropTime - t0) / 100) / 10,
     policy: describePolicy(o.policy) + (o.maxAttempts > 0 ? `, max ${o.maxAttempts} attempts` : '') + (o.honourRetryAfter ? ', honours Retry-After' : ''),
     recover: summarize(recoverH),
     timeToPercentMs,
