@@ -218,6 +218,8 @@ class FloodRun {
   private open = 0;
   private opening = 0;
   private peakOpen = 0;
+  /** Open connections we sent a close to and that have not ended yet. */
+  private closing = 0;
   private sent = 0;
   private received = 0;
   private unmatched = 0;
@@ -301,7 +303,8 @@ class FloodRun {
     const rate = o.connectRate ?? o.caps.maxConnRate;
     // Token bucket so a large fixed N opens at the connect-rate cap, not in one burst.
     this.connectBudget = Math.min(Math.max(1, rate), this.connectBudget + rate * dt);
-    const live = this.open + this.opening;
+    // Connections we already asked to close no longer count, or a ramp-down would close too many.
+    const live = this.open + this.opening - this.closing;
     if (o.connections !== undefined) {
       while (this.attempts < target && this.connectBudget >= 1) {
         this.connectBudget -= 1;
@@ -412,6 +415,7 @@ class FloodRun {
     if (c.state !== 'open') return;
     c.state = 'ended';
     this.open--;
+    if (c.clientClosing) this.closing--;
     this.heap.remove(c);
     this.buffered.delete(c);
     this.conns.delete(c);
@@ -421,6 +425,7 @@ class FloodRun {
   private closeConn(c: Conn, code: number, reason: string): void {
     if (c.clientClosing) return;
     c.clientClosing = true;
+    if (c.state === 'open') this.closing++;
     this.heap.remove(c);
     this.buffered.delete(c);
     c.ws?.close(code, reason);

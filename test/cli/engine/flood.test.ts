@@ -159,6 +159,8 @@ describe('runFlood', () => {
     const r = await runFlood(floodOptions(s.url, { stages: [{ durationSec: 0.5, target: 20 }, { durationSec: 0.5, target: 0 }], durationSec: 1.2 }));
     expect(r.connections.peakOpen).toBeGreaterThanOrEqual(15);
     expect(r.connections.peakOpen).toBeLessThanOrEqual(20);
+    // Ramping down closes exactly the excess: no connection is closed early and then replaced.
+    expect(r.connections.attempts).toBeLessThanOrEqual(20);
     expect(r.outcomes.completed).toBe(r.connections.attempts);
   });
 
