@@ -90,13 +90,30 @@ const RUNNERS: Readonly<Record<CheckType, Runner>> = {
     if (!a.ws) return { observed: `early:${a.outcome}`, detail: 'could not open a connection' };
     const ws = a.ws;
     const echoed = new Set<number>();
+    let onEcho: (() => void) | undefined;
     ws.on('message', (d: Buffer) => {
       const seq = parseMarker(d);
       if (seq >= 0) echoed.add(seq);
+      onEcho?.();
     });
+    // "Fewer echoes than sent" only means "dropped" if the target echoes at all: check that first,
+    // with a message that also counts against the limit.
+    const echoing = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 1_000);
+      onEcho = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      ws.send(`${marker(0)}probe`);
+    });
+    onEcho = undefined;
+    if (!echoing) {
+      await closeAll([ws]);
+      return { observed: 'no_echo', detail: 'the target did not echo a first message within 1 s; message_rate needs an echo endpoint' };
+    }
     // Long enough for a server to count the burst and close; short enough to keep a suite quick.
     const closed = waitClose(ws, 1_000);
-    for (let i = 0; i < burst && ws.readyState === ws.OPEN; i++) ws.send(`${marker(i)}probe`);
+    for (let i = 1; i < burst && ws.readyState === ws.OPEN; i++) ws.send(`${marker(i)}probe`);
     const end = await closed;
     await closeAll([ws]);
     if (end) return { observed: end.outcome, detail: `${echoed.size} of ${burst} echoed before close; reason ${end.detail}` };

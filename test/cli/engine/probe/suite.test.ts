@@ -68,6 +68,17 @@ describe('probe suites', () => {
     expect(r.ok).toBe(false);
   });
 
+  it('does not mistake a server that never echoes for one that drops over the limit', async () => {
+    const { wsServer } = await import('../../helpers/servers.ts');
+    const silent = await wsServer({ echo: false });
+    try {
+      const r = await runSuite({ checks: [{ name: 'rate', type: 'message_rate', limit: 5, expect: ['dropped'] }] }, { url: silent.url, handshakeTimeoutMs: 2_000, settleMs: 50 });
+      expect(r.checks[0]).toMatchObject({ ok: false, observed: 'no_echo' });
+    } finally {
+      await silent.close();
+    }
+  });
+
   it('rejects an invalid suite file as a config error naming the field', () => {
     const file = join(dir, 'bad.yaml');
     writeFileSync(file, 'checks:\n  - type: nonsense\n');
