@@ -172,6 +172,25 @@ describe('runFlood', () => {
     expect(r.outcomes['rejected.503']).toBe(r.connections.attempts);
   });
 
+  it('pauses a connection whose send buffer fills and does not blame the generator for it', async () => {
+    // The server stops reading: TCP backpressure reaches the client's send buffer.
+    const s = await track(wsServer({ onConnection: (ws) => (ws as unknown as { _socket: import('node:net').Socket })._socket.pause() }));
+    const r = await runFlood(
+      floodOptions(s.url, {
+        connections: 1,
+        msgRate: 1000,
+        durationSec: 1,
+        payload: { sizeBytes: 16 * 1024 },
+        maxBufferedBytes: 256 * 1024,
+        saturation: { maxEventLoopP99Ms: 10_000, maxSendLagP99Ms: 50, minSentRatio: 0.97, maxFdShare: 0.9 },
+      }),
+    );
+    expect(r.messages.sent).toBeGreaterThan(0);
+    expect(r.messages.sent).toBeLessThan(900);
+    expect(r.messages.received).toBe(0);
+    expect(r.saturation.reasons.filter((x) => !x.startsWith('event-loop'))).toEqual([]);
+  });
+
   it('refuses a run above a safety cap before sending anything', async () => {
     const err = await runFlood(floodOptions('ws://127.0.0.1:1/', { connections: 100, msgRate: 100, caps: { maxConnections: 1000, maxConnRate: 1000, maxMsgRate: 5000, maxDurationSec: 60 } })).catch((e: unknown) => e);
     expect(isCliError(err) && err.code).toBe('cap_exceeded');
