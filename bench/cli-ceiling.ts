@@ -66,7 +66,7 @@ async function main(): Promise<void> {
     let bestMsgs = 0;
     let misses = 0;
     // One noisy step is not the ceiling: stop after two saturated steps in a row.
-    for (const perConn of quick ? [400, 1600] : [800, 1600, 2400, 3200, 4000, 5000, 6000, 8000]) {
+    for (const perConn of quick ? [400, 1600] : [1600, 3200, 4800, 6400, 8000, 10000, 12000, 16000]) {
       const r = await runFlood(base(url, { connections: 50, msgRate: perConn }));
       const achieved = r.messages.ratePerSecOut;
       line(`  ${perConn * 50} msg/s asked`, r, `sent ${achieved}/s, echoed ${r.messages.ratePerSecIn}/s, rtt p99 ${r.latency.rtt.p99} ms`);
