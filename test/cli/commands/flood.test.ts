@@ -53,7 +53,7 @@ describe('wsguard flood (child process)', () => {
   });
 
   it('exits 2 with an explanation when asked for more than one core can generate', async () => {
-    const r = await runCli(['flood', echo.url, '-c', '50', '-r', '20000', '-d', '2s', '--max-msg-rate', '10000000', '--drain', '200']);
+    const r = await runCli(['flood', echo.url, '-c', '50', '-r', '40000', '-d', '2s', '--max-msg-rate', '10000000', '--drain', '200']);
     expect(r.code).toBe(2);
     expect(r.stdout).toContain('verdict: invalid_run (exit 2)');
     expect(r.stdout).toMatch(/scheduled messages were sent|generator thread was busy|left [0-9.]* ms late/);
