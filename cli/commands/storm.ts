@@ -1,0 +1,97 @@
+import type { Argv, CommandModule } from 'yargs';
+import { authFromArgs, expandSourceIps, parseDurationSec, parseShard, withAuthOptions, type AuthArgs } from '../common-options.ts';
+import { parsePolicy } from '../engine/backoff.ts';
+import { runStorm, STORM_DEFAULTS, type StormOptions } from '../engine/storm.ts';
+import { decideVerdict, evaluateThresholds } from '../engine/thresholds.ts';
+import { thresholdsFromArgs, withRunOptions, type RunArgs } from '../load-options.ts';
+import { writeJsonResult, writeNdjson } from '../report/output.ts';
+import { progressLine, renderTerminal } from '../report/terminal.ts';
+import { runCommand } from '../run-command.ts';
+
+interface StormArgs extends AuthArgs, RunArgs {
+  url: string;
+  connections: number;
+  duration: string;
+  dropAt: string;
+  dropAfterHeld: boolean;
+  dropPercent: number;
+  dropMode: 'reset' | 'close' | 'server';
+  policy: string;
+  maxAttempts: number;
+  honourRetryAfter: boolean;
+  connectRate: number;
+  settle: number;
+  handshakeTimeout: number;
+}
+
+function builder(y: Argv) {
+  return withRunOptions(withAuthOptions(y))
+    .positional('url', { type: 'string', demandOption: true, description: 'Target ws:// or wss:// URL' })
+    .option('connections', { alias: 'c', type: 'number', default: 100, description: 'Connections to hold', group: 'Storm:' })
+    .option('duration', { alias: 'd', type: 'string', default: '30s', description: 'Run time (hard limit)', group: 'Storm:' })
+    .option('drop-at', { type: 'string', default: '5s', description: 'When to drop', group: 'Storm:' })
+    .option('drop-after-held', { type: 'boolean', default: false, description: 'Drop at --drop-at or once all connections are open, whichever is later', group: 'Storm:' })
+    .option('drop-percent', { type: 'number', default: STORM_DEFAULTS.dropPercent, description: 'Share of open connections to drop (0..100)', group: 'Storm:' })
+    .option('drop-mode', { choices: ['reset', 'close', 'server'] as const, default: STORM_DEFAULTS.dropMode, description: 'reset: TCP RST; close: clean close; server: wait for the server to close (restart, drain)', group: 'Storm:' })
+    .option('policy', { type: 'string', default: 'exp:100:30000:full', description: 'immediate | fixed:<ms> | exp:<base>:<cap>:<none|full|equal|decorrelated>', group: 'Reconnect:' })
+    .option('max-attempts', { type: 'number', default: STORM_DEFAULTS.maxAttempts, description: 'Attempts per client before giving up (0: unlimited)', group: 'Reconnect:' })
+    .option('honour-retry-after', { type: 'boolean', default: false, description: 'Wait at least Retry-After, or retry_ms of a 4100–4199/1013 close', group: 'Reconnect:' })
+    .option('connect-rate', { type: 'number', default: STORM_DEFAULTS.connectRate, description: 'New connections/s while opening the initial set', group: 'Storm:' })
+    .option('settle', { type: 'number', default: STORM_DEFAULTS.settleMs, description: 'A reconnect must stay open this long (ms) to count as recovered', group: 'Reconnect:' })
+    .option('handshake-timeout', { type: 'number', default: STORM_DEFAULTS.handshakeTimeoutMs, description: 'Handshake deadline (ms)', group: 'Storm:' })
+    .example('$0 storm ws://127.0.0.1:8080/ws -c 1000 --drop-at 5s -d 40s', 'drop every connection with a TCP reset at 5 s; reconnect with full-jitter backoff')
+    .example("$0 storm ws://127.0.0.1:8080/ws -c 500 --drop-percent 50 --policy immediate --threshold 'time_to_99pct_ms<5000'", 'half reconnect at once: is the server back within 5 s?')
+    .example('$0 storm ws://127.0.0.1:8080/ws -c 200 --drop-mode server --policy exp:200:10000:decorrelated --honour-retry-after', 'restart the server yourself at 5 s and watch the clients return')
+    .epilogue('Exit codes: 0 passed, 1 threshold failed, 2 invalid run, 3 usage/config error.');
+}
+
+async function handler(a: StormArgs): Promise<number> {
+  const thresholds = thresholdsFromArgs(a);
+  const shard = parseShard(a.shard);
+  const connections = shard ? Math.floor(a.connections / shard.count) + (shard.index - 1 < a.connections % shard.count ? 1 : 0) : a.connections;
+  const opts: StormOptions = {
+    ...STORM_DEFAULTS,
+    url: a.url,
+    connections,
+    durationSec: parseDurationSec(a.duration, 'duration'),
+    dropAtSec: parseDurationSec(a.dropAt, 'drop-at'),
+    dropPercent: a.dropPercent,
+    dropAfterHeld: a.dropAfterHeld,
+    dropMode: a.dropMode,
+    policy: parsePolicy(a.policy),
+    maxAttempts: a.maxAttempts,
+    honourRetryAfter: a.honourRetryAfter,
+    connectRate: shard ? a.connectRate / shard.count : a.connectRate,
+    settleMs: a.settle,
+    handshakeTimeoutMs: a.handshakeTimeout,
+    auth: authFromArgs(a),
+    origin: a.origin,
+    sourceIps: expandSourceIps(a.sourceIp),
+    userOffset: shard ? shard.index - 1 : 0,
+    userStride: shard ? shard.count : 1,
+    insecure: a.insecure,
+    caps: { maxConnections: a.maxConnections, maxConnRate: a.maxConnRate, maxMsgRate: a.maxMsgRate, maxDurationSec: a.maxDuration },
+    saturation: { maxEventLoopP99Ms: a.maxEventLoopP99, maxSendLagP99Ms: a.maxSendLag, minSentRatio: 0.97, maxFdShare: 0.9 },
+    ignorePreflight: a.ignorePreflight,
+  };
+  const live = process.stderr.isTTY === true;
+  const ac = new AbortController();
+  const onSigint = (): void => ac.abort();
+  process.once('SIGINT', onSigint);
+  const result = await runStorm(opts, { signal: ac.signal, onSample: live ? (p) => process.stderr.write(`\r\x1b[K${progressLine(p)}`) : undefined });
+  process.off('SIGINT', onSigint);
+  if (live) process.stderr.write('\r\x1b[K');
+  result.thresholds = evaluateThresholds(result, thresholds);
+  result.verdict = decideVerdict(result, result.thresholds);
+  if (a.json) writeJsonResult(a.json, result);
+  if (a.ndjson) writeNdjson(a.ndjson, result);
+  if (!a.quiet) process.stdout.write(renderTerminal(result));
+  return result.verdict.exitCode;
+}
+
+export const stormCommand: CommandModule<object, StormArgs> = {
+  command: 'storm <url>',
+  describe: 'Hold N connections, drop a share at once, and measure how the clients reconnect',
+  builder: builder as unknown as CommandModule<object, StormArgs>['builder'],
+  handler: runCommand(handler),
+};

@@ -1,0 +1,107 @@
+import type { RunResult } from './result.ts';
+import { isFailure } from './outcomes.ts';
+
+/**
+ * The flat metric names thresholds and reports use. Outcome metrics are open-ended families:
+ * `rejected.429`, `closed.4100`, `error.ECONNREFUSED`, `tls.CERT_HAS_EXPIRED`, … read 0 when the
+ * outcome never happened, so `rejected.429>=5` is meaningful before the first 429.
+ */
+export const OUTCOME_FAMILIES = ['completed', 'rejected', 'closed', 'error', 'tls', 'handshake', 'protocol', 'dropped'] as const;
+
+export const METRIC_DESCRIPTIONS: Readonly<Record<string, string>> = Object.freeze({
+  p50_rtt_ms: 'round trip p50, from intended send time',
+  p90_rtt_ms: 'round trip p90',
+  p99_rtt_ms: 'round trip p99',
+  p999_rtt_ms: 'round trip p99.9',
+  max_rtt_ms: 'round trip max',
+  mean_rtt_ms: 'round trip mean',
+  p99_rtt_uncorrected_ms: 'round trip p99 from actual send time (not CO-corrected)',
+  p50_connect_ms: 'handshake time p50',
+  p99_connect_ms: 'handshake time p99',
+  max_connect_ms: 'handshake time max',
+  attempts: 'connection attempts',
+  opened: 'connections that opened',
+  peak_open: 'most connections open at once',
+  failures: 'attempts or connections that ended in a failure outcome',
+  error_rate: 'failures / attempts (0..1)',
+  rejected: 'all HTTP rejections',
+  messages_sent: 'messages sent',
+  messages_received: 'messages received',
+  messages_lost: 'echoes never received',
+  messages_unmatched: 'received messages without our marker',
+  msg_rate_out: 'messages sent per second',
+  msg_rate_in: 'messages received per second',
+  bytes_out: 'bytes sent',
+  bytes_in: 'bytes received',
+  recover_p50_ms: 'storm: time to reconnect p50',
+  recover_p99_ms: 'storm: time to reconnect p99',
+  recover_max_ms: 'storm: time to reconnect max',
+  time_to_50pct_ms: 'storm: time until 50% of dropped clients were back',
+  time_to_90pct_ms: 'storm: time until 90% were back',
+  time_to_99pct_ms: 'storm: time until 99% were back',
+  time_to_100pct_ms: 'storm: time until all were back',
+  recovered: 'storm: clients that reconnected',
+  gave_up: 'storm: clients that hit max attempts',
+  attempts_per_client_mean: 'storm: reconnect attempts per client, mean',
+  attempts_per_client_max: 'storm: reconnect attempts per client, max',
+  rejections_during_recovery: 'storm: rejections while reconnecting',
+});
+
+export function isKnownMetric(name: string): boolean {
+  if (name in METRIC_DESCRIPTIONS) return true;
+  const family = name.split('.')[0] as (typeof OUTCOME_FAMILIES)[number];
+  return OUTCOME_FAMILIES.includes(family);
+}
+
+export function flattenMetrics(r: RunResult): Record<string, number> {
+  const m: Record<string, number> = {};
+  const rtt = r.latency.rtt;
+  Object.assign(m, {
+    p50_rtt_ms: rtt.p50,
+    p90_rtt_ms: rtt.p90,
+    p99_rtt_ms: rtt.p99,
+    p999_rtt_ms: rtt.p999,
+    max_rtt_ms: rtt.max,
+    mean_rtt_ms: rtt.mean,
+    p99_rtt_uncorrected_ms: r.latency.rttUncorrected.p99,
+    p50_connect_ms: r.latency.connect.p50,
+    p99_connect_ms: r.latency.connect.p99,
+    max_connect_ms: r.latency.connect.max,
+    attempts: r.connections.attempts,
+    opened: r.connections.opened,
+    peak_open: r.connections.peakOpen,
+    messages_sent: r.messages.sent,
+    messages_received: r.messages.received,
+    messages_lost: r.messages.lost,
+    messages_unmatched: r.messages.unmatched,
+    msg_rate_out: r.messages.ratePerSecOut,
+    msg_rate_in: r.messages.ratePerSecIn,
+    bytes_out: r.messages.bytesOut,
+    bytes_in: r.messages.bytesIn,
+  });
+  let failures = 0;
+  let rejected = 0;
+  for (const [k, v] of Object.entries(r.outcomes)) {
+    m[k] = v;
+    if (isFailure(k)) failures += v;
+    if (k.startsWith('rejected.')) rejected += v;
+  }
+  m.failures = failures;
+  m.rejected = rejected;
+  m.error_rate = r.connections.attempts === 0 ? 0 : failures / r.connections.attempts;
+  const s = r.storm;
+  if (s) {
+    Object.assign(m, {
+      recover_p50_ms: s.recover.p50,
+      recover_p99_ms: s.recover.p99,
+      recover_max_ms: s.recover.max,
+      recovered: s.recovered,
+      gave_up: s.gaveUp,
+      attempts_per_client_mean: s.attemptsPerClient.mean,
+      attempts_per_client_max: s.attemptsPerClient.max,
+      rejections_during_recovery: Object.values(s.rejectionsDuringRecovery).reduce((a, b) => a + b, 0),
+    });
+    for (const [pct, ms] of Object.entries(s.timeToPercentMs)) m[`time_to_${pct}pct_ms`] = ms ?? Number.POSITIVE_INFINITY;
+  }
+  return m;
+}

@@ -1,0 +1,174 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { CliError } from '../../cli-error.ts';
+import type { AuthOptions, JwtSpec } from '../auth.ts';
+import type { ProbeTarget } from './attempt.ts';
+import { CHECK_TYPES, runCheck, type CheckResult, type CheckSpec, type CheckType } from './checks.ts';
+import { parseSelector, scrape, sumMatching } from './prometheus-text.ts';
+
+/** Outcomes each check accepts unless the suite says otherwise: the shared close-code contract. */
+export const DEFAULT_EXPECT: Readonly<Record<CheckType, string[]>> = Object.freeze({
+  connect: ['opened'],
+  conn_limit: ['rejected.429', 'closed.4100', 'closed.1013'],
+  message_rate: ['dropped', 'closed.4129', 'closed.1008'],
+  auth_missing: ['rejected.401', 'closed.4001'],
+  auth_expired: ['rejected.401', 'closed.4200', 'closed.4001'],
+  auth_wrong_aud: ['rejected.401', 'closed.4001'],
+  auth_alg_none: ['rejected.401', 'closed.4001'],
+  origin: ['rejected.403', 'closed.4003'],
+  oversize: ['closed.1009'],
+});
+
+const DeltaExpr = z.string().regex(/^\s*(<=|>=|==|!=|<|>)\s*-?\d+(\.\d+)?\s*$/, 'expected e.g. ">=1" or "==0"');
+
+const CheckSchema = z.object({
+  name: z.string().optional(),
+  type: z.enum(CHECK_TYPES as [CheckType, ...CheckType[]]),
+  expect: z.array(z.string()).optional(),
+  limit: z.number().int().positive().optional(),
+  bytes: z.number().int().positive().optional(),
+  burst: z.number().int().positive().optional(),
+  origin: z.string().optional(),
+  headers: z.record(z.string(), z.string()).optional(),
+  token: z.string().optional(),
+});
+
+export const SuiteSchema = z.object({
+  target: z.string().optional(),
+  checks: z.array(CheckSchema).min(1),
+  metrics: z
+    .object({
+      url: z.string(),
+      expect: z.array(z.object({ metric: z.string(), delta: DeltaExpr })).min(1),
+    })
+    .optional(),
+});
+
+export type SuiteFile = z.infer<typeof SuiteSchema>;
+
+export interface MetricExpectation {
+  metric: string;
+  delta: string;
+}
+
+export interface Suite {
+  checks: CheckSpec[];
+  metrics?: { url: string; expect: MetricExpectation[] };
+}
+
+export function loadSuiteFile(path: string): { suite: Suite; target?: string } {
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new CliError('config', `--suite ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  const parsed = SuiteSchema.safeParse(doc);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new CliError('config', `--suite ${path}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return {
+    target: parsed.data.target,
+    suite: {
+      checks: parsed.data.checks.map((c, i) => ({ ...c, name: c.name ?? `${c.type}#${i + 1}`, expect: c.expect ?? DEFAULT_EXPECT[c.type] })),
+      metrics: parsed.data.metrics,
+    },
+  };
+}
+
+/** The generic suite, from flags: each limit the user names gets its check. */
+export function builtinSuite(o: { connLimit?: number; msgLimit?: number; auth?: boolean; jwt?: boolean; badOrigin?: string; maxSize?: number }): Suite {
+  const checks: CheckSpec[] = [{ name: 'a valid client connects', type: 'connect', expect: DEFAULT_EXPECT.connect }];
+  const add = (name: string, type: CheckType, extra: Partial<CheckSpec> = {}): void => {
+    checks.push({ name, type, expect: DEFAULT_EXPECT[type], ...extra });
+  };
+  if (o.connLimit !== undefined) add(`connection ${o.connLimit + 1} is refused`, 'conn_limit', { limit: o.connLimit });
+  if (o.msgLimit !== undefined) add(`messages over ${o.msgLimit} are dropped or closed`, 'message_rate', { limit: o.msgLimit });
+  if (o.auth) {
+    add('no token → 401', 'auth_missing');
+    add('alg=none token → 401', 'auth_alg_none');
+    if (o.jwt) {
+      add('expired token → 401', 'auth_expired');
+      add('wrong audience → 401', 'auth_wrong_aud');
+    }
+  }
+  if (o.badOrigin !== undefined) add(`Origin ${o.badOrigin} → 403`, 'origin', { origin: o.badOrigin });
+  if (o.maxSize !== undefined) add(`a ${o.maxSize + 1}-byte message → 1009`, 'oversize', { bytes: o.maxSize + 1 });
+  return { checks };
+}
+
+export interface MetricResult {
+  metric: string;
+  delta: string;
+  before: number;
+  after: number;
+  ok: boolean;
+}
+
+export interface ProbeReport {
+  target: string;
+  checks: CheckResult[];
+  metrics: MetricResult[];
+  /** Why the metric checks could not run, if they could not. */
+  metricsError?: string;
+  ok: boolean;
+}
+
+function deltaOk(delta: number, expr: string): boolean {
+  const m = /^\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$/.exec(expr)!;
+  const t = Number(m[2]);
+  switch (m[1]) {
+    case '<':
+      return delta < t;
+    case '<=':
+      return delta <= t;
+    case '>':
+      return delta > t;
+    case '>=':
+      return delta >= t;
+    case '==':
+      return delta === t;
+    default:
+      return delta !== t;
+  }
+}
+
+/** Runs checks one after another: parallel checks would trip each other's limits. */
+export async function runSuite(suite: Suite, target: ProbeTarget, jwt?: JwtSpec, onResult?: (r: CheckResult) => void): Promise<ProbeReport> {
+  const ctx = { target, jwt };
+  let before: Awaited<ReturnType<typeof scrape>> | undefined;
+  let metricsError: string | undefined;
+  if (suite.metrics) {
+    try {
+      before = await scrape(suite.metrics.url);
+    } catch (err) {
+      metricsError = `metrics scrape before the checks failed: ${(err as Error).message}`;
+    }
+  }
+  const checks: CheckResult[] = [];
+  for (const c of suite.checks) {
+    const r = await runCheck(c, ctx);
+    checks.push(r);
+    onResult?.(r);
+  }
+  const metrics: MetricResult[] = [];
+  if (suite.metrics && before) {
+    try {
+      const after = await scrape(suite.metrics.url);
+      for (const e of suite.metrics.expect) {
+        const sel = parseSelector(e.metric);
+        const b = sumMatching(before, sel);
+        const a = sumMatching(after, sel);
+        metrics.push({ metric: e.metric, delta: e.delta, before: b, after: a, ok: deltaOk(a - b, e.delta) });
+      }
+    } catch (err) {
+      metricsError = `metrics scrape after the checks failed: ${(err as Error).message}`;
+    }
+  }
+  const ok = checks.every((c) => c.ok) && metrics.every((m) => m.ok) && metricsError === undefined;
+  return { target: target.url, checks, metrics, metricsError, ok };
+}
+
+export type { AuthOptions };

@@ -1,0 +1,61 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { uwsEcho, wsServer, type TestServer } from '../helpers/servers.ts';
+import { runCli } from '../helpers/spawn-cli.ts';
+
+let echo: TestServer;
+let limited: TestServer;
+/** The machine is shared with other test files: only the saturation test judges the generator. */
+const RELAXED = ['--max-event-loop-p99', '1000', '--max-send-lag', '1000'];
+const dir = mkdtempSync(join(tmpdir(), 'wsguard-cli-'));
+
+beforeAll(async () => {
+  echo = await uwsEcho();
+  limited = await wsServer({ reject: () => ({ status: 429, headers: { 'Retry-After': '3' } }) });
+});
+afterAll(async () => {
+  await echo.close();
+  await limited.close();
+});
+
+describe('wsguard flood (child process)', () => {
+  it('exits 0 when every threshold passes and writes the result files', async () => {
+    const json = join(dir, 'pass.json');
+    const ndjson = join(dir, 'pass.ndjson');
+    const r = await runCli(['flood', echo.url, '-c', '5', '-r', '20', '-d', '1.5s', '--threshold', 'p99_rtt_ms<1000', '--threshold', 'messages_lost==0', '--json', json, '--ndjson', ndjson, ...RELAXED]);
+    expect(r.stderr).toBe('');
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.stdout).toContain('verdict: passed (exit 0)');
+    const result = JSON.parse(readFileSync(json, 'utf8'));
+    expect(result.verdict.exitCode).toBe(0);
+    expect(result.messages.sent).toBe(result.messages.received);
+    const lines = readFileSync(ndjson, 'utf8').trim().split('\n');
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    expect(JSON.parse(lines[0]!)).toHaveProperty('t');
+  });
+
+  it('exits 1 and names the threshold that failed, with thresholds from flags and a file', async () => {
+    const file = join(dir, 'thresholds.yaml');
+    writeFileSync(file, "thresholds:\n  - 'rejected.429>=3'\n  - 'opened==0'\n");
+    const r = await runCli(['flood', limited.url, '-c', '3', '-d', '0.5s', '--threshold', 'rejected.429<1', '--thresholds-file', file, ...RELAXED]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('threshold failed: rejected.429<1 (actual 3)');
+    expect(r.stdout).toMatch(/rejected\.429>=3 +3 +pass/);
+    expect(r.stdout).toMatch(/opened==0 +0 +pass/);
+  });
+
+  it('exits 3 on a usage error and names the problem', async () => {
+    const unknown = await runCli(['flood', echo.url, '-c', '1', '--threshold', 'p98_banana<1']);
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr).toContain('unknown metric p98_banana');
+  });
+
+  it('exits 2 with an explanation when asked for more than one core can generate', async () => {
+    const r = await runCli(['flood', echo.url, '-c', '50', '-r', '40000', '-d', '2s', '--max-msg-rate', '10000000', '--drain', '200']);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toContain('verdict: invalid_run (exit 2)');
+    expect(r.stdout).toMatch(/scheduled messages were sent|generator thread was busy|left [0-9.]* ms late/);
+  });
+});

@@ -1,0 +1,25 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { uwsEcho, type TestServer } from '../helpers/servers.ts';
+import { runCli } from '../helpers/spawn-cli.ts';
+
+let echo: TestServer;
+const RELAXED = ['--max-event-loop-p99', '1000', '--max-send-lag', '1000'];
+
+beforeAll(async () => {
+  echo = await uwsEcho();
+});
+afterAll(async () => {
+  await echo.close();
+});
+
+describe('wsguard storm (child process)', () => {
+  it('exits 1 when recovery is slower than the threshold allows', async () => {
+    // recovered==10 holds and recover_p50_ms<50 cannot (the policy waits 100 ms): exit 1 names only the latter.
+    const r = await runCli(['storm', echo.url, '-c', '10', '-d', '2s', '--drop-at', '0.5s', '--drop-after-held', '--policy', 'fixed:100', '--threshold', 'recover_p50_ms<50', '--threshold', 'recovered==10', ...RELAXED]);
+    expect(r.stdout).toContain('storm: held 10, dropped 10 (reset)');
+    expect(r.stdout).toContain('recovered==10');
+    expect(r.stdout).not.toContain('threshold failed: recovered==10');
+    expect(r.code, r.stdout).toBe(1);
+    expect(r.stdout).toContain('threshold failed: recover_p50_ms<50');
+  });
+});

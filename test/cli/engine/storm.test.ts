@@ -1,0 +1,132 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { runStorm, STORM_DEFAULTS, type AttemptEvent, type StormOptions } from '../../../cli/engine/storm.ts';
+import { DEFAULT_SATURATION_LIMITS } from '../../../cli/engine/saturation.ts';
+import { wsServer, type TestServer } from '../helpers/servers.ts';
+
+let servers: TestServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+  servers = [];
+});
+
+function stormOptions(url: string, o: Partial<StormOptions>): StormOptions {
+  return {
+    ...STORM_DEFAULTS,
+    url,
+    connections: 10,
+    dropAtSec: 0.4,
+    // A loaded CI machine can take longer than 0.4 s to open 10 connections.
+    dropAfterHeld: true,
+    durationSec: 1.6,
+    policy: { kind: 'immediate' },
+    settleMs: 50,
+    closeGraceMs: 300,
+    handshakeTimeoutMs: 2_000,
+    saturation: { ...DEFAULT_SATURATION_LIMITS, maxEventLoopP99Ms: 10_000 },
+    ...o,
+  };
+}
+
+/** A server that refuses handshakes for `windowMs` after it first sees a client vanish. */
+async function overwhelmedServer(windowMs: number, refusal: { status: number; headers?: Record<string, string> } | { close: number; reason: string }): Promise<TestServer> {
+  let firstLossAt = 0;
+  const inWindow = (): boolean => firstLossAt > 0 && Date.now() - firstLossAt < windowMs;
+  const s = await wsServer({
+    reject: () => (inWindow() && 'status' in refusal ? refusal : undefined),
+    onConnection: (ws) => {
+      if (inWindow() && 'close' in refusal) ws.close(refusal.close, refusal.reason);
+      ws.on('close', () => {
+        if (firstLossAt === 0) firstLossAt = Date.now();
+      });
+    },
+  });
+  servers.push(s);
+  return s;
+}
+
+describe('runStorm', () => {
+  it('reconnects after a TCP reset with a fixed delay and reports time to recover', async () => {
+    const s = await overwhelmedServer(0, { status: 503 });
+    const events: AttemptEvent[] = [];
+    const r = await runStorm(stormOptions(s.url, { policy: { kind: 'fixed', delayMs: 200 }, dropMode: 'reset' }), { onAttempt: (e) => events.push(e) });
+    const st = r.storm!;
+    expect(st.dropped).toBe(10);
+    expect(st.recovered).toBe(10);
+    expect(r.outcomes['dropped.reset']).toBe(10);
+    expect(st.recover.min).toBeGreaterThanOrEqual(200);
+    expect(st.recover.p99).toBeLessThan(700);
+    expect(st.timeToPercentMs['100']).toBeGreaterThanOrEqual(200);
+    expect(st.attemptsPerClient).toMatchObject({ mean: 1, max: 1 });
+    expect(events).toHaveLength(10);
+    for (const e of events) expect(e.actualDelayMs).toBeGreaterThanOrEqual(199);
+  });
+
+  it('spreads retries with exponential full jitter inside the policy bounds while the server refuses', async () => {
+    const s = await overwhelmedServer(500, { status: 503 });
+    const events: AttemptEvent[] = [];
+    const r = await runStorm(
+      stormOptions(s.url, { policy: { kind: 'exponential', baseMs: 50, capMs: 400, jitter: 'full' }, dropMode: 'close', durationSec: 2 }),
+      { onAttempt: (e) => events.push(e) },
+    );
+    const st = r.storm!;
+    expect(st.recovered).toBe(10);
+    expect(st.rejectionsDuringRecovery['rejected.503']).toBeGreaterThan(0);
+    expect(st.attemptsPerClient.max).toBeGreaterThan(1);
+    expect(events.some((e) => e.attempt >= 3)).toBe(true);
+    for (const e of events) {
+      const [lo, hi] = e.bounds;
+      expect(e.plannedDelayMs).toBeGreaterThanOrEqual(lo);
+      expect(e.plannedDelayMs).toBeLessThanOrEqual(hi);
+      // The wait really happened. Node truncates a timer's delay to whole ms and measures it on the
+      // loop's cached ms clock, so it may fire up to ~2 ms before the fractional plan.
+      expect(e.actualDelayMs).toBeGreaterThanOrEqual(e.plannedDelayMs - 2);
+    }
+    // And typically on time: a shared CI machine may deschedule us now and then, so the median
+    // lateness is what is bounded, not every single timer.
+    const lateness = events.map((e) => e.actualDelayMs - e.plannedDelayMs).sort((a, b) => a - b);
+    expect(lateness[Math.floor(lateness.length / 2)]!).toBeLessThan(60);
+    const first = events.filter((e) => e.attempt === 1).map((e) => e.plannedDelayMs);
+    expect(new Set(first).size).toBeGreaterThan(1);
+  });
+
+  it('honours Retry-After as a floor on the policy delay when asked', async () => {
+    const s = await overwhelmedServer(150, { status: 429, headers: { 'Retry-After': '1' } });
+    const honour = await runStorm(stormOptions(s.url, { policy: { kind: 'fixed', delayMs: 20 }, honourRetryAfter: true, durationSec: 2 }));
+    expect(honour.storm!.rejectionsDuringRecovery['rejected.429']).toBeGreaterThan(0);
+    expect(honour.storm!.retryAfterHonoured).toBeGreaterThan(0);
+    expect(honour.storm!.recover.max).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('reads retry_ms from a 4100 close reason as a hint', async () => {
+    const s = await overwhelmedServer(100, { close: 4100, reason: '{"r":"conn_limit","retry_ms":400}' });
+    const r = await runStorm(stormOptions(s.url, { policy: { kind: 'immediate' }, honourRetryAfter: true, durationSec: 1.6 }));
+    expect(r.storm!.rejectionsDuringRecovery['closed.4100']).toBeGreaterThan(0);
+    expect(r.storm!.recovered).toBe(10);
+    expect(r.storm!.recover.max).toBeGreaterThanOrEqual(400);
+  });
+
+  it('in server mode, counts what the server closes after the drop time and watches the clients return', async () => {
+    const started = Date.now();
+    const s = await wsServer({
+      onConnection: (ws) => {
+        // A server restart in miniature: every connection alive at 600 ms is closed with 1012.
+        const at = 600 - (Date.now() - started);
+        if (at > 0) setTimeout(() => ws.close(1012, 'restart'), at);
+      },
+    });
+    servers.push(s);
+    const r = await runStorm(stormOptions(s.url, { dropMode: 'server', dropAtSec: 0.2, dropAfterHeld: false, durationSec: 1.4, policy: { kind: 'fixed', delayMs: 50 } }));
+    expect(r.storm!.dropped).toBe(10);
+    expect(r.storm!.recovered).toBe(10);
+    expect(r.outcomes['closed.1012']).toBe(10);
+    expect(r.storm!.recover.min).toBeGreaterThanOrEqual(50);
+  });
+
+  it('gives up after max attempts', async () => {
+    const s = await overwhelmedServer(5_000, { status: 503 });
+    const r = await runStorm(stormOptions(s.url, { policy: { kind: 'fixed', delayMs: 30 }, maxAttempts: 3, durationSec: 1.2 }));
+    expect(r.storm!.gaveUp).toBe(10);
+    expect(r.storm!.attemptsPerClient).toMatchObject({ mean: 3, max: 3 });
+    expect(r.storm!.timeToPercentMs['50']).toBeNull();
+  });
+});
