@@ -42,6 +42,18 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/**
+ * Runs an async upgrade's `res.upgrade` on a macrotask of its own. uWS records an upgrade made while
+ * its HTTP parser is running as belonging to the socket being parsed (httpContextData
+ * upgradedWebSocket / isParsingHttp), and Node drains microtasks at the end of every uWS callback,
+ * so an upgrade from a promise continuation could land inside another socket's parse. Measured: in
+ * bench/relay.ts about one connection in 200 was dropped by uWS right after `open` (FIN, 1006,
+ * nothing relayed); with this deferral none in 700.
+ */
+function upgradeLater(run: () => void): void {
+  setImmediate(run);
+}
+
 /** uWS hard cap: a frame over it drops TCP (design.md), so it sits above messages.maxBytes to let us answer 1009. */
 function uwsPayloadCap(maxBytes: number): number {
   return Math.min(2 ** 31 - 1, Math.max(maxBytes * 2, maxBytes + 65_536));
@@ -108,7 +120,9 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     let conn: Connection | null = null;
     const deadline = setTimeout(() => fail(new GatewayError('handshake_timeout', 'handshake deadline passed'), 'deadline'), config.server.handshakeTimeoutMs);
 
+    let aborted = false;
     res.onAborted(() => {
+      aborted = true;
       if (settled) return;
       settled = true;
       clearTimeout(deadline);
@@ -134,21 +148,24 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       const reason = error.reason ?? 'internal';
       observer.rejected(routePath, reason, 'enforced', ctx.clientKey);
       span.end(reason, policy);
-      res.cork(() => {
-        if (rejectWith === 'close' && error.status !== 400 && error.status !== 426) {
-          // Browsers cannot read a handshake status: accept, then close with the contract's code.
-          const rejection = { code: error.closeCode, reason: closeRejectionReason(error) };
-          res.upgrade<UserData>(
-            { conn: null, rejection },
-            request.headers['sec-websocket-key']!,
-            ctx.protocols[0] ?? '',
-            request.headers['sec-websocket-extensions'] ?? '',
-            context,
+      if (rejectWith === 'close' && error.status !== 400 && error.status !== 426) {
+        // Browsers cannot read a handshake status: accept, then close with the contract's code.
+        const rejection = { code: error.closeCode, reason: closeRejectionReason(error) };
+        upgradeLater(() => {
+          if (aborted) return;
+          res.cork(() =>
+            res.upgrade<UserData>(
+              { conn: null, rejection },
+              request.headers['sec-websocket-key']!,
+              ctx.protocols[0] ?? '',
+              '',
+              context,
+            ),
           );
-        } else {
-          writeHttpRejection(res, error);
-        }
-      });
+        });
+        return;
+      }
+      res.cork(() => writeHttpRejection(res, error));
     }
 
     try {
@@ -200,15 +217,21 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       connections.add(conn);
       span.end('accepted');
       const accepted = conn;
-      res.cork(() => {
-        res.upgrade<UserData>(
-          { conn: accepted, rejection: null },
-          request.headers['sec-websocket-key']!,
-          upstream.protocol,
-          // Extensions are not negotiated: the relay forwards frames as messages, uncompressed.
-          '',
-          context,
-        );
+      upgradeLater(() => {
+        if (aborted) {
+          accepted.abandon();
+          return;
+        }
+        res.cork(() => {
+          res.upgrade<UserData>(
+            { conn: accepted, rejection: null },
+            request.headers['sec-websocket-key']!,
+            upstream.protocol,
+            // Extensions are not negotiated: the relay forwards frames as messages, uncompressed.
+            '',
+            context,
+          );
+        });
       });
     } catch (err) {
       fail(toGatewayError(err), 'gateway');
