@@ -29,7 +29,28 @@ export type { KillSwitch };
 
 export const DEFAULT_CAPS: Caps = Object.freeze({ maxConnections: 10_000, maxConnRate: 2_000, maxMsgRate: 200_000, maxDurationSec: 3_600 });
 
-export interface FloodOptions {
+/** How every toolkit run reaches its target and guards itself: shared by flood and storm. */
+export interface TargetOptions {
+  handshakeTimeoutMs: number;
+  closeGraceMs: number;
+  auth?: AuthOptions;
+  origin?: string;
+  sourceIps?: string[];
+  /**
+   * Virtual user of connection k is userOffset + k·userStride: shares (workers, shards, both
+   * nested) interleave, so their users never collide and tokens stay distinct.
+   */
+  userOffset?: number;
+  userStride?: number;
+  /** Accept any TLS certificate (self-signed test setups). */
+  insecure?: boolean;
+  caps: Caps;
+  saturation: SaturationLimits;
+  /** Skip the fatal pre-flight verdict (checks are still reported). */
+  ignorePreflight?: boolean;
+}
+
+export interface FloodOptions extends TargetOptions {
   url: string;
   durationSec: number;
   /** Fixed model: hold this many connections. */
@@ -51,24 +72,7 @@ export interface FloodOptions {
   /** Pause sending on a connection while this many bytes wait in its send buffer. */
   maxBufferedBytes: number;
   drainMs: number;
-  closeGraceMs: number;
-  handshakeTimeoutMs: number;
-  auth?: AuthOptions;
-  origin?: string;
-  sourceIps?: string[];
-  /**
-   * Virtual user of connection k is userOffset + k·userStride: shares (workers, shards, both
-   * nested) interleave, so their users never collide and tokens stay distinct.
-   */
-  userOffset?: number;
-  userStride?: number;
-  /** Accept any TLS certificate (self-signed test setups). */
-  insecure?: boolean;
-  caps: Caps;
   killSwitch?: KillSwitch;
-  saturation: SaturationLimits;
-  /** Skip the fatal pre-flight verdict (checks are still reported). */
-  ignorePreflight?: boolean;
 }
 
 export interface FloodHooks {

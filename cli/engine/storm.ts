@@ -1,15 +1,15 @@
 import { performance } from 'node:perf_hooks';
 import type WebSocket from 'ws';
 import { CliError } from '../cli-error.ts';
-import { createHandshakeAuth, type AuthOptions } from './auth.ts';
+import { createHandshakeAuth } from './auth.ts';
 import { delayBounds, describePolicy, nextDelay, withHint, type BackoffPolicy } from './backoff.ts';
 import { connect, retryMsFromReason, watchEnd } from './connection.ts';
-import { DEFAULT_CAPS, type Caps } from './flood.ts';
+import { DEFAULT_CAPS, type TargetOptions } from './flood.ts';
 import { createHistogram, recordMs, summarize } from './histogram.ts';
 import { isRetryLaterClose, OutcomeCounter } from './outcomes.ts';
 import { readHostLimits, runPreflight } from './preflight.ts';
 import type { RunResult, SeriesPoint } from './result.ts';
-import { DEFAULT_SATURATION_LIMITS, judgeSaturation, SaturationMonitor, type SaturationLimits } from './saturation.ts';
+import { DEFAULT_SATURATION_LIMITS, judgeSaturation, SaturationMonitor } from './saturation.ts';
 import type { StormSection } from './storm-types.ts';
 
 /**
@@ -17,7 +17,7 @@ import type { StormSection } from './storm-types.ts';
  * back under a reconnect policy. Measures how long recovery takes and what the server said while
  * it was overwhelmed (429s, 1013/4100 closes).
  */
-export interface StormOptions {
+export interface StormOptions extends TargetOptions {
   url: string;
   connections: number;
   /** Seconds after the start at which the drop happens. */
@@ -40,18 +40,6 @@ export interface StormOptions {
   connectRate: number;
   /** An opened connection that closes within this window counts as a failed attempt. */
   settleMs: number;
-  handshakeTimeoutMs: number;
-  closeGraceMs: number;
-  auth?: AuthOptions;
-  origin?: string;
-  sourceIps?: string[];
-  userOffset?: number;
-  /** See FloodOptions.userStride. */
-  userStride?: number;
-  insecure?: boolean;
-  caps: Caps;
-  saturation: SaturationLimits;
-  ignorePreflight?: boolean;
 }
 
 export const STORM_DEFAULTS = Object.freeze({
