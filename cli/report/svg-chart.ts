@@ -54,6 +54,10 @@ export function lineChart(title: string, lines: Line[], o: { xLabel: string; yLa
     if (l.points.length > 0) {
       const d = l.points.map((p, j) => `${j === 0 ? 'M' : 'L'}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join('');
       parts.push(`<path d="${d}" fill="none" stroke="${l.color}" stroke-width="2"/>`);
+      // A path of one point draws nothing (seen in Chromium on a 1-second run): mark the point.
+      if (l.points.length === 1) {
+        parts.push(`<circle cx="${X(l.points[0]![0]).toFixed(1)}" cy="${Y(l.points[0]![1]).toFixed(1)}" r="3" fill="${l.color}"/>`);
+      }
     }
     parts.push(`<rect x="${m.l + pw + 12}" y="${m.t + i * 18}" width="10" height="10" fill="${l.color}"/>`);
     parts.push(`<text x="${m.l + pw + 27}" y="${m.t + i * 18 + 9}" font-size="11">${escapeXml(l.name)}</text>`);
