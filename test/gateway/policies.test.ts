@@ -111,7 +111,8 @@ describe('backpressure', () => {
     ws.pause();
     const n = flood;
     for (let i = 0; i < n; i++) up.send(Buffer.concat([Buffer.from(String(i).padStart(8, '0')), chunk]));
-    await sleep(300);
+    // On a loaded machine the 16 MiB take a while to reach the gateway: wait for the pause, bounded.
+    for (const until = Date.now() + 5000; !events.includes('bp:upstream_to_client:pause') && Date.now() < until; ) await sleep(20);
     expect(events).toContain('bp:upstream_to_client:pause');
     let received = 0;
     let inOrder = true;
