@@ -1,8 +1,12 @@
 import type { Argv } from 'yargs';
 import { CliError } from './cli-error.ts';
-import { parseDurationSec } from './common-options.ts';
-import type { Stage } from './engine/flood.ts';
+import { authFromArgs, parseDurationSec, type AuthArgs } from './common-options.ts';
+import type { FloodHooks, Stage, TargetOptions } from './engine/flood.ts';
 import { DEFAULT_CAPS } from './engine/flood.ts';
+import type { RunResult } from './engine/result.ts';
+import { decideVerdict, evaluateThresholds } from './engine/thresholds.ts';
+import { writeJsonResult, writeNdjson } from './report/output.ts';
+import { progressLine, renderTerminal } from './report/terminal.ts';
 import { DEFAULT_SATURATION_LIMITS } from './engine/saturation.ts';
 import { loadThresholdFile, parseThreshold, type Threshold } from './engine/thresholds.ts';
 
@@ -46,6 +50,47 @@ export interface RunArgs {
   quiet: boolean;
   shard?: string;
   sourceIp?: string[];
+}
+
+/** The target and guard options every run takes from the same flags (flood and storm alike). */
+export function targetOptionsFromArgs(
+  a: RunArgs & AuthArgs,
+): Pick<TargetOptions, 'auth' | 'origin' | 'insecure' | 'caps' | 'saturation' | 'ignorePreflight'> {
+  return {
+    auth: authFromArgs(a),
+    origin: a.origin,
+    insecure: a.insecure,
+    caps: { maxConnections: a.maxConnections, maxConnRate: a.maxConnRate, maxMsgRate: a.maxMsgRate, maxDurationSec: a.maxDuration },
+    saturation: { maxEventLoopP99Ms: a.maxEventLoopP99, maxSendLagP99Ms: a.maxSendLag, minSentRatio: 0.97, maxFdShare: 0.9 },
+    ignorePreflight: a.ignorePreflight,
+  };
+}
+
+/**
+ * Runs one load (flood or storm) the way every command does: live progress only on a terminal (piped
+ * output stays clean for CI logs and jq), Ctrl-C ends the run early but still reports, then the
+ * thresholds, the verdict, the requested files and the summary. Returns the exit code.
+ */
+export async function runAndReport(a: RunArgs, run: (hooks: FloodHooks) => Promise<RunResult>): Promise<number> {
+  const thresholds = thresholdsFromArgs(a);
+  const live = process.stderr.isTTY === true;
+  const ac = new AbortController();
+  const onSigint = (): void => ac.abort();
+  process.once('SIGINT', onSigint);
+  let result: RunResult;
+  try {
+    result = await run({ signal: ac.signal, onSample: live ? (p) => process.stderr.write(`\r\x1b[K${progressLine(p)}`) : undefined });
+  } finally {
+    process.off('SIGINT', onSigint);
+    if (live) process.stderr.write('\r\x1b[K');
+  }
+  result.thresholds = evaluateThresholds(result, thresholds);
+  result.verdict = decideVerdict(result, result.thresholds);
+  if (a.json) writeJsonResult(a.json, result);
+  if (a.ndjson) writeNdjson(a.ndjson, result);
+  if (!a.quiet) process.stdout.write(renderTerminal(result));
+  else if (result.verdict.exitCode !== 0) for (const r of result.verdict.reasons) process.stderr.write(`${r}\n`);
+  return result.verdict.exitCode;
 }
 
 export function thresholdsFromArgs(a: RunArgs): Threshold[] {

@@ -1,12 +1,9 @@
 import type { Argv, CommandModule } from 'yargs';
-import { authFromArgs, expandSourceIps, parseDurationSec, parseShard, withAuthOptions, type AuthArgs } from '../common-options.ts';
+import { expandSourceIps, parseDurationSec, parseShard, withAuthOptions, type AuthArgs } from '../common-options.ts';
 import { FLOOD_DEFAULTS, peakConnections, type FloodOptions } from '../engine/flood.ts';
 import { autoSourceIps } from '../engine/source-ips.ts';
 import { resolveWorkerCount, runFloodWorkers } from '../engine/workers.ts';
-import { decideVerdict, evaluateThresholds } from '../engine/thresholds.ts';
-import { parseStages, thresholdsFromArgs, withRunOptions, type RunArgs } from '../load-options.ts';
-import { writeJsonResult, writeNdjson } from '../report/output.ts';
-import { progressLine, renderTerminal } from '../report/terminal.ts';
+import { parseStages, runAndReport, targetOptionsFromArgs, thresholdsFromArgs, withRunOptions, type RunArgs } from '../load-options.ts';
 import { runCommand } from '../run-command.ts';
 import { splitShare } from '../engine/shard.ts';
 
@@ -72,14 +69,9 @@ export async function floodOptionsFromArgs(a: FloodArgs): Promise<FloodOptions> 
     maxInFlight: a.maxInflight,
     drainMs: a.drain,
     handshakeTimeoutMs: a.handshakeTimeout,
-    auth: authFromArgs(a),
-    origin: a.origin,
+    ...targetOptionsFromArgs(a),
     sourceIps: a.sourceIp?.includes('auto') ? undefined : expandSourceIps(a.sourceIp),
-    caps: { maxConnections: a.maxConnections, maxConnRate: a.maxConnRate, maxMsgRate: a.maxMsgRate, maxDurationSec: a.maxDuration },
     killSwitch: a.killErrorRate === undefined ? undefined : { errorRate: a.killErrorRate, windowSec: a.killWindow, minAttempts: a.killMinEvents },
-    saturation: { maxEventLoopP99Ms: a.maxEventLoopP99, maxSendLagP99Ms: a.maxSendLag, minSentRatio: 0.97, maxFdShare: 0.9 },
-    ignorePreflight: a.ignorePreflight,
-    insecure: a.insecure,
   };
   if (a.sourceIp?.includes('auto')) base.sourceIps = autoSourceIps(a.url, peakConnections(base));
   const shard = parseShard(a.shard);
@@ -87,26 +79,10 @@ export async function floodOptionsFromArgs(a: FloodArgs): Promise<FloodOptions> 
 }
 
 async function handler(a: FloodArgs): Promise<number> {
-  const thresholds = thresholdsFromArgs(a);
+  // Thresholds are parsed before the run, so a typo fails at once (exit 3) rather than after it.
+  thresholdsFromArgs(a);
   const opts = await floodOptionsFromArgs(a);
-  const live = process.stderr.isTTY === true;
-  const ac = new AbortController();
-  const onSigint = (): void => ac.abort();
-  process.once('SIGINT', onSigint);
-  const result = await runFloodWorkers(opts, resolveWorkerCount(a.workers), {
-    signal: ac.signal,
-    // Live progress only on a terminal: piped output stays clean for CI logs and jq.
-    onSample: live ? (p) => process.stderr.write(`\r\x1b[K${progressLine(p)}`) : undefined,
-  });
-  process.off('SIGINT', onSigint);
-  if (live) process.stderr.write('\r\x1b[K');
-  result.thresholds = evaluateThresholds(result, thresholds);
-  result.verdict = decideVerdict(result, result.thresholds);
-  if (a.json) writeJsonResult(a.json, result);
-  if (a.ndjson) writeNdjson(a.ndjson, result);
-  if (!a.quiet) process.stdout.write(renderTerminal(result));
-  else for (const r of result.verdict.reasons) if (result.verdict.exitCode !== 0) process.stderr.write(`${r}\n`);
-  return result.verdict.exitCode;
+  return runAndReport(a, (hooks) => runFloodWorkers(opts, resolveWorkerCount(a.workers), hooks));
 }
 
 export const floodCommand: CommandModule<object, FloodArgs> = {

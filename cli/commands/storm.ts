@@ -1,11 +1,9 @@
 import type { Argv, CommandModule } from 'yargs';
-import { authFromArgs, expandSourceIps, parseDurationSec, parseShard, withAuthOptions, type AuthArgs } from '../common-options.ts';
+import { expandSourceIps, parseDurationSec, parseShard, withAuthOptions, type AuthArgs } from '../common-options.ts';
 import { parsePolicy } from '../engine/backoff.ts';
 import { runStorm, STORM_DEFAULTS, type StormOptions } from '../engine/storm.ts';
-import { decideVerdict, evaluateThresholds } from '../engine/thresholds.ts';
-import { thresholdsFromArgs, withRunOptions, type RunArgs } from '../load-options.ts';
-import { writeJsonResult, writeNdjson } from '../report/output.ts';
-import { progressLine, renderTerminal } from '../report/terminal.ts';
+import { runAndReport, targetOptionsFromArgs, thresholdsFromArgs, withRunOptions, type RunArgs } from '../load-options.ts';
+import { CliError } from '../cli-error.ts';
 import { runCommand } from '../run-command.ts';
 
 interface StormArgs extends AuthArgs, RunArgs {
@@ -46,7 +44,9 @@ function builder(y: Argv) {
 }
 
 async function handler(a: StormArgs): Promise<number> {
-  const thresholds = thresholdsFromArgs(a);
+  // A storm provokes failures on purpose; an error-rate kill switch would stop it at its point.
+  if (a.killErrorRate !== undefined) throw new CliError('usage', '--kill-error-rate is a flood option; storm has no kill switch');
+  thresholdsFromArgs(a);
   const shard = parseShard(a.shard);
   const connections = shard ? Math.floor(a.connections / shard.count) + (shard.index - 1 < a.connections % shard.count ? 1 : 0) : a.connections;
   const opts: StormOptions = {
@@ -64,29 +64,12 @@ async function handler(a: StormArgs): Promise<number> {
     connectRate: shard ? a.connectRate / shard.count : a.connectRate,
     settleMs: a.settle,
     handshakeTimeoutMs: a.handshakeTimeout,
-    auth: authFromArgs(a),
-    origin: a.origin,
+    ...targetOptionsFromArgs(a),
     sourceIps: expandSourceIps(a.sourceIp),
     userOffset: shard ? shard.index - 1 : 0,
     userStride: shard ? shard.count : 1,
-    insecure: a.insecure,
-    caps: { maxConnections: a.maxConnections, maxConnRate: a.maxConnRate, maxMsgRate: a.maxMsgRate, maxDurationSec: a.maxDuration },
-    saturation: { maxEventLoopP99Ms: a.maxEventLoopP99, maxSendLagP99Ms: a.maxSendLag, minSentRatio: 0.97, maxFdShare: 0.9 },
-    ignorePreflight: a.ignorePreflight,
   };
-  const live = process.stderr.isTTY === true;
-  const ac = new AbortController();
-  const onSigint = (): void => ac.abort();
-  process.once('SIGINT', onSigint);
-  const result = await runStorm(opts, { signal: ac.signal, onSample: live ? (p) => process.stderr.write(`\r\x1b[K${progressLine(p)}`) : undefined });
-  process.off('SIGINT', onSigint);
-  if (live) process.stderr.write('\r\x1b[K');
-  result.thresholds = evaluateThresholds(result, thresholds);
-  result.verdict = decideVerdict(result, result.thresholds);
-  if (a.json) writeJsonResult(a.json, result);
-  if (a.ndjson) writeNdjson(a.ndjson, result);
-  if (!a.quiet) process.stdout.write(renderTerminal(result));
-  return result.verdict.exitCode;
+  return runAndReport(a, (hooks) => runStorm(opts, hooks));
 }
 
 export const stormCommand: CommandModule<object, StormArgs> = {

@@ -23,3 +23,11 @@ describe('wsguard storm (child process)', () => {
     expect(r.stdout).toContain('threshold failed: recover_p50_ms<50');
   });
 });
+
+describe('wsguard storm flags', () => {
+  it('refuses the flood-only kill switch with exit 3 instead of ignoring it', async () => {
+    const r = await runCli(['storm', 'ws://127.0.0.1:1/', '--kill-error-rate', '0.5']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('storm has no kill switch');
+  });
+});
