@@ -46,7 +46,7 @@ afterAll(async () => {
   await echo.close();
 });
 
-describe.skipIf(skip)('HTML report in headless Chromium', () => {
+describe.skipIf(skip)('HTML report in headless Chromium (skipped only outside CI, where /usr/bin/chromium is missing)', () => {
   it('renders every chart with drawn series, and paints a screenshot', () => {
     const dom = chromium(['--dump-dom', `file://${page}`], dir);
     expect(dom.status, dom.stderr).toBe(0);
