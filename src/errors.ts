@@ -17,6 +17,8 @@ export type GatewayErrorCode =
   | 'handshake_timeout'
   | 'draining'
   | 'store_unavailable'
+  | 'pending_limit'
+  | 'overloaded'
   | 'message_rate'
   | 'message_too_big'
   | 'backpressure'
@@ -46,6 +48,11 @@ export const ERROR_CODES: Readonly<Record<GatewayErrorCode, CodeInfo>> = Object.
   handshake_timeout: { status: 504, closeCode: 1013, reason: 'handshake_timeout' },
   draining: { status: 503, closeCode: 1012, reason: 'draining' },
   store_unavailable: { status: 503, closeCode: 1013, reason: 'store_unavailable' },
+  // Too many sockets from one client that are not admitted connections (handshakes in progress,
+  // rejection closes not yet finished): always answered over HTTP, never by accepting yet another socket.
+  pending_limit: { status: 429, closeCode: 4100, reason: 'pending_limit' },
+  // The process is close to its file-descriptor limit: shed new handshakes before accept() fails for everyone.
+  overloaded: { status: 503, closeCode: 1013, reason: 'overloaded' },
   message_rate: { status: 429, closeCode: 4129, reason: null },
   message_too_big: { status: 413, closeCode: 1009, reason: null },
   backpressure: { status: 503, closeCode: 4102, reason: null },

@@ -5,6 +5,7 @@ import type { Config } from './config/schema.ts';
 import { startDemoUpstream, type DemoUpstream } from './demo/demo-upstream.ts';
 import { startGateway, type Gateway } from './gateway/gateway.ts';
 import { MemoryLimitStore } from './limits/memory-store.ts';
+import { startFdBudget } from './monitoring/fd-budget.ts';
 import type { LimitStore } from './limits/limit-store.ts';
 import { readinessFrom } from './monitoring/readiness.ts';
 import { createNoopObserver, type GatewayObserver } from './telemetry/observer.ts';
@@ -43,6 +44,7 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
   // callbacks read the gateway and verifier lazily, as they exist only later.
   let gateway: Gateway | undefined;
   let verifier: TokenVerifier | null = null;
+  const fds = startFdBudget({ minFree: input.server.minFreeFds });
   const telemetry = options.observer
     ? null
     : await startTelemetry(input.telemetry, {
@@ -51,7 +53,9 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
           return (await verifier.verify(token)) as Record<string, unknown>;
         },
         readiness: readinessFrom(() =>
-          gateway ? { listening: gateway.listening, draining: gateway.draining, jwksLoaded: verifier?.ready() ?? true } : undefined,
+          gateway
+            ? { listening: gateway.listening, draining: gateway.draining, jwksLoaded: verifier?.ready() ?? true, fdsOk: !fds.exhausted() }
+            : undefined,
         ),
         ...(options.logger ? { logger: options.logger } : {}),
       });
@@ -68,15 +72,21 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
         })
       : null;
   } catch (err) {
+    fds.stop();
     demo?.close();
     await telemetry?.close();
     throw err;
   }
   const store = options.store ?? new MemoryLimitStore();
   observer.trackedClientsSource(() => store.size());
+  observer.gatewayStateSource(() => {
+    const { open, limit } = fds.sample();
+    return { handshakesPending: gateway?.pendingCount ?? 0, fdOpen: open, fdLimit: limit };
+  });
   try {
-    gateway = await startGateway({ config, store, verifier, observer, logger });
+    gateway = await startGateway({ config, store, verifier, observer, logger, fds });
   } catch (err) {
+    fds.stop();
     demo?.close();
     verifier?.close();
     await store.close();
@@ -84,6 +94,7 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
     throw err;
   }
   const release = async () => {
+    fds.stop();
     demo?.close();
     verifier?.close();
     await store.close();

@@ -80,6 +80,23 @@ export const configSchema = z
           .array(cidr)
           .default([])
           .describe('CIDRs whose X-Forwarded-For is trusted, walked right to left. Empty: the socket peer is the client.'),
+        maxPendingPerClient: z
+          .number()
+          .int()
+          .positive()
+          .default(10)
+          .describe(
+            'Sockets one client key may hold that are not admitted connections: handshakes in progress, and rejected sockets ' +
+              "still closing in rejectWith: close mode (counted for uWS's post-close timeout, up to 16 s). Past it: 429 pending_limit over HTTP.",
+          ),
+        minFreeFds: z
+          .number()
+          .int()
+          .min(0)
+          .default(256)
+          .describe(
+            'File descriptors to keep free (at most a quarter of the soft limit): below this headroom new handshakes get 503 overloaded and /readyz reports not ready.',
+          ),
         ipv6PrefixLength: z
           .number()
           .int()

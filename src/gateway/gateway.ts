@@ -14,10 +14,12 @@ import type { TokenVerifier } from '../auth/token-verifier.ts';
 import type { Config } from '../config/schema.ts';
 import { GatewayError, toGatewayError } from '../errors.ts';
 import type { LimitStore } from '../limits/limit-store.ts';
+import type { FdBudget } from '../monitoring/fd-budget.ts';
 import { Connection, type UserData } from '../relay/connection.ts';
 import { CLOSE } from '../relay/close-codes.ts';
 import { dialerFor } from '../relay/dialers.ts';
 import type { GatewayObserver } from '../telemetry/observer.ts';
+import { PendingSockets } from './pending-sockets.ts';
 import { buildUpstreamHeaders } from './upstream-headers.ts';
 import { closeRejectionReason, writeHttpRejection, writeNotFound } from './reject.ts';
 import { createRouter } from './routes.ts';
@@ -29,6 +31,8 @@ export interface GatewayDeps {
   verifier: TokenVerifier | null;
   observer: GatewayObserver;
   logger: Logger;
+  /** The process's fd budget; new handshakes are shed with 503 `overloaded` when it runs low. */
+  fds?: FdBudget;
 }
 
 export interface Gateway {
@@ -36,6 +40,8 @@ export interface Gateway {
   readonly listening: boolean;
   readonly draining: boolean;
   readonly connectionCount: number;
+  /** Sockets held that are not admitted connections (handshakes in progress, rejection closes). */
+  readonly pendingCount: number;
   /** Stops accepting, closes open connections with 1001 spread over the drain window, resolves when all are gone. */
   drain(windowMs?: number): Promise<void>;
   /** Closes everything at once. */
@@ -54,13 +60,31 @@ function upgradeLater(run: () => void): void {
   setImmediate(run);
 }
 
+/**
+ * How long uWS keeps a socket after `ws.end()` when the client never answers the close frame: the
+ * "ping timeout" part of idleTimeout (4, 8 or 16 s; uWS's calculateIdleTimeoutCompnents) plus its
+ * 4 s timer granularity. JS is told nothing when that socket finally goes (the close handler runs at
+ * `end()`), so a rejection socket is counted as pending for this long. Measured on the 20.30 build
+ * with idleTimeout 120 and a client that ignores the close frame: FIN after 15,999 ms.
+ */
+export function rejectionHoldMs(idleTimeoutSec: number): number {
+  let margin = 4;
+  while (idleTimeoutSec - margin * 2 >= margin * 2 && margin < 16) margin *= 2;
+  return (margin + 4) * 1000;
+}
+
+/** Rejections always answered over HTTP, even in rejectWith: close mode: accepting a socket is what they refuse. */
+const HTTP_ONLY: ReadonlySet<string> = new Set(['pending_limit', 'overloaded']);
+
 /** uWS hard cap: a frame over it drops TCP (design.md), so it sits above messages.maxBytes to let us answer 1009. */
 function uwsPayloadCap(maxBytes: number): number {
   return Math.min(2 ** 31 - 1, Math.max(maxBytes * 2, maxBytes + 65_536));
 }
 
 export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
-  const { config, store, verifier, observer, logger } = deps;
+  const { config, store, verifier, observer, logger, fds } = deps;
+  const pending = new PendingSockets(config.server.maxPendingPerClient);
+  const holdMs = rejectionHoldMs(config.server.idleTimeoutSec);
   const route = createRouter(config.routes);
   const trusted = buildTrustList(config.server.trustedProxies);
   const dial = dialerFor(config.upstream.client);
@@ -116,6 +140,25 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     const span = observer.handshakeStarted(routePath, request.headers['traceparent'], request.headers['tracestate']);
     const rejectWith = match.route.rejectWith ?? config.server.rejectWith;
 
+    // Checked before anything async, so that neither costs more than this synchronous answer.
+    const shed = fds?.exhausted()
+      ? new GatewayError('overloaded', 'the gateway is short of file descriptors', { retryAfterMs: 5_000 })
+      : !pending.tryEnter(ctx.clientKey)
+        ? new GatewayError('pending_limit', 'too many handshakes in progress from this client', { retryAfterMs: 1_000 })
+        : null;
+    if (shed) {
+      observer.rejected(routePath, shed.reason ?? 'internal', 'enforced', ctx.clientKey);
+      span.end(shed.reason ?? 'internal', 'gateway');
+      writeHttpRejection(res, shed);
+      return;
+    }
+    let pendingHeld = true;
+    const leavePending = () => {
+      if (!pendingHeld) return;
+      pendingHeld = false;
+      pending.leave(ctx.clientKey);
+    };
+
     let settled = false;
     let conn: Connection | null = null;
     const deadline = setTimeout(() => fail(new GatewayError('handshake_timeout', 'handshake deadline passed'), 'deadline'), config.server.handshakeTimeoutMs);
@@ -127,6 +170,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       settled = true;
       clearTimeout(deadline);
       releaseOnFailure(true);
+      leavePending();
       conn?.abandon();
       span.end('client_abort');
     });
@@ -148,11 +192,13 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       const reason = error.reason ?? 'internal';
       observer.rejected(routePath, reason, 'enforced', ctx.clientKey);
       span.end(reason, policy);
-      if (rejectWith === 'close' && error.status !== 400 && error.status !== 426) {
-        // Browsers cannot read a handshake status: accept, then close with the contract's code.
+      if (rejectWith === 'close' && error.status !== 400 && error.status !== 426 && !HTTP_ONLY.has(error.code)) {
+        // Browsers cannot read a handshake status: accept, then close with the contract's code. The
+        // socket stays pending until uWS is sure to have let it go (see rejectionHoldMs).
         const rejection = { code: error.closeCode, reason: closeRejectionReason(error) };
         upgradeLater(() => {
-          if (aborted) return;
+          if (aborted) return leavePending();
+          setTimeout(leavePending, holdMs).unref();
           res.cork(() =>
             res.upgrade<UserData>(
               { conn: null, rejection },
@@ -165,6 +211,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
         });
         return;
       }
+      leavePending();
       res.cork(() => writeHttpRejection(res, error));
     }
 
@@ -214,6 +261,8 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       }
       settled = true;
       clearTimeout(deadline);
+      // From here the connection holds a concurrent slot: it is no longer pending.
+      leavePending();
       connections.add(conn);
       span.end('accepted');
       const accepted = conn;
@@ -293,6 +342,9 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     },
     get connectionCount() {
       return connections.size;
+    },
+    get pendingCount() {
+      return pending.size;
     },
     async drain(windowMs = config.server.drainWindowMs) {
       draining = true;

@@ -10,10 +10,12 @@ export interface ReadinessParts {
   jwksLoaded: boolean;
   /** The limit store answers, or its degraded mode still admits connections (fail-open); true when unknown. */
   storeOk?: boolean;
+  /** At least server.minFreeFds file descriptors are free; true when unknown. */
+  fdsOk?: boolean;
 }
 
 /**
- * /readyz's answer: ready = listening ∧ JWKS loaded ∧ store usable ∧ not draining. A failure to read
+ * /readyz's answer: ready = listening ∧ JWKS loaded ∧ store usable ∧ fds to spare ∧ not draining. A failure to read
  * the parts (e.g. the gateway not started yet) is "not ready", never an exception.
  */
 export function readinessFrom(read: () => ReadinessParts | undefined, onError?: (err: unknown) => void): () => Readiness {
@@ -31,8 +33,9 @@ export function readinessFrom(read: () => ReadinessParts | undefined, onError?: 
       listening: parts.listening,
       jwks: parts.jwksLoaded,
       store: parts.storeOk ?? true,
+      fds: parts.fdsOk ?? true,
       draining: parts.draining,
     };
-    return { ready: checks.listening && checks.jwks && checks.store && !checks.draining, checks };
+    return { ready: checks.listening && checks.jwks && checks.store && checks.fds && !checks.draining, checks };
   };
 }

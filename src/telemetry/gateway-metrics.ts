@@ -1,5 +1,5 @@
 import type { Attributes, Counter, Histogram, Meter, ObservableResult } from '@opentelemetry/api';
-import type { Decision, Direction, Initiator, RouteCounters } from './observer.ts';
+import type { Decision, Direction, GatewayState, Initiator, RouteCounters } from './observer.ts';
 import {
   ATTR,
   BACKPRESSURE_ACTIONS,
@@ -48,6 +48,7 @@ export class GatewayMetrics {
   readonly #byName = new Map<string, RouteState>();
   readonly #degraded = new Map<string, number>();
   #trackedClients: (() => number) | undefined;
+  #gatewayState: (() => GatewayState) | undefined;
   readonly #accepted: Counter;
   readonly #rejected: Counter;
   readonly #closed: Counter;
@@ -109,6 +110,21 @@ export class GatewayMetrics {
     tracked.addCallback((r) => {
       if (this.#trackedClients) r.observe(this.#trackedClients());
     });
+    const pending = meter.createObservableGauge(I.handshakesPending, {
+      description: 'Sockets held that are not admitted connections: handshakes in progress and rejection closes',
+    });
+    const openFds = meter.createObservableGauge(I.openFds, { description: 'Open file descriptors of the process', unit: '{file_descriptor}' });
+    const fdLimit = meter.createObservableGauge(I.fdLimit, { description: 'Soft limit on open file descriptors (RLIMIT_NOFILE)' });
+    meter.addBatchObservableCallback(
+      (r) => {
+        const state = this.#gatewayState?.();
+        if (!state) return;
+        r.observe(pending, state.handshakesPending);
+        if (state.fdOpen !== null) r.observe(openFds, state.fdOpen);
+        if (state.fdLimit !== null) r.observe(fdLimit, state.fdLimit);
+      },
+      [pending, openFds, fdLimit],
+    );
   }
 
   /** Route label value: bounded count, query string never included. */
@@ -187,6 +203,10 @@ export class GatewayMetrics {
 
   limitStoreDegraded(store: string, degraded: boolean): void {
     this.#degraded.set(oneOf(LIMIT_STORES, store), degraded ? 1 : 0);
+  }
+
+  gatewayStateSource(read: () => GatewayState): void {
+    this.#gatewayState = read;
   }
 
   trackedClientsSource(read: () => number): void {

@@ -26,6 +26,10 @@ export const INSTRUMENTS = {
   limitStoreErrors: 'wsguard.limit_store.errors',
   limitStoreDegraded: 'wsguard.limit_store.degraded',
   trackedClients: 'wsguard.tracked_clients',
+  handshakesPending: 'wsguard.handshakes.pending',
+  /** OpenTelemetry semantic-convention name (process.open_file_descriptor.count). */
+  openFds: 'process.open_file_descriptor.count',
+  fdLimit: 'wsguard.process.fd_limit',
 } as const;
 
 export type InstrumentKey = keyof typeof INSTRUMENTS;
@@ -47,6 +51,9 @@ export const PROMETHEUS_NAMES: Readonly<Record<InstrumentKey, string>> = {
   limitStoreErrors: 'wsguard_limit_store_errors_total',
   limitStoreDegraded: 'wsguard_limit_store_degraded',
   trackedClients: 'wsguard_tracked_clients',
+  handshakesPending: 'wsguard_handshakes_pending',
+  openFds: 'process_open_file_descriptor_count',
+  fdLimit: 'wsguard_process_fd_limit',
 };
 
 /** Attribute keys (OTel form; identical in Prometheus form since none contains a dot). */
@@ -80,6 +87,9 @@ export const METRIC_ATTRIBUTES: Readonly<Record<InstrumentKey, readonly string[]
   limitStoreErrors: [ATTR.store],
   limitStoreDegraded: [ATTR.store],
   trackedClients: [],
+  handshakesPending: [],
+  openFds: [],
+  fdLimit: [],
 };
 
 /** Handshake rejection reasons (design.md "Reasons"); anything else is reported as `other`. */
@@ -94,6 +104,8 @@ export const REASONS = [
   'handshake_timeout',
   'draining',
   'store_unavailable',
+  'pending_limit',
+  'overloaded',
   // Beyond design.md's list: a policy or the gateway failed unexpectedly (GatewayError 'internal').
   'internal',
 ] as const;

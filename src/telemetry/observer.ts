@@ -61,6 +61,16 @@ export interface GatewayObserver {
   limitStoreDegraded(store: string, degraded: boolean): void;
   /** Registers the reader of how many client keys the limit store tracks (wsguard_tracked_clients). */
   trackedClientsSource(read: () => number): void;
+  /** Registers the reader of the gateway's pending sockets and the process's fd budget (read at collection). */
+  gatewayStateSource(read: () => GatewayState): void;
+}
+
+export interface GatewayState {
+  /** Sockets held that are not admitted connections (wsguard_handshakes_pending). */
+  handshakesPending: number;
+  /** Open file descriptors and the soft limit; null when unknown (non-Linux). */
+  fdOpen: number | null;
+  fdLimit: number | null;
 }
 
 const noopHandshake: HandshakeObservation = {
@@ -93,5 +103,6 @@ export function createNoopObserver(): GatewayObserver {
     limitStoreError: () => {},
     limitStoreDegraded: () => {},
     trackedClientsSource: () => {},
+    gatewayStateSource: () => {},
   };
 }

@@ -20,6 +20,7 @@ import type {
   Decision,
   Direction,
   GatewayObserver,
+  GatewayState,
   HandshakeObservation,
   RouteCounters,
 } from './observer.ts';
@@ -209,6 +210,17 @@ export class TelemetryObserver implements GatewayObserver {
     } catch (err) {
       this.fail('limitStoreDegraded', err);
     }
+  }
+
+  gatewayStateSource(read: () => GatewayState): void {
+    this.#d.metrics.gatewayStateSource(() => {
+      try {
+        return read();
+      } catch (err) {
+        this.fail('gatewayStateSource.read', err);
+        return { handshakesPending: 0, fdOpen: null, fdLimit: null };
+      }
+    });
   }
 
   trackedClientsSource(read: () => number): void {

@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { readinessFrom } from '../../src/monitoring/readiness.ts';
 
 describe('readiness', () => {
-  it('is ready only when listening, JWKS loaded, store usable and not draining', () => {
+  it('is ready only when listening, JWKS loaded, store usable, fds to spare and not draining', () => {
     const parts = { listening: true, draining: false, jwksLoaded: true, storeOk: true };
     const r = readinessFrom(() => parts);
-    expect(r()).toEqual({ ready: true, checks: { listening: true, jwks: true, store: true, draining: false } });
-    for (const flip of [{ listening: false }, { jwksLoaded: false }, { storeOk: false }, { draining: true }]) {
+    expect(r()).toEqual({ ready: true, checks: { listening: true, jwks: true, store: true, fds: true, draining: false } });
+    for (const flip of [{ listening: false }, { jwksLoaded: false }, { storeOk: false }, { fdsOk: false }, { draining: true }]) {
       expect(readinessFrom(() => ({ ...parts, ...flip }))().ready, JSON.stringify(flip)).toBe(false);
     }
   });

@@ -149,7 +149,7 @@ describe('telemetry through the real gateway', () => {
     await server.drain(50);
     const r = await fetch(`${tel.url}/readyz`);
     expect(r.status).toBe(503);
-    expect(await r.json()).toEqual({ ready: false, checks: { listening: false, jwks: true, store: true, draining: true } });
+    expect(await r.json()).toEqual({ ready: false, checks: { listening: false, jwks: true, store: true, fds: true, draining: true } });
   });
 });
 

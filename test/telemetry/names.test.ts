@@ -36,6 +36,7 @@ function driveEverything(t: TestTelemetry): void {
   o.limitStoreError('redis');
   o.limitStoreDegraded('redis', false);
   o.trackedClientsSource(() => 3);
+  o.gatewayStateSource(() => ({ handshakesPending: 1, fdOpen: 42, fdLimit: 1024 }));
   o.connectionClosed({ route: '/ws', code: 1000, initiator: 'client', durationMs: 2000, messagesIn: 1, messagesOut: 0 });
 }
 

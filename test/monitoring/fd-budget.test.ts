@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { parseSoftFdLimit, reserveFor, startFdBudget } from '../../src/monitoring/fd-budget.ts';
+
+const LIMITS = `Limit                     Soft Limit           Hard Limit           Units
+Max cpu time              unlimited            unlimited            seconds
+Max open files            1024                 1048576              files
+Max locked memory         8388608              8388608              bytes
+`;
+
+describe('fd budget', () => {
+  it('reads the soft open-files limit from /proc/<pid>/limits text', () => {
+    expect(parseSoftFdLimit(LIMITS)).toBe(1024);
+    expect(parseSoftFdLimit(LIMITS.replace('1024 ', 'unlimited'))).toBeNull();
+    expect(parseSoftFdLimit('nothing here')).toBeNull();
+  });
+
+  it('keeps at most a quarter of the limit in reserve', () => {
+    expect(reserveFor(1024, 256)).toBe(256);
+    expect(reserveFor(256, 256)).toBe(64);
+    expect(reserveFor(null, 256)).toBe(256);
+  });
+
+  it('is exhausted only when a known sample leaves less than the reserve', () => {
+    let open: number | null = 700;
+    const budget = startFdBudget({ minFree: 256, readOpen: () => open, readLimit: () => 1024 });
+    try {
+      expect(budget.reserve).toBe(256);
+      expect(budget.exhausted()).toBe(false);
+      open = 800;
+      // The first sample is taken at start; later ones on the timer, so nothing changed yet.
+      expect(budget.sample()).toEqual({ open: 700, limit: 1024 });
+    } finally {
+      budget.stop();
+    }
+    const full = startFdBudget({ minFree: 256, readOpen: () => 800, readLimit: () => 1024 });
+    expect(full.exhausted()).toBe(true);
+    full.stop();
+    const unknown = startFdBudget({ minFree: 256, readOpen: () => null, readLimit: () => 1024 });
+    expect(unknown.exhausted()).toBe(false);
+    unknown.stop();
+  });
+
+  it('reads this process for real on Linux', () => {
+    const budget = startFdBudget({ minFree: 16 });
+    try {
+      const { open, limit } = budget.sample();
+      expect(open).toBeGreaterThan(2);
+      expect(limit).toBeGreaterThan(open!);
+    } finally {
+      budget.stop();
+    }
+  });
+});
