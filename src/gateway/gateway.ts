@@ -318,7 +318,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     writeHttpRejection(res, new GatewayError('bad_request', 'expected a WebSocket upgrade'));
   });
 
-  const bound = await listen(app, config.server.host, config.server.port);
+  const bound = await listen(app, config.server.host, config.server.port, 'server.port');
   listenSocket = bound.socket;
   logger.info({ host: config.server.host, port: bound.port, routes: config.routes.map((r) => r.path) }, 'gateway listening');
 

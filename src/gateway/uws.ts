@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import net from 'node:net';
 import type * as UWS from 'uWebSockets.js';
 
 /**
@@ -30,12 +31,39 @@ export function listenPort(listenSocket: UWS.us_listen_socket): number {
   return uws.us_socket_local_port(listenSocket);
 }
 
-/** Listens on host:port (0 picks a free port) and resolves with the socket and the bound port. */
-export function listen(app: UWS.TemplatedApp, host: string, port: number): Promise<{ socket: UWS.us_listen_socket; port: number }> {
+/**
+ * Why a bind failed: uWS only says "false", so the same bind is tried with Node to get the errno
+ * (EADDRINUSE, EADDRNOTAVAIL, EACCES). Resolves with null if Node could bind it after all.
+ */
+function bindError(host: string, port: number): Promise<NodeJS.ErrnoException | null> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve(null)));
+  });
+}
+
+/**
+ * Listens on host:port (0 picks a free port) and resolves with the socket and the bound port.
+ * Exclusively: uWS binds with SO_REUSEPORT by default, so a second wsguard on a taken port would
+ * start, print "listening", and have the kernel split connections between the two processes.
+ * `option` names the setting in the error (server.port, say).
+ */
+export function listen(app: UWS.TemplatedApp, host: string, port: number, option = 'port'): Promise<{ socket: UWS.us_listen_socket; port: number }> {
   return new Promise((resolve, reject) => {
-    app.listen(host, port, (socket) => {
-      if (!socket) reject(new Error(`could not listen on ${host}:${port}`));
-      else resolve({ socket, port: listenPort(socket) });
+    // The typings lack the (host, port, options, cb) overload that the native binding has.
+    const listenWith = app.listen as unknown as (h: string, p: number, o: number, cb: (s: UWS.us_listen_socket | false) => void) => void;
+    listenWith.call(app, host, port, (uws as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT: number }).LIBUS_LISTEN_EXCLUSIVE_PORT, (socket) => {
+      if (socket) return resolve({ socket, port: listenPort(socket) });
+      void bindError(host, port).then((err) => {
+        const why =
+          err?.code === 'EADDRINUSE'
+            ? `port ${port} is already in use (another wsguard or another program); choose another ${option}`
+            : err?.code === 'EADDRNOTAVAIL'
+              ? `${host} is not an address of this machine; check the host setting beside ${option}`
+              : `${err?.message ?? 'the bind failed'} (${option})`;
+        reject(new Error(`could not listen on ${host}:${port}: ${why}`, { cause: err ?? undefined }));
+      });
     });
   });
 }

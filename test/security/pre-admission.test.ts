@@ -187,7 +187,7 @@ describe('file-descriptor budget', () => {
     expect(r.headers['retry-after']).toBe('5');
     const ready = await fetch(`${admin}/readyz`);
     expect(ready.status).toBe(503);
-    expect((await ready.json()).checks.fds).toBe(false);
+    expect(((await ready.json()) as { checks: { fds: boolean } }).checks.fds).toBe(false);
     expect(await metric(admin, 'process_open_file_descriptor_count')).toBeGreaterThan(256 - 64);
     const rejectedSeries = (await (await fetch(`${admin}/metrics`)).text()).match(/^wsguard_connections_rejected_total\{[^}]*reason="overloaded"[^}]*\} (\d+)/m);
     expect(Number(rejectedSeries?.[1])).toBeGreaterThanOrEqual(1);
