@@ -8,6 +8,7 @@ export type GatewayErrorCode =
   | 'bad_request'
   | 'unsupported_version'
   | 'origin'
+  | 'token_missing'
   | 'auth'
   | 'token_expired'
   | 'conn_limit'
@@ -39,6 +40,8 @@ export const ERROR_CODES: Readonly<Record<GatewayErrorCode, CodeInfo>> = Object.
   bad_request: { status: 400, closeCode: 1002, reason: 'bad_request' },
   unsupported_version: { status: 426, closeCode: 1002, reason: 'bad_request' },
   origin: { status: 403, closeCode: 4003, reason: 'origin' },
+  // RFC 6750 §3.1: a request without credentials gets a bare challenge, an invalid token error="invalid_token".
+  token_missing: { status: 401, closeCode: 4001, reason: 'auth' },
   auth: { status: 401, closeCode: 4001, reason: 'auth' },
   token_expired: { status: 401, closeCode: 4200, reason: 'auth' },
   conn_limit: { status: 429, closeCode: 4100, reason: 'conn_limit' },

@@ -14,7 +14,7 @@ export function authPolicy(config: Config['auth'], verifier: TokenVerifier | nul
     async check(ctx) {
       if (ctx.token === null) {
         if (ctx.route.allowAnonymous) return;
-        throw new GatewayError('auth', 'a token is required');
+        throw new GatewayError('token_missing', 'a token is required');
       }
       if (!verifier) {
         if (ctx.route.allowAnonymous) return;

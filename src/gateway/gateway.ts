@@ -186,7 +186,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       clearTimeout(deadline);
       // An attempt stays counted when the client was at fault (bad token, bad origin); it is given
       // back when the gateway or the upstream failed, so an outage does not burn the client's budget.
-      const clientAtFault = error.code === 'auth' || error.code === 'token_expired' || error.status === 400 || error.status === 403;
+      const clientAtFault = error.status === 401 || error.status === 400 || error.status === 403;
       releaseOnFailure(!clientAtFault);
       conn?.abandon();
       const reason = error.reason ?? 'internal';

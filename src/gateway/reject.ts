@@ -20,6 +20,15 @@ export function retryAfterSeconds(ms: number): number {
 }
 
 /**
+ * What a 401 body says: never why a token failed (jose's error codes, key ids, claim names), which
+ * would teach a forger what to change; the log line keeps the detail.
+ */
+const PUBLIC_401_MESSAGES: Readonly<Record<string, string>> = {
+  token_missing: 'a token is required',
+  token_expired: 'the token has expired',
+};
+
+/**
  * Answers a handshake with the contract's status, headers and small JSON body, and closes the TCP
  * connection. Must be called inside res.cork when not in the synchronous upgrade callback.
  */
@@ -28,12 +37,13 @@ export function writeHttpRejection(res: HttpResponse, error: GatewayError): void
   res.writeStatus(`${status} ${STATUS_TEXT[status] ?? 'Error'}`);
   res.writeHeader('Content-Type', 'application/json');
   res.writeHeader('Cache-Control', 'no-store');
-  const body: Record<string, unknown> = { error: error.code, message: error.message };
+  const message = status === 401 ? (PUBLIC_401_MESSAGES[error.code] ?? 'the token is not valid') : error.message;
+  const body: Record<string, unknown> = { error: error.code, message };
   if (error.retryAfterMs !== undefined) {
     res.writeHeader('Retry-After', String(retryAfterSeconds(error.retryAfterMs)));
     body['retry_after_ms'] = Math.ceil(error.retryAfterMs);
   }
-  if (status === 401) res.writeHeader('WWW-Authenticate', 'Bearer error="invalid_token"');
+  if (status === 401) res.writeHeader('WWW-Authenticate', error.code === 'token_missing' ? 'Bearer' : 'Bearer error="invalid_token"');
   if (status === 426) res.writeHeader('Sec-WebSocket-Version', '13');
   res.end(JSON.stringify(body), true);
 }

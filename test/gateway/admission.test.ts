@@ -95,7 +95,7 @@ describe('origin', () => {
 });
 
 describe('auth', () => {
-  it('401 with WWW-Authenticate for a missing, expired, badly signed or exp-less token', async () => {
+  it('401 with WWW-Authenticate (RFC 6750 §3.1) for a missing, expired, badly signed or exp-less token, and no jose detail in the body', async () => {
     const { base } = await setup();
     const cases: Record<string, string | null> = {
       missing: null,
@@ -107,7 +107,11 @@ describe('auth', () => {
     for (const [name, token] of Object.entries(cases)) {
       const r = rejected(await attempt(`${base}/ws/a${token ? `?access_token=${token}` : ''}`));
       expect(r.status, name).toBe(401);
-      expect(r.headers['www-authenticate'], name).toBe('Bearer error="invalid_token"');
+      // No credentials: a bare challenge; credentials that failed: error="invalid_token".
+      expect(r.headers['www-authenticate'], name).toBe(token ? 'Bearer error="invalid_token"' : 'Bearer');
+      const body = JSON.parse(r.body) as { error: string; message: string };
+      expect(body.error, name).toBe(token === null ? 'token_missing' : name === 'expired' ? 'token_expired' : 'auth');
+      expect(body.message, name).not.toMatch(/ERR_|JW[STKE]|claim|kid|signature/i);
     }
     expect(upstream!.handshakes).toHaveLength(0);
   });
