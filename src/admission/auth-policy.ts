@@ -12,6 +12,14 @@ export function authPolicy(config: Config['auth'], verifier: TokenVerifier | nul
     name: 'auth',
     dryRun: config.dryRun,
     async check(ctx) {
+      if (ctx.tokenInSubprotocol && !ctx.markerOffered && ctx.protocols.length === 0) {
+        // Nothing could be selected: the token entry is never echoed, so browsers and `ws` would fail
+        // the handshake (1006) after it was counted as accepted.
+        throw new GatewayError(
+          'bad_request',
+          `a token sent as a subprotocol needs the subprotocol '${config.subprotocolMarker}' offered beside it (auth.subprotocolMarker)`,
+        );
+      }
       if (ctx.token === null) {
         if (ctx.route.allowAnonymous) return;
         throw new GatewayError('token_missing', 'a token is required');

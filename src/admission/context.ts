@@ -24,6 +24,10 @@ export interface AdmissionContext {
   token: string | null;
   /** Subprotocols to offer upstream (token entries removed) and the query to relay (token removed). */
   protocols: string[];
+  /** The client offered auth.subprotocolMarker: selected for it when the upstream selects no subprotocol. */
+  markerOffered: boolean;
+  /** A token travelled as a subprotocol entry (then the marker must be offered too). */
+  tokenInSubprotocol: boolean;
   relayQuery: string;
   claims: JWTPayload | null;
   /** Releases taken by policies; the pipeline's caller runs them when the handshake does not complete. */

@@ -10,24 +10,36 @@ export interface TokenSource {
   protocols: string[];
   /** The query string to relay (leading '?' included when not empty), the token parameter removed. */
   query: string;
+  /** A token entry was offered as a subprotocol (whether or not another source carried the token). */
+  tokenInSubprotocol: boolean;
+  /** The client offered the marker entry (auth.subprotocolMarker): the gateway may select it. */
+  markerOffered: boolean;
 }
 
 export function extractToken(
   authorization: string,
   protocolHeader: string,
   rawQuery: string,
-  options: { queryParam: string; subprotocolPrefix: string },
+  options: { queryParam: string; subprotocolPrefix: string; subprotocolMarker: string },
 ): TokenSource {
   let token: string | null = null;
   const bearer = authorization.match(/^Bearer\s+(\S+)\s*$/i);
   if (bearer) token = bearer[1]!;
 
   const protocols: string[] = [];
+  let tokenInSubprotocol = false;
+  let markerOffered = false;
   for (const entry of protocolHeader.split(',')) {
     const p = entry.trim();
     if (!p) continue;
     if (p.startsWith(options.subprotocolPrefix)) {
+      tokenInSubprotocol = true;
       token ??= p.slice(options.subprotocolPrefix.length) || null;
+      continue;
+    }
+    // The marker is wsguard's, not the app's: never offered upstream.
+    if (p === options.subprotocolMarker) {
+      markerOffered = true;
       continue;
     }
     protocols.push(p);
@@ -44,7 +56,7 @@ export function extractToken(
     }
     kept.push(pair);
   }
-  return { token, protocols, query: kept.length ? `?${kept.join('&')}` : '' };
+  return { token, protocols, query: kept.length ? `?${kept.join('&')}` : '', tokenInSubprotocol, markerOffered };
 }
 
 function decodeComponent(text: string): string {

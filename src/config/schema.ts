@@ -173,6 +173,15 @@ export const configSchema = z
           .min(1)
           .default('bearer.')
           .describe('A Sec-WebSocket-Protocol entry with this prefix carries the token; it is never echoed nor relayed.'),
+        subprotocolMarker: z
+          .string()
+          .min(1)
+          .regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'must be an HTTP token (RFC 6455 §4.1: a subprotocol is a token)')
+          .default('wsguard.auth')
+          .describe(
+            'Subprotocol a client offers beside its bearer.<token> entry. A browser fails a handshake in which the server selects no ' +
+              'subprotocol, and the token entry is never echoed, so wsguard selects this marker when the upstream selects none. Never relayed.',
+          ),
         claimHeaders: z
           .record(z.string().regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name'), z.string())
           .default({ 'X-Auth-Sub': 'sub' })

@@ -133,6 +133,8 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       nowMs: Date.now(),
       token: source.token,
       protocols: source.protocols,
+      markerOffered: source.markerOffered,
+      tokenInSubprotocol: source.tokenInSubprotocol,
       relayQuery: source.query,
       claims: null,
       reservations: {},
@@ -203,7 +205,9 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
             res.upgrade<UserData>(
               { conn: null, rejection },
               request.headers['sec-websocket-key']!,
-              ctx.protocols[0] ?? '',
+              // A browser fails a handshake whose answer selects none of its subprotocols, and would then
+              // never see the rejection code.
+              ctx.markerOffered ? config.auth.subprotocolMarker : (ctx.protocols[0] ?? ''),
               '',
               context,
             ),
@@ -254,6 +258,17 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
         return fail(error, 'upstream');
       }
       conn.upstream = upstream;
+      if (!settled && !upstream.protocol && ctx.tokenInSubprotocol && !ctx.markerOffered) {
+        // The client offered app subprotocols beside its token and the upstream selected none: the
+        // answer would select nothing and the client would fail the handshake. (fail() closes the leg.)
+        return fail(
+          new GatewayError(
+            'bad_request',
+            `the upstream selected none of the offered subprotocols; offer '${config.auth.subprotocolMarker}' beside the token entry (auth.subprotocolMarker)`,
+          ),
+          'upstream',
+        );
+      }
       if (settled) {
         // Aborted or timed out while dialling: the upstream leg must not linger.
         upstream.close(CLOSE.goingAway, 'client went away');
@@ -275,7 +290,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
           res.upgrade<UserData>(
             { conn: accepted, rejection: null },
             request.headers['sec-websocket-key']!,
-            upstream.protocol,
+            upstream.protocol || (ctx.markerOffered ? config.auth.subprotocolMarker : ''),
             // Extensions are not negotiated: the relay forwards frames as messages, uncompressed.
             '',
             context,

@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { RawConfig } from '../../src/config/schema.ts';
-import { attempt, closed, nextMessage, open } from '../helpers/client.ts';
+import { attempt, closed, nextMessage, open, rejected } from '../helpers/client.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { signToken } from '../helpers/tokens.ts';
 import { startEchoUpstream, type TestUpstream } from '../helpers/upstream.ts';
@@ -128,30 +128,29 @@ describe('what reaches the upstream', () => {
     a.ws.close();
   });
 
-  it('tells the client no subprotocol when the upstream selects none (lean leg; ws fails such a dial)', async () => {
+  it('refuses (400, naming auth.subprotocolMarker) a token subprotocol whose answer could select nothing (lean leg; ws fails such a dial)', async () => {
     if (leg !== 'lean') return;
     const { gw, token } = await setup({}, { select: () => false });
-    // The `ws` test client would itself refuse a 101 without a protocol, so read the raw response.
-    const head = await new Promise<string>((resolve, reject) => {
-      const s = connect(gw.port, '127.0.0.1', () =>
-        s.write(
-          `GET /ws/a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
-            `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: bearer.${token}, chat.v1\r\n\r\n`,
-        ),
-      );
-      let data = '';
-      s.on('data', (c) => {
-        data += c.toString('latin1');
-        if (data.includes('\r\n\r\n')) {
-          s.destroy();
-          resolve(data);
-        }
-      });
-      s.on('error', reject);
-    });
-    expect(head).toMatch(/^HTTP\/1\.1 101 /);
-    expect(head.toLowerCase()).not.toContain('sec-websocket-protocol');
-    expect(head).not.toContain(token);
+    // Before the marker existed this was a 101 selecting no subprotocol, which browsers and `ws` fail (1006).
+    const r = rejected(await attempt(`${gw.base}/ws/a`, [`bearer.${token}`, 'chat.v1']));
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body).message).toContain("'wsguard.auth'");
+    expect(r.body).not.toContain(token);
+  });
+
+  it('refuses a lone token subprotocol before dialling, and selects the marker for the browser form', async () => {
+    const { gw, upstream, token } = await setup({}, { select: () => false });
+    expect(rejected(await attempt(`${gw.base}/ws/a`, [`bearer.${token}`])).status).toBe(400);
+    expect(upstream.handshakes).toHaveLength(0);
+    const a = await attempt(`${gw.base}/ws/a`, ['wsguard.auth', `bearer.${token}`]);
+    if (a.kind !== 'open') throw new Error(`expected open, got ${a.kind === 'rejected' ? a.body : a.error.message}`);
+    expect(a.protocol).toBe('wsguard.auth');
+    // Neither the marker nor the token reaches the app.
+    expect(upstream.handshakes[0]!.headers['sec-websocket-protocol']).toBeUndefined();
+    const reply = nextMessage(a.ws);
+    a.ws.send('through');
+    expect((await reply).data.toString()).toBe('through');
+    a.ws.close();
   });
 });
 
