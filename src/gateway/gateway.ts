@@ -95,6 +95,8 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     concurrentLimitPolicy(config.limits.concurrent, store),
     authPolicy(config.auth, verifier),
   ];
+  // Every configured route's series exist from start-up (at 0), not from its first connection.
+  for (const r of config.routes) observer.routeCounters(r.path);
   const connections = new Set<Connection>();
   let draining = false;
   let listenSocket: us_listen_socket | null = null;

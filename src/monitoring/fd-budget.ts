@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
  * 20.30 build: idle or trickling a header every 2 s, it closed at 11,995 ms) without telling us it
  * exists. So sockets that wsguard cannot see can still exhaust the fd table and starve every
  * client; the budget is what the gateway sheds new handshakes on (503 `overloaded`), readiness
- * reports, and the runtime metrics export.
+ * reports, and /metrics exports (process_open_fds, process_max_fds).
  *
  * Counting fds means listing /proc/self/fd, which costs about 3 µs per open fd (measured: 19.7 ms
  * at 6,756 fds). The sampler therefore re-reads at most every `minIntervalMs`, and backs off so

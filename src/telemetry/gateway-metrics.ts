@@ -113,7 +113,7 @@ export class GatewayMetrics {
     const pending = meter.createObservableGauge(I.handshakesPending, {
       description: 'Sockets held that are not admitted connections: handshakes in progress and rejection closes',
     });
-    const openFds = meter.createObservableGauge(I.openFds, { description: 'Open file descriptors of the process', unit: '{file_descriptor}' });
+    const openFds = meter.createObservableGauge(I.openFds, { description: 'Open file descriptors of the process', });
     const fdLimit = meter.createObservableGauge(I.fdLimit, { description: 'Soft limit on open file descriptors (RLIMIT_NOFILE)' });
     meter.addBatchObservableCallback(
       (r) => {
@@ -138,8 +138,10 @@ export class GatewayMetrics {
     if (!state) {
       state = { route: label, counters: { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }, active: 0 };
       this.#routes.set(label, state);
-      // Start the accepted counter at 0 so that rate() and absent() behave before the first connection.
+      // Start the accepted counter, and the enforced rejections by reason, at 0 so that rate() and
+      // absent() behave from start-up, before the first connection or refusal after a restart.
       this.#accepted.add(0, { [ATTR.route]: label });
+      for (const reason of REASONS) this.#rejected.add(0, { [ATTR.route]: label, [ATTR.reason]: reason, [ATTR.decision]: DECISIONS[0] });
     }
     // Remember the raw name so that repeated lookups are one Map hit; bounded like the labels.
     if (this.#byName.size < MAX_ROUTES * 4) this.#byName.set(route, state);

@@ -27,9 +27,12 @@ export const INSTRUMENTS = {
   limitStoreDegraded: 'wsguard.limit_store.degraded',
   trackedClients: 'wsguard.tracked_clients',
   handshakesPending: 'wsguard.handshakes.pending',
-  /** OpenTelemetry semantic-convention name (process.open_file_descriptor.count). */
-  openFds: 'process.open_file_descriptor.count',
-  fdLimit: 'wsguard.process.fd_limit',
+  /**
+   * The Prometheus process collector's names, which SREs already alert on (the semantic-convention
+   * process.open_file_descriptor.count would scrape as a `_count` gauge, which promtool rejects).
+   */
+  openFds: 'process.open_fds',
+  fdLimit: 'process.max_fds',
 } as const;
 
 export type InstrumentKey = keyof typeof INSTRUMENTS;
@@ -52,8 +55,8 @@ export const PROMETHEUS_NAMES: Readonly<Record<InstrumentKey, string>> = {
   limitStoreDegraded: 'wsguard_limit_store_degraded',
   trackedClients: 'wsguard_tracked_clients',
   handshakesPending: 'wsguard_handshakes_pending',
-  openFds: 'process_open_file_descriptor_count',
-  fdLimit: 'wsguard_process_fd_limit',
+  openFds: 'process_open_fds',
+  fdLimit: 'process_max_fds',
 };
 
 /** Attribute keys (OTel form; identical in Prometheus form since none contains a dot). */

@@ -166,8 +166,8 @@ describe('file-descriptor budget', () => {
     const upstream = await startEchoUpstream();
     stops.push(() => upstream.close());
     const { port, admin } = await serveWithFdLimit(256, upstream.url);
-    expect(await metric(admin, 'wsguard_process_fd_limit')).toBe(256);
-    const baseline = (await metric(admin, 'process_open_file_descriptor_count'))!;
+    expect(await metric(admin, 'process_max_fds')).toBe(256);
+    const baseline = (await metric(admin, 'process_open_fds'))!;
     expect(baseline).toBeGreaterThan(0);
     const url = `ws://127.0.0.1:${port}/ws/?access_token=${await signToken()}`;
     const before = await open(url);
@@ -188,7 +188,7 @@ describe('file-descriptor budget', () => {
     const ready = await fetch(`${admin}/readyz`);
     expect(ready.status).toBe(503);
     expect(((await ready.json()) as { checks: { fds: boolean } }).checks.fds).toBe(false);
-    expect(await metric(admin, 'process_open_file_descriptor_count')).toBeGreaterThan(256 - 64);
+    expect(await metric(admin, 'process_open_fds')).toBeGreaterThan(256 - 64);
     const rejectedSeries = (await (await fetch(`${admin}/metrics`)).text()).match(/^wsguard_connections_rejected_total\{[^}]*reason="overloaded"[^}]*\} (\d+)/m);
     expect(Number(rejectedSeries?.[1])).toBeGreaterThanOrEqual(1);
 
