@@ -17,6 +17,8 @@ export type GatewayErrorCode =
   | 'handshake_timeout'
   | 'draining'
   | 'store_unavailable'
+  | 'store_full'
+  | 'auth_unavailable'
   | 'message_rate'
   | 'message_too_big'
   | 'backpressure'
@@ -46,6 +48,10 @@ export const ERROR_CODES: Readonly<Record<GatewayErrorCode, CodeInfo>> = Object.
   handshake_timeout: { status: 504, closeCode: 1013, reason: 'handshake_timeout' },
   draining: { status: 503, closeCode: 1012, reason: 'draining' },
   store_unavailable: { status: 503, closeCode: 1013, reason: 'store_unavailable' },
+  // The limit store tracks limits.maxTrackedKeys clients and this one is new: the gateway's resource ran out, not the client's budget.
+  store_full: { status: 503, closeCode: 1013, reason: 'store_full' },
+  // No key set could be loaded (JWKS unreachable): the token cannot be judged, so it is not held against the client.
+  auth_unavailable: { status: 503, closeCode: 1013, reason: 'auth_unavailable' },
   message_rate: { status: 429, closeCode: 4129, reason: null },
   message_too_big: { status: 413, closeCode: 1009, reason: null },
   backpressure: { status: 503, closeCode: 4102, reason: null },

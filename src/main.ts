@@ -72,7 +72,7 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
     await telemetry?.close();
     throw err;
   }
-  const store = options.store ?? new MemoryLimitStore();
+  const store = options.store ?? new MemoryLimitStore({ maxTrackedKeys: config.limits.maxTrackedKeys });
   observer.trackedClientsSource(() => store.size());
   try {
     gateway = await startGateway({ config, store, verifier, observer, logger });

@@ -125,6 +125,15 @@ export const configSchema = z
           })
           .strict()
           .prefault({}),
+        maxTrackedKeys: z
+          .number()
+          .int()
+          .positive()
+          .default(100_000)
+          .describe(
+            'Client keys the in-memory limit store tracks at most (about 300 B each at 10 attempts, 30 MB at the default). ' +
+              'At the cap a client not yet tracked is refused with 503 store_full; tracked ones keep their limits (nothing is evicted).',
+          ),
       })
       .strict()
       .prefault({}),

@@ -94,6 +94,10 @@ export const REASONS = [
   'handshake_timeout',
   'draining',
   'store_unavailable',
+  // Beyond design.md's list: the limit store is at limits.maxTrackedKeys and the client is new.
+  'store_full',
+  // Beyond design.md's list: no JWKS could be loaded, so tokens cannot be checked (a gateway fault).
+  'auth_unavailable',
   // Beyond design.md's list: a policy or the gateway failed unexpectedly (GatewayError 'internal').
   'internal',
 ] as const;
