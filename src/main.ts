@@ -48,7 +48,7 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
     : await startTelemetry(input.telemetry, {
         verifyToken: async (token) => {
           if (!verifier) throw new Error('no verification keys configured');
-          return (await verifier.verify(token)) as Record<string, unknown>;
+          return (await verifier.verifyMonitoring(token)) as Record<string, unknown>;
         },
         readiness: readinessFrom(() =>
           gateway ? { listening: gateway.listening, draining: gateway.draining, jwksLoaded: verifier?.ready() ?? true } : undefined,
@@ -65,7 +65,7 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
       ? await createTokenVerifier(config.auth, {
           onRefresh: (outcome) => observer.jwksRefreshed(outcome),
           onError: (err) => logger.warn({ err: err.message }, 'JWKS refresh failed; keeping the last good key set'),
-        })
+        }, { monitoringAudience: config.telemetry.monitoring.audience })
       : null;
   } catch (err) {
     demo?.close();
