@@ -20,6 +20,8 @@ export type GatewayErrorCode =
   | 'store_unavailable'
   | 'pending_limit'
   | 'overloaded'
+  | 'store_full'
+  | 'auth_unavailable'
   | 'message_rate'
   | 'message_too_big'
   | 'backpressure'
@@ -56,6 +58,10 @@ export const ERROR_CODES: Readonly<Record<GatewayErrorCode, CodeInfo>> = Object.
   pending_limit: { status: 429, closeCode: 4100, reason: 'pending_limit' },
   // The process is close to its file-descriptor limit: shed new handshakes before accept() fails for everyone.
   overloaded: { status: 503, closeCode: 1013, reason: 'overloaded' },
+  // The limit store tracks limits.maxTrackedKeys clients and this one is new: the gateway's resource ran out, not the client's budget.
+  store_full: { status: 503, closeCode: 1013, reason: 'store_full' },
+  // No key set could be loaded (JWKS unreachable): the token cannot be judged, so it is not held against the client.
+  auth_unavailable: { status: 503, closeCode: 1013, reason: 'auth_unavailable' },
   message_rate: { status: 429, closeCode: 4129, reason: null },
   message_too_big: { status: 413, closeCode: 1009, reason: null },
   backpressure: { status: 503, closeCode: 4102, reason: null },

@@ -50,7 +50,7 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
     : await startTelemetry(input.telemetry, {
         verifyToken: async (token) => {
           if (!verifier) throw new Error('no verification keys configured');
-          return (await verifier.verify(token)) as Record<string, unknown>;
+          return (await verifier.verifyMonitoring(token)) as Record<string, unknown>;
         },
         readiness: readinessFrom(() =>
           gateway
@@ -69,7 +69,7 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
       ? await createTokenVerifier(config.auth, {
           onRefresh: (outcome) => observer.jwksRefreshed(outcome),
           onError: (err) => logger.warn({ err: err.message }, 'JWKS refresh failed; keeping the last good key set'),
-        })
+        }, { monitoringAudience: config.telemetry.monitoring.audience })
       : null;
   } catch (err) {
     fds.stop();
@@ -77,7 +77,7 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
     await telemetry?.close();
     throw err;
   }
-  const store = options.store ?? new MemoryLimitStore();
+  const store = options.store ?? new MemoryLimitStore({ maxTrackedKeys: config.limits.maxTrackedKeys });
   observer.trackedClientsSource(() => store.size());
   observer.gatewayStateSource(() => {
     const { open, limit } = fds.sample();

@@ -14,13 +14,20 @@ import {
 } from 'jose';
 import { GatewayError } from '../errors.ts';
 import type { Config } from '../config/schema.ts';
+import { telemetrySchema } from '../telemetry/config.ts';
 
 type AuthConfig = Config['auth'];
 type VerifyKey = CryptoKey | KeyObject | Uint8Array;
 
 export interface TokenVerifier {
-  /** Verifies a compact JWS; throws GatewayError 'auth' or 'token_expired'. */
+  /**
+   * Verifies a client's compact JWS (auth.audience, when set); throws GatewayError 'auth' or
+   * 'token_expired', 'auth' for a token whose aud includes the monitoring audience, and
+   * 'auth_unavailable' while no JWKS has loaded.
+   */
   verify(token: string): Promise<JWTPayload>;
+  /** Verifies a monitoring API token: same keys and issuer, but its aud must include the monitoring audience. */
+  verifyMonitoring(token: string): Promise<JWTPayload>;
   /** True when no JWKS is configured, or a JWKS has been loaded at least once (readiness). */
   ready(): boolean;
   close(): void;
@@ -31,21 +38,37 @@ export interface JwksEvents {
   onError?(err: Error): void;
 }
 
+/** Backoff between failed fetches while no key set has loaded: doubling from min, capped at max. */
+export interface JwksRetry {
+  minMs: number;
+  maxMs: number;
+}
+
 /**
  * JWKS kept as the last good set: jose's createRemoteJWKSet fails verification when a re-fetch after
  * cacheMaxAge fails (design.md), which turns an IdP blip into an outage. We fetch on a timer and on
  * an unknown kid (with a cool-down), and verify against the last set that loaded.
+ *
+ * Until a set has loaded, handshakes never start a fetch: they wait for the one in flight, if any,
+ * and are otherwise refused at once with `auth_unavailable` (503, attempt given back). Failed fetches
+ * are retried in the background with exponential backoff, so an unreachable IdP sees one fetch per
+ * backoff step however many clients knock (before: one fetch per handshake, each answered 401).
  */
 class JwksCache {
   private getKey: JWTVerifyGetKey | null = null;
   private lastFetchMs = 0;
+  private failures = 0;
+  private nextRetryAtMs = 0;
   private inflight: Promise<void> | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private closed = false;
   private readonly timer: NodeJS.Timeout;
 
   constructor(
     private readonly url: string,
     refreshSec: number,
     private readonly cooldownMs: number,
+    private readonly retry: JwksRetry,
     private readonly events: JwksEvents,
   ) {
     this.timer = setInterval(() => void this.refresh(), refreshSec * 1000).unref();
@@ -66,8 +89,10 @@ class JwksCache {
         const jwks = (await res.json()) as JSONWebKeySet;
         if (!Array.isArray(jwks.keys)) throw new Error(`JWKS ${this.url} has no keys array`);
         this.getKey = createLocalJWKSet(jwks);
+        this.failures = 0;
         this.events.onRefresh?.('success');
       } catch (err) {
+        this.failed();
         this.events.onRefresh?.('failure');
         this.events.onError?.(err as Error);
       } finally {
@@ -77,20 +102,41 @@ class JwksCache {
     return this.inflight;
   }
 
-  /** Refetches at most once per cool-down when a token names a kid the set does not have (key rotation). */
+  private failed(): void {
+    this.failures++;
+    const delay = Math.min(this.retry.maxMs, this.retry.minMs * 2 ** Math.min(this.failures - 1, 30));
+    this.nextRetryAtMs = Date.now() + delay;
+    // With a last good set the regular refresh timer is enough; without one, nothing can be verified.
+    if (this.getKey || this.closed) return;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.refresh();
+    }, delay).unref();
+  }
+
+  /** The loaded set; without one, waits for a fetch in flight and otherwise fails with auth_unavailable. */
   async resolver(): Promise<JWTVerifyGetKey> {
-    if (!this.getKey) await this.refresh();
-    if (!this.getKey) throw new GatewayError('auth', 'JWKS not loaded');
+    if (!this.getKey && this.inflight) await this.inflight;
+    if (!this.getKey) {
+      throw new GatewayError('auth_unavailable', 'no JWKS key set has loaded yet', {
+        // Retry-After is sent in whole seconds: at least one.
+        retryAfterMs: Math.max(1000, this.nextRetryAtMs - Date.now()),
+      });
+    }
     return this.getKey;
   }
 
+  /** Refetches at most once per cool-down when a token names a kid the set does not have (key rotation). */
   maybeRefreshForUnknownKid(): Promise<void> | null {
     if (Date.now() - this.lastFetchMs < this.cooldownMs) return null;
     return this.refresh();
   }
 
   close(): void {
+    this.closed = true;
     clearInterval(this.timer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
   }
 }
 
@@ -143,20 +189,36 @@ function classify(err: unknown): GatewayError {
   return new GatewayError('auth', 'invalid token', { cause: err });
 }
 
-export async function createTokenVerifier(config: AuthConfig, events: JwksEvents = {}): Promise<TokenVerifier> {
+/** Which audience marks a token as the monitoring API's (telemetry.monitoring.audience). */
+export interface TokenScope {
+  monitoringAudience: string;
+}
+
+function audiences(payload: JWTPayload): string[] {
+  return typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud : [];
+}
+
+/** The schema's default monitoring audience, for callers that verify client tokens only (tests, tools). */
+const DEFAULT_SCOPE: TokenScope = { monitoringAudience: telemetrySchema.parse({}).monitoring.audience };
+
+export async function createTokenVerifier(config: AuthConfig, events: JwksEvents = {}, scope: TokenScope = DEFAULT_SCOPE): Promise<TokenVerifier> {
   const algorithms = config.algorithms ?? (config.secret ? ['HS256'] : ['RS256']);
   const staticKeys = await importStaticKeys(config, algorithms);
-  const jwks = config.jwksUrl ? new JwksCache(config.jwksUrl, config.jwksRefreshSec, config.jwksCooldownSec * 1000, events) : null;
-  const options = {
+  const jwks = config.jwksUrl
+    ? new JwksCache(config.jwksUrl, config.jwksRefreshSec, config.jwksCooldownSec * 1000, { minMs: config.jwksRetryMinMs, maxMs: config.jwksRetryMaxMs }, events)
+    : null;
+  const common = {
     algorithms,
     // jose accepts a token without exp unless told otherwise (design.md).
     requiredClaims: ['exp'],
     clockTolerance: config.clockToleranceSec,
     ...(config.issuer ? { issuer: config.issuer } : {}),
-    ...(config.audience ? { audience: config.audience } : {}),
   };
+  const clientOptions = { ...common, ...(config.audience ? { audience: config.audience } : {}) };
+  const monitoringOptions = { ...common, audience: scope.monitoringAudience };
+  type Options = typeof clientOptions;
 
-  async function verifyWithStatic(token: string): Promise<JWTPayload | null> {
+  async function verifyWithStatic(token: string, options: Options): Promise<JWTPayload | null> {
     const { kid, alg } = decodeProtectedHeader(token);
     // An HMAC secret only verifies HS* tokens and a public key only asymmetric ones; jose would throw
     // a key-type error instead of a signature mismatch if we tried the wrong kind.
@@ -178,7 +240,11 @@ export async function createTokenVerifier(config: AuthConfig, events: JwksEvents
     return null;
   }
 
-  async function verifyWithJwks(token: string, cache: JwksCache): Promise<JWTPayload> {
+  async function verifyWithJwks(token: string, cache: JwksCache, options: Options): Promise<JWTPayload> {
+    // A malformed token or an algorithm we do not accept is the client's fault whether or not keys
+    // are available: judge that before waiting for (or failing on) the key set.
+    const { alg } = decodeProtectedHeader(token);
+    if (typeof alg !== 'string' || !(algorithms as readonly string[]).includes(alg)) throw new GatewayError('auth', 'token algorithm not accepted');
     try {
       return (await jwtVerify(token, await cache.resolver(), options)).payload;
     } catch (err) {
@@ -190,19 +256,30 @@ export async function createTokenVerifier(config: AuthConfig, events: JwksEvents
     }
   }
 
+  async function verifyWith(token: string, options: Options): Promise<JWTPayload> {
+    try {
+      if (staticKeys.length) {
+        const payload = await verifyWithStatic(token, options);
+        if (payload) return payload;
+      }
+      if (jwks) return await verifyWithJwks(token, jwks, options);
+      throw new GatewayError('auth', 'no key can verify this token');
+    } catch (err) {
+      throw classify(err);
+    }
+  }
+
   return {
     async verify(token) {
-      try {
-        if (staticKeys.length) {
-          const payload = await verifyWithStatic(token);
-          if (payload) return payload;
-        }
-        if (jwks) return await verifyWithJwks(token, jwks);
-        throw new GatewayError('auth', 'no key can verify this token');
-      } catch (err) {
-        throw classify(err);
+      const payload = await verifyWith(token, clientOptions);
+      // Same keys and issuer sign both kinds of token: the audience is what keeps a monitoring token
+      // from opening a client route (and auth.audience, when set, a client token from the API).
+      if (audiences(payload).includes(scope.monitoringAudience)) {
+        throw new GatewayError('auth', 'a monitoring API token cannot open a client connection');
       }
+      return payload;
     },
+    verifyMonitoring: (token) => verifyWith(token, monitoringOptions),
     ready: () => !jwks || jwks.loaded,
     close: () => jwks?.close(),
   };

@@ -142,6 +142,15 @@ export const configSchema = z
           })
           .strict()
           .prefault({}),
+        maxTrackedKeys: z
+          .number()
+          .int()
+          .positive()
+          .default(100_000)
+          .describe(
+            'Client keys the in-memory limit store tracks at most (about 300 B of heap each at 10 attempts: 30 MB at the default, about 57 MB of RSS). ' +
+              'At the cap a client not yet tracked is refused with 503 store_full; tracked ones keep their limits (nothing is evicted).',
+          ),
       })
       .strict()
       .prefault({}),
@@ -159,13 +168,26 @@ export const configSchema = z
           .min(0)
           .default(30)
           .describe('A token with an unknown kid triggers a JWKS re-fetch at most this often (key rotation).'),
+        jwksRetryMinMs: z
+          .number()
+          .int()
+          .positive()
+          .default(1_000)
+          .describe(
+            'While no JWKS has loaded, a failed fetch is retried in the background after this delay, doubling per failure; ' +
+              'handshakes meanwhile get 503 auth_unavailable and never start a fetch themselves.',
+          ),
+        jwksRetryMaxMs: z.number().int().positive().default(60_000).describe('Cap of the JWKS retry delay (jwksRetryMinMs doubling).'),
         algorithms: z
           .array(z.enum(['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']))
           .min(1)
           .optional()
           .describe('Accepted JWS algorithms (pinned). Default: HS256 with a secret, else RS256.'),
         issuer: z.string().optional().describe('Required iss claim.'),
-        audience: z.string().optional().describe('Required aud claim.'),
+        audience: z
+          .string()
+          .optional()
+          .describe('Required aud claim. Whether set or not, a token whose aud includes telemetry.monitoring.audience is refused on client routes.'),
         clockToleranceSec: z.number().int().min(0).max(300).default(0).describe('Leeway for exp/nbf/iat checks.'),
         queryParam: z.string().min(1).default('access_token').describe('Query parameter that may carry the token; it is stripped before relaying.'),
         subprotocolPrefix: z
@@ -248,7 +270,19 @@ export const configSchema = z
       .prefault({}),
     telemetry: telemetrySchema,
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.auth.audience !== undefined && c.auth.audience === c.telemetry.monitoring.audience) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth', 'audience'],
+        message: 'must differ from telemetry.monitoring.audience, or client and monitoring tokens would be interchangeable',
+      });
+    }
+    if (c.auth.jwksRetryMaxMs < c.auth.jwksRetryMinMs) {
+      ctx.addIssue({ code: 'custom', path: ['auth', 'jwksRetryMaxMs'], message: 'must be at least auth.jwksRetryMinMs' });
+    }
+  });
 
 export type Config = z.infer<typeof configSchema>;
 export type RouteConfig = z.infer<typeof routeSchema>;

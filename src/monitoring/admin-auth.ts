@@ -2,8 +2,9 @@ import type { AdminClaimRule } from '../telemetry/config.ts';
 
 /**
  * Bearer authentication for the monitoring API (RFC 6750). The token is verified by the injected
- * `verifyToken` (the gateway's jose verifier, which throws on anything invalid) and must carry one of
- * the configured admin claims.
+ * `verifyToken` (the gateway's jose verifier in its monitoring scope: it throws on anything invalid,
+ * including a token without telemetry.monitoring.audience in its aud) and must carry one of the
+ * configured admin claims.
  */
 export type VerifyToken = (token: string) => Promise<Record<string, unknown>>;
 
@@ -13,18 +14,24 @@ export type AuthResult =
 
 const REALM = 'realm="wsguard-monitoring"';
 
-/** Does one claim value satisfy a rule's required value? Arrays: membership; OAuth `scope` strings: one word. */
-function claimMatches(actual: unknown, wanted: AdminClaimRule['value']): boolean {
+/** The one claim that is a space-delimited list of words (OAuth 2.0 `scope`, RFC 8693 §4.2, RFC 6749 §3.3). */
+const SPACE_DELIMITED_CLAIM = 'scope';
+
+/**
+ * Does a claim value satisfy a rule? Exactly equal, or an array that contains the value. Only `scope`
+ * is split on spaces: splitting any string would let `role: "not admin"` pass a rule `role: admin`.
+ */
+function claimMatches(claim: string, actual: unknown, wanted: AdminClaimRule['value']): boolean {
   if (actual === wanted) return true;
   if (Array.isArray(actual)) return actual.includes(wanted);
-  if (typeof actual === 'string' && typeof wanted === 'string' && actual.includes(' ')) {
+  if (claim === SPACE_DELIMITED_CLAIM && typeof actual === 'string' && typeof wanted === 'string') {
     return actual.split(' ').includes(wanted);
   }
   return false;
 }
 
 export function isAdmin(claims: Record<string, unknown>, rules: readonly AdminClaimRule[]): boolean {
-  return rules.some((r) => Object.hasOwn(claims, r.claim) && claimMatches(claims[r.claim], r.value));
+  return rules.some((r) => Object.hasOwn(claims, r.claim) && claimMatches(r.claim, claims[r.claim], r.value));
 }
 
 export function bearerToken(authorization: string | undefined): string | undefined {

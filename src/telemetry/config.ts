@@ -25,7 +25,9 @@ const adminClaimRule = z
     claim: z.string().min(1).describe('Claim name, e.g. role, roles, is_staff, scope.'),
     value: z
       .union([z.string(), z.number(), z.boolean()])
-      .describe('Required value. An array claim matches when it contains it; a space-separated string claim (OAuth scope) when one word equals it.'),
+      .describe(
+        "Required value, matched exactly. An array claim matches when it contains it. Only the OAuth 'scope' claim is split on spaces (RFC 8693 §4.2): there one word must equal it.",
+      ),
   })
   .strict();
 export type AdminClaimRule = z.infer<typeof adminClaimRule>;
@@ -85,6 +87,14 @@ export const telemetrySchema = z
       .prefault({}),
     monitoring: z
       .object({
+        audience: z
+          .string()
+          .min(1)
+          .default('wsguard-monitoring')
+          .describe(
+            'aud a monitoring API token must carry (same keys and issuer as client tokens). Client routes refuse tokens carrying it, ' +
+              'so neither kind of token opens the other door; it must differ from auth.audience.',
+          ),
         adminClaims: z
           .union([adminClaimRule, z.array(adminClaimRule).min(1)])
           .default([{ claim: 'role', value: 'admin' }])

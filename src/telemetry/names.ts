@@ -109,6 +109,10 @@ export const REASONS = [
   'store_unavailable',
   'pending_limit',
   'overloaded',
+  // the limit store is at limits.maxTrackedKeys and the client is new.
+  'store_full',
+  // no JWKS could be loaded, so tokens cannot be checked (a gateway fault).
+  'auth_unavailable',
   // Beyond design.md's list: a policy or the gateway failed unexpectedly (GatewayError 'internal').
   'internal',
 ] as const;

@@ -25,7 +25,7 @@ import { startRuntimeMetrics } from './runtime-metrics.ts';
 import { TelemetryObserver } from './telemetry-observer.ts';
 
 export interface TelemetryDeps {
-  /** The gateway's jose verifier; resolves to the claims, throws on an invalid token. */
+  /** The gateway's jose verifier in its monitoring scope (aud must carry telemetry.monitoring.audience); resolves to the claims, throws on an invalid token. */
   verifyToken: VerifyToken;
   /** Readiness as the gateway sees it (listening, JWKS loaded, limit store, not draining). */
   readiness: () => Readiness;

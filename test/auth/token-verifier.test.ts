@@ -121,6 +121,29 @@ describe('JWKS URL', () => {
     expect((await v.verify(await k2.sign('d'))).sub).toBe('d');
   });
 
+  it('answers auth_unavailable with Retry-After while no set has loaded, and leaves fetching to the backoff timer', async () => {
+    const s = await jwksServer();
+    s.fail.on = true;
+    const k1 = await keyWithKid('k1');
+    const v = await createTokenVerifier(authConfig({ jwksUrl: s.url, algorithms: ['ES256'], jwksRetryMinMs: 60_000, jwksRetryMaxMs: 60_000 }));
+    closers.push(() => v.close());
+    const errors: GatewayError[] = [];
+    for (let i = 0; i < 10; i++) {
+      try {
+        await v.verify(await k1.sign('a'));
+      } catch (err) {
+        errors.push(err as GatewayError);
+      }
+    }
+    expect(errors.map((e) => e.code)).toEqual(Array(10).fill('auth_unavailable'));
+    expect(errors[9]!.retryAfterMs).toBeGreaterThan(50_000);
+    // The first token waited for the fetch started at construction; none started one of its own.
+    expect(s.hits.n).toBe(1);
+    // A token that cannot be one of ours is still the client's fault.
+    expect(await codeOf(v.verify('abc.def.ghi'))).toBe('auth');
+    expect(await codeOf(v.verify(await signToken()))).toBe('auth');
+  });
+
   it('is not ready until a key set has loaded', async () => {
     const s = await jwksServer();
     s.fail.on = true;

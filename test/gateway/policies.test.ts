@@ -203,7 +203,7 @@ describe('connection lifetime and idle timeout', () => {
 describe('limit store outage', () => {
   it('fails closed with 503 and Retry-After when the store errors', async () => {
     const { MemoryLimitStore } = await import('../../src/limits/memory-store.ts');
-    const store = new MemoryLimitStore();
+    const store = new MemoryLimitStore({ maxTrackedKeys: 100 });
     store.tryAttempt = () => Promise.reject(new Error('connection refused'));
     upstream = await startEchoUpstream();
     gw = await startTestGateway(upstream.url, {}, { store });

@@ -9,15 +9,19 @@ const METRICS = '/api/monitoring/websocket/metrics/';
 const ACTIVE = '/api/monitoring/websocket/active-connections/';
 const REJECTIONS = '/api/monitoring/websocket/rejections/';
 
-/** The verifier the gateway injects: jose, HS256 pinned, exp required; throws on anything invalid. */
+/** The monitoring audience (telemetry.monitoring.audience's default) that the gateway's verifier requires here. */
+const MONITORING_AUD = 'wsguard-monitoring';
+
+/** The verifier the gateway injects: jose, HS256 pinned, exp and the monitoring audience required; throws on anything invalid. */
 async function verifyToken(token: string): Promise<Record<string, unknown>> {
-  const { payload } = await jwtVerify(token, SECRET, { algorithms: ['HS256'], requiredClaims: ['exp'] });
+  const { payload } = await jwtVerify(token, SECRET, { algorithms: ['HS256'], requiredClaims: ['exp'], audience: MONITORING_AUD });
   return payload as Record<string, unknown>;
 }
 
 async function token(claims: Record<string, unknown>, opts: { secret?: Uint8Array; exp?: string | number } = {}): Promise<string> {
   return new SignJWT(claims)
     .setProtectedHeader({ alg: 'HS256' })
+    .setAudience(MONITORING_AUD)
     .setSubject('ops-1')
     .setIssuedAt()
     .setExpirationTime(opts.exp ?? '5m')

@@ -37,7 +37,7 @@ describe('telemetry through the real gateway', () => {
         spanProcessors: [new SimpleSpanProcessor(spans)],
         verifyToken: async (token) => {
           if (!srv?.verifier) throw new Error('no verifier');
-          return (await srv.verifier.verify(token)) as Record<string, unknown>;
+          return (await srv.verifier.verifyMonitoring(token)) as Record<string, unknown>;
         },
         readiness: readinessFrom(() =>
           srv
@@ -125,8 +125,10 @@ describe('telemetry through the real gateway', () => {
   it('serves the monitoring API with tokens verified by the gateway verifier', async () => {
     const url = `${tel.url}/api/monitoring/websocket/metrics/`;
     expect((await fetch(url)).status).toBe(401);
-    expect((await fetch(url, { headers: { authorization: `Bearer ${await sign({ role: 'user' })}` } })).status).toBe(403);
-    const res = await fetch(url, { headers: { authorization: `Bearer ${await sign({ role: 'admin' })}` } });
+    // Monitoring tokens carry the monitoring audience (telemetry.monitoring.audience, default wsguard-monitoring).
+    const aud = 'wsguard-monitoring';
+    expect((await fetch(url, { headers: { authorization: `Bearer ${await sign({ role: 'user', aud })}` } })).status).toBe(403);
+    const res = await fetch(url, { headers: { authorization: `Bearer ${await sign({ role: 'admin', aud })}` } });
     expect(res.status).toBe(200);
     const body = (await res.json()) as Record<string, number>;
     expect(body.active_connections).toBe(0);
@@ -136,7 +138,7 @@ describe('telemetry through the real gateway', () => {
     expect(body.avg_connection_duration).toBeGreaterThanOrEqual(0);
     expect(body.messages_per_minute).toBe(10);
     const rej = await fetch(`${tel.url}/api/monitoring/websocket/rejections/`, {
-      headers: { authorization: `Bearer ${await sign({ role: 'admin' })}` },
+      headers: { authorization: `Bearer ${await sign({ role: 'admin', aud })}` },
     });
     const report = (await rej.json()) as { by_reason: Record<string, { enforced: number }>; top_offenders: Array<{ client: string }> };
     expect(report.by_reason.conn_limit?.enforced).toBe(1);

@@ -1,0 +1,85 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { GatewayError } from '../../src/errors.ts';
+import { MemoryLimitStore } from '../../src/limits/memory-store.ts';
+
+const HOUR = 3_600_000;
+let store: MemoryLimitStore;
+afterEach(() => store?.close());
+
+async function refusal(p: Promise<unknown>): Promise<GatewayError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof GatewayError) return err;
+    throw err;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('memory limit store: sliding log', () => {
+  it('admits max attempts in the window, then refuses until the oldest leaves it', async () => {
+    store = new MemoryLimitStore({ maxTrackedKeys: 10 });
+    for (let i = 0; i < 3; i++) expect((await store.tryAttempt('a', 3, 1000, 100 + i * 10)).ok).toBe(true);
+    expect(await store.tryAttempt('a', 3, 1000, 500)).toEqual({ ok: false, retryAfterMs: 600 });
+    // At 1100 the attempt made at 100 has aged out.
+    expect((await store.tryAttempt('a', 3, 1000, 1100)).ok).toBe(true);
+    expect(await store.tryAttempt('a', 3, 1000, 1101)).toEqual({ ok: false, retryAfterMs: 9 });
+  });
+
+  it('keeps the log in order across ring wrap-around, growth and releases from the middle', async () => {
+    store = new MemoryLimitStore({ maxTrackedKeys: 10 });
+    const ids: string[] = [];
+    for (let t = 0; t < 40; t++) {
+      const r = await store.tryAttempt('k', 8, 100, t * 10);
+      if (r.ok) ids.push(r.id);
+    }
+    // Window 100 ms, max 8, one try every 10 ms: each window admits 8 (at x00..x70) and refuses x80, x90.
+    // At 395 the log holds 300..370; the one at 300 leaves at 400.
+    const held = await store.tryAttempt('k', 8, 100, 395);
+    expect(held).toEqual({ ok: false, retryAfterMs: 5 });
+    // Releasing the oldest held (at 300) and the newest (at 370) frees two places.
+    await store.releaseAttempt('k', ids[ids.length - 8]!);
+    await store.releaseAttempt('k', ids[ids.length - 1]!);
+    expect((await store.tryAttempt('k', 8, 100, 395)).ok).toBe(true);
+    expect((await store.tryAttempt('k', 8, 100, 396)).ok).toBe(true);
+    // Now 310..360 (6) + 395 + 396: the oldest left is 310, so a retry is due at 410.
+    expect(await store.tryAttempt('k', 8, 100, 397)).toEqual({ ok: false, retryAfterMs: 13 });
+  });
+
+  it('forgets a key once its attempts age out and it holds no slot', async () => {
+    store = new MemoryLimitStore({ maxTrackedKeys: 10 });
+    await store.tryAttempt('a', 10, 1000, 0);
+    expect(await store.tryAcquireSlot('a', 5)).toBe(true);
+    store.sweep(5000);
+    expect(store.size()).toBe(1);
+    await store.releaseSlot('a');
+    expect(store.size()).toBe(0);
+  });
+});
+
+describe('memory limit store: tracked-key cap', () => {
+  it('refuses a new key at the cap with store_full and Retry-After, and keeps tracked keys working', async () => {
+    store = new MemoryLimitStore({ maxTrackedKeys: 3 });
+    for (const k of ['a', 'b', 'c']) expect((await store.tryAttempt(k, 2, HOUR, 0)).ok).toBe(true);
+    const err = await refusal(store.tryAttempt('d', 2, HOUR, 1));
+    expect(err.code).toBe('store_full');
+    expect(err.status).toBe(503);
+    expect(err.retryAfterMs).toBeGreaterThan(0);
+    expect((await refusal(store.tryAcquireSlot('d', 5))).code).toBe('store_full');
+    expect(store.size()).toBe(3);
+    // Nothing was evicted: 'a' keeps its record and its limit.
+    expect((await store.tryAttempt('a', 2, HOUR, 2)).ok).toBe(true);
+    expect((await store.tryAttempt('a', 2, HOUR, 3)).ok).toBe(false);
+    expect(await store.tryAcquireSlot('b', 5)).toBe(true);
+  });
+
+  it('admits new keys again once tracked ones are swept', async () => {
+    store = new MemoryLimitStore({ maxTrackedKeys: 2 });
+    await store.tryAttempt('a', 2, 1000, 0);
+    await store.tryAttempt('b', 2, 1000, 0);
+    expect((await refusal(store.tryAttempt('c', 2, 1000, 10))).code).toBe('store_full');
+    store.sweep(2000);
+    expect(store.size()).toBe(0);
+    expect((await store.tryAttempt('c', 2, 1000, 2000)).ok).toBe(true);
+  });
+});
