@@ -5,7 +5,7 @@
  * lean, ws, lean, ...) so that drift in machine load hits both alike.
  *
  *   npx tsx bench/upstream-leg.ts [--seconds 5] [--rounds 2] [--connections 50] [--window 100]
- *                                 [--bytes 64] [--variants ws,lean] [--mode leg|relay]
+ *                                 [--bytes 64] [--variants ws,lean] [--mode leg|relay] [--text 1]
  *
  * Variants: ws (dialWsUpstream), lean (default lean dialer, flush per event-loop iteration),
  * lean-tick (lean dialer flushing on process.nextTick). The echo server runs in a child process
@@ -34,6 +34,8 @@ interface Settings {
   variants: string[];
   maxMessagesPerRound: number;
   mode: 'leg' | 'relay';
+  /** Send text frames instead of binary (leg mode), so that UTF-8 validation of upstream text is measured. */
+  text: boolean;
 }
 
 function parseArgs(argv: string[]): Settings {
@@ -47,6 +49,7 @@ function parseArgs(argv: string[]): Settings {
     variants: ['ws', 'lean'],
     maxMessagesPerRound: 50_000_000,
     mode: 'leg',
+    text: false,
   };
   for (let i = 0; i < argv.length; i += 2) {
     const name = argv[i]!.replace(/^--/, '');
@@ -59,6 +62,7 @@ function parseArgs(argv: string[]): Settings {
     else if (name === 'window') settings.window = Number(value);
     else if (name === 'bytes') settings.bytes = Number(value);
     else if (name === 'mode') settings.mode = value === 'relay' ? 'relay' : 'leg';
+    else if (name === 'text') settings.text = value === 'true' || value === '1';
     else throw new Error(`unknown option --${name}`);
   }
   return settings;
@@ -194,7 +198,7 @@ async function runRound(variant: string, port: number, settings: Settings): Prom
         onMessage: () => {
           received++;
           if (!stopped && received < settings.maxMessagesPerRound) {
-            slot.conn!.send(payload, true);
+            slot.conn!.send(payload, !settings.text);
             sent++;
           }
         },
@@ -210,7 +214,7 @@ async function runRound(variant: string, port: number, settings: Settings): Prom
   }
 
   for (const conn of connections) {
-    for (let w = 0; w < settings.window; w++) conn.send(payload, true);
+    for (let w = 0; w < settings.window; w++) conn.send(payload, !settings.text);
   }
   sent += settings.connections * settings.window;
 

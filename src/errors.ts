@@ -24,6 +24,7 @@ export type GatewayErrorCode =
   | 'auth_unavailable'
   | 'message_rate'
   | 'message_too_big'
+  | 'control_rate'
   | 'backpressure'
   | 'internal';
 
@@ -64,6 +65,8 @@ export const ERROR_CODES: Readonly<Record<GatewayErrorCode, CodeInfo>> = Object.
   auth_unavailable: { status: 503, closeCode: 1013, reason: 'auth_unavailable' },
   message_rate: { status: 429, closeCode: 4129, reason: null },
   message_too_big: { status: 413, closeCode: 1009, reason: null },
+  // 1008, not a 41xx "reconnect with backoff": ping floods come from broken or hostile clients (docs/contracts.md).
+  control_rate: { status: 429, closeCode: 1008, reason: null },
   backpressure: { status: 503, closeCode: 4102, reason: null },
   internal: { status: 500, closeCode: 1011, reason: null },
 });

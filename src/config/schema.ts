@@ -231,6 +231,14 @@ export const configSchema = z
           })
           .strict()
           .prefault({}),
+        controlFramesPerSec: z
+          .number()
+          .positive()
+          .default(10)
+          .describe(
+            'Ping and pong frames a peer may send on one connection per second, counted separately for the client and the upstream, ' +
+              'with a burst of twice this. Past it the client is closed with 1008, or the upstream leg with 1008 (the client then gets 1014).',
+          ),
       })
       .strict()
       .prefault({}),

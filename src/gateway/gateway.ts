@@ -249,6 +249,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
             protocols: ctx.protocols,
             timeoutMs: config.upstream.dialTimeoutMs,
             maxPayloadBytes: config.messages.maxBytes,
+            controlFramesPerSec: config.messages.controlFramesPerSec,
           },
           conn.upstreamHandlers,
         );
@@ -327,6 +328,9 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     },
     message: (ws, message, isBinary) => ws.getUserData().conn?.fromClient(message, isBinary),
     drain: (ws) => ws.getUserData().conn?.clientDrained(),
+    // uWS answers pings itself; these only count them against messages.controlFramesPerSec.
+    ping: (ws) => ws.getUserData().conn?.controlFromClient(),
+    pong: (ws) => ws.getUserData().conn?.controlFromClient(),
     close: (ws, code, message) => ws.getUserData().conn?.clientClosed(code, Buffer.from(message).toString()),
   });
   // A plain HTTP request on a WebSocket path is a malformed handshake (400), anything else 404.

@@ -21,9 +21,26 @@ export function buildUpstreamHeaders(ctx: AdmissionContext, config: Config): Rec
   for (const [header, claim] of Object.entries(config.auth.claimHeaders)) {
     const value = ctx.claims?.[claim];
     if (value === undefined || value === null) continue;
-    // Header values cannot carry CR/LF; a claim that would need them is dropped rather than mangled.
     const text = typeof value === 'string' ? value : JSON.stringify(value);
-    if (!/[\r\n]/.test(text)) out[header.toLowerCase()] = text;
+    out[header.toLowerCase()] = encodeClaimValue(text);
+  }
+  return out;
+}
+
+/** Bytes a claim header carries as they are: visible ASCII except `%` (RFC 9110 §5.5 field-vchar). */
+const PLAIN_CLAIM = /^[\x21-\x24\x26-\x7e]*$/;
+
+/**
+ * A claim value as a header value: UTF-8, with every byte outside visible ASCII, and `%` itself,
+ * percent-encoded (RFC 3986 §2.1), so `decodeURIComponent` always gives the claim back. Raw UTF-8
+ * went out as is on the lean leg and made Node's http (the `ws` leg) refuse every dial; CR/LF could
+ * split the request. Plain values (ids, emails) are unchanged.
+ */
+export function encodeClaimValue(text: string): string {
+  if (PLAIN_CLAIM.test(text)) return text;
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8')) {
+    out += byte >= 0x21 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return out;
 }

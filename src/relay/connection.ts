@@ -2,6 +2,7 @@ import type { WebSocket } from 'uWebSockets.js';
 import type { Config } from '../config/schema.ts';
 import { ERROR_CODES } from '../errors.ts';
 import { checkRate, createRateState, type RateState } from '../messages/rate-policy.ts';
+import { createBucket, take, type Bucket } from '../messages/token-bucket.ts';
 import type { GatewayObserver, HandshakeObservation, Initiator, RouteCounters } from '../telemetry/observer.ts';
 import { clampReason, CLOSE, clientCloseToUpstream, upstreamCloseToClient } from './close-codes.ts';
 import type { UpstreamConnection, UpstreamHandlers } from './upstream-types.ts';
@@ -31,6 +32,7 @@ export interface ConnectionOptions {
 }
 
 const BACKPRESSURE_CODE = ERROR_CODES.backpressure.closeCode;
+const CONTROL_RATE_CODE = ERROR_CODES.control_rate.closeCode;
 /** How long a client may take to answer our close frame before its TCP connection is dropped. */
 const CLOSE_GRACE_MS = 5_000;
 
@@ -55,6 +57,8 @@ export class Connection {
   private messagesIn = 0;
   private messagesOut = 0;
   private readonly rate: RateState;
+  /** The client's ping+pong budget (messages.controlFramesPerSec, burst of twice that). */
+  private readonly control: Bucket;
   private upstreamPaused = false;
   private clientStall: NodeJS.Timeout | null = null;
   private upstreamStall: NodeJS.Timeout | null = null;
@@ -63,6 +67,7 @@ export class Connection {
 
   constructor(private readonly o: ConnectionOptions) {
     this.rate = createRateState(o.config.messages.rate, Date.now());
+    this.control = createBucket(o.config.messages.controlFramesPerSec * 2, Date.now());
   }
 
   /** Handlers for the upstream dial; they are live from the dial on. */
@@ -73,7 +78,7 @@ export class Connection {
       else deliver();
     },
     onMessage: (data, isBinary) => this.fromUpstream(data, isBinary),
-    onClose: (code, reason) => this.upstreamClosed(code, reason),
+    onClose: (code, reason, failed) => this.upstreamClosed(code, reason, failed === true),
     onDrain: () => {
       if (this.clientStall) clearTimeout(this.clientStall);
       this.clientStall = null;
@@ -92,7 +97,7 @@ export class Connection {
       for (const [data, isBinary] of early) this.fromUpstream(data, isBinary);
     });
     if (this.earlyClose) {
-      this.upstreamClosed(...this.earlyClose);
+      this.close(...this.earlyClose, 'upstream');
       return;
     }
     this.armDeadline();
@@ -142,6 +147,18 @@ export class Connection {
     } else if (!this.clientStall) {
       this.clientStall = setTimeout(() => this.backpressureClose('client_to_upstream', 'upstream too slow'), config.backpressure.maxStallMs);
     }
+  }
+
+  /**
+   * uWS `ping`/`pong` from the client. uWS has already answered a ping (it always does), so a flood
+   * is stopped by closing: measured before this, ~9.6 M pings in 8 s on one connection were answered.
+   */
+  controlFromClient(): void {
+    if (this.closing) return;
+    const perSec = this.o.config.messages.controlFramesPerSec;
+    if (take(this.control, 1, perSec * 2, perSec / 1000, Date.now()) === 0) return;
+    this.o.observer.controlFramesLimited(this.o.route, 'client_to_upstream');
+    this.close(CONTROL_RATE_CODE, 'control frame rate exceeded', 'gateway');
   }
 
   private dropNotice(): void {
@@ -196,14 +213,24 @@ export class Connection {
     this.close(BACKPRESSURE_CODE, reason, 'gateway');
   }
 
-  private upstreamClosed(code: number, reason: string): void {
+  /**
+   * `failed`: the leg failed the upstream itself (it already sent the upstream `code`). The client
+   * did nothing wrong, so it is told 1014 bad gateway with the leg's reason, not the leg's code.
+   */
+  private upstreamClosed(code: number, reason: string, failed: boolean): void {
     this.upstreamEnded = true;
+    if (failed) {
+      if (code === CONTROL_RATE_CODE) this.o.observer.controlFramesLimited(this.o.route, 'upstream_to_client');
+      this.o.observer.upstreamError(this.o.route, 'protocol');
+    }
     if (this.closing) return;
+    const toClient = failed ? CLOSE.badGateway : upstreamCloseToClient(code);
+    const why = failed ? `upstream ${reason}` : reason;
     if (!this.isOpen) {
-      this.earlyClose = [code, reason];
+      this.earlyClose = [toClient, why];
       return;
     }
-    this.close(upstreamCloseToClient(code), reason, 'upstream');
+    this.close(toClient, why, 'upstream');
   }
 
   /** Ends the connection from the gateway's or the upstream's side: the client gets `code`. */

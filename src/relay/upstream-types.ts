@@ -15,6 +15,11 @@ export interface UpstreamDialOptions {
   timeoutMs: number;
   /** Largest message accepted from the upstream; a larger one closes the leg with 1009. */
   maxPayloadBytes: number;
+  /**
+   * Ping + pong frames the upstream may send per second (bucket of twice this); past it the leg
+   * fails with 1008. Absent: no limit (the gateway always passes messages.controlFramesPerSec).
+   */
+  controlFramesPerSec?: number;
 }
 
 export interface UpstreamHandlers {
@@ -26,8 +31,10 @@ export interface UpstreamHandlers {
   /**
    * The leg ended. `code` is the close code the upstream sent (1005 when its close frame had none),
    * or 1006 when the TCP connection ended without a close frame. Called exactly once.
+   * `failed` is true when this leg failed the connection itself (RFC 6455 §7.1.7: a protocol error,
+   * a message too big, invalid UTF-8, a control-frame flood); `code` is then what the upstream was sent.
    */
-  onClose(code: number, reason: string): void;
+  onClose(code: number, reason: string, failed?: boolean): void;
   /** Buffered outbound bytes fell back under the high-water mark after `send` returned false. */
   onDrain(): void;
   /**

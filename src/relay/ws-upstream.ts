@@ -1,10 +1,13 @@
 import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import { GatewayError } from '../errors.ts';
+import { createBucket, take } from '../messages/token-bucket.ts';
 import type { UpstreamConnection, UpstreamDialer, UpstreamDialOptions, UpstreamHandlers } from './upstream-types.ts';
 
 /** High-water mark for bytes queued towards the upstream before `send` reports backpressure. */
 const HIGH_WATER_BYTES = 1 << 20;
+/** After failing the leg with a close frame, how long the upstream gets to end TCP (as the lean leg). */
+const FAIL_CLOSE_TIMEOUT_MS = 1000;
 
 /**
  * Close codes ws sends when it fails the connection itself (its documented WS_ERR_* codes). ws then
@@ -21,8 +24,11 @@ function failureCloseCode(code: string | undefined): number | undefined {
 
 /**
  * The `ws` client leg: the well-kept baseline that the lean leg is benchmarked against
- * (bench/relay.ts). Tuned as the issue asks: no permessage-deflate, no UTF-8 validation on this leg
- * (the client side is validated by uWS), synchronous event dispatch.
+ * (bench/relay.ts). Tuned as the issue asks: no permessage-deflate, synchronous event dispatch.
+ * Upstream text is UTF-8 validated (RFC 6455 §8.1: 1007, never relayed). Pings are answered here,
+ * not by ws's autoPong: one coalesced pong for the latest ping, held while the socket is over the
+ * high-water mark, and a flood over controlFramesPerSec fails the leg with 1008 (ws's own
+ * maxPendingAutoPongs would only drop TCP, telling neither side why).
  */
 export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, handlers: UpstreamHandlers) =>
   new Promise<UpstreamConnection>((resolve, reject) => {
@@ -30,7 +36,8 @@ export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, han
       headers: options.headers,
       handshakeTimeout: options.timeoutMs,
       perMessageDeflate: false,
-      skipUTF8Validation: true,
+      skipUTF8Validation: false,
+      autoPong: false,
       allowSynchronousEvents: true,
       maxPayload: options.maxPayloadBytes,
       followRedirects: false,
@@ -41,11 +48,52 @@ export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, han
     let waitingForDrain = false;
     let userPaused = false;
     let failure: { code: number; reason: string } | null = null;
+    const perSec = options.controlFramesPerSec;
+    const control = perSec === undefined ? null : createBucket(perSec * 2, Date.now());
+    let pendingPong: Buffer | null = null;
+    let pongScheduled = false;
 
-    const finish = (code: number, reason: string) => {
+    const finish = (code: number, reason: string, failed = false) => {
       if (closed) return;
       closed = true;
-      handlers.batch(() => handlers.onClose(code, reason));
+      pendingPong = null;
+      handlers.batch(() => handlers.onClose(code, reason, failed));
+    };
+
+    /** §7.1.7: tell the upstream why, report at once, and drop TCP if it does not close in time. */
+    const failLeg = (code: number, reason: string) => {
+      if (closed) return;
+      failure ??= { code, reason };
+      if (socket.readyState === WebSocket.OPEN) socket.close(code, reason);
+      setTimeout(() => socket.terminate(), FAIL_CLOSE_TIMEOUT_MS).unref();
+      finish(code, reason, true);
+    };
+
+    const rawSocket = () => (socket as unknown as { _socket: Socket })._socket;
+    const sendPong = () => {
+      pongScheduled = false;
+      if (pendingPong === null || closed || socket.readyState !== WebSocket.OPEN) return;
+      if (socket.bufferedAmount > HIGH_WATER_BYTES) {
+        pongScheduled = true;
+        rawSocket().once('drain', sendPong);
+        return;
+      }
+      const pong = pendingPong;
+      pendingPong = null;
+      socket.pong(pong, true);
+    };
+    const onControl = (data: Buffer, isPing: boolean) => {
+      if (closed) return;
+      if (control !== null && take(control, 1, perSec! * 2, perSec! / 1000, Date.now()) !== 0) {
+        failLeg(1008, 'control frame rate exceeded');
+        return;
+      }
+      if (!isPing) return;
+      pendingPong = Buffer.from(data); // a view would keep ws's whole read chunk alive
+      if (!pongScheduled) {
+        pongScheduled = true;
+        setImmediate(sendPong);
+      }
     };
 
     socket.on('unexpected-response', (_req, res) => {
@@ -62,9 +110,12 @@ export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, han
         );
       }
       // After open, 'close' always follows 'error'; it says 1006 when ws failed the leg itself.
+      // ws has already sent its close frame; report now instead of after its 30 s close timeout.
       const code = failureCloseCode(err.code);
-      if (opened && code !== undefined) failure ??= { code, reason: err.message };
+      if (opened && code !== undefined) failLeg(code, err.message);
     });
+    socket.on('ping', (data: Buffer) => onControl(data, true));
+    socket.on('pong', (data: Buffer) => onControl(data, false));
     socket.on('open', () => {
       opened = true;
       const connection: UpstreamConnection = {
@@ -112,7 +163,7 @@ export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, han
     });
     socket.on('close', (code: number, reason: Buffer) => {
       if (!opened) return;
-      if (code === 1006 && failure !== null) finish(failure.code, failure.reason);
+      if (failure !== null) finish(failure.code, failure.reason, true);
       else finish(code, reason.toString('utf8'));
     });
   });

@@ -56,6 +56,7 @@ export class GatewayMetrics {
   readonly #handshakeDuration: Histogram;
   readonly #rateLimited: Counter;
   readonly #backpressure: Counter;
+  readonly #controlFramesLimited: Counter;
   readonly #upstreamErrors: Counter;
   readonly #jwksRefresh: Counter;
   readonly #storeErrors: Counter;
@@ -78,6 +79,9 @@ export class GatewayMetrics {
     });
     this.#rateLimited = meter.createCounter(I.messagesRateLimited, { description: 'Client messages over the per-connection rate limit' });
     this.#backpressure = meter.createCounter(I.backpressure, { description: 'Backpressure episodes: a side paused or closed' });
+    this.#controlFramesLimited = meter.createCounter(I.controlFramesLimited, {
+      description: 'Connections closed because a peer sent ping/pong frames over messages.controlFramesPerSec',
+    });
     this.#upstreamErrors = meter.createCounter(I.upstreamErrors, { description: 'Upstream dial and connection failures' });
     this.#jwksRefresh = meter.createCounter(I.jwksRefresh, { description: 'JWKS fetches by outcome' });
     this.#storeErrors = meter.createCounter(I.limitStoreErrors, { description: 'Limit store operations that failed' });
@@ -189,6 +193,10 @@ export class GatewayMetrics {
       [ATTR.direction]: oneOf(DIRECTIONS, direction),
       [ATTR.action]: oneOf(BACKPRESSURE_ACTIONS, action),
     });
+  }
+
+  controlFramesLimited(s: RouteState, direction: Direction): void {
+    this.#controlFramesLimited.add(1, { [ATTR.route]: s.route, [ATTR.direction]: oneOf(DIRECTIONS, direction) });
   }
 
   upstreamError(s: RouteState, kind: string): void {

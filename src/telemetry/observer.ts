@@ -52,6 +52,8 @@ export interface GatewayObserver {
   /** `handshake` (optional) lets a sampled span event land on the connection's span. */
   messageRateLimited(route: string, action: 'drop' | 'close', handshake?: HandshakeObservation): void;
   backpressure(route: string, direction: Direction, action: 'pause' | 'close', handshake?: HandshakeObservation): void;
+  /** A peer went over messages.controlFramesPerSec and was closed; `direction` says which peer sent them. */
+  controlFramesLimited(route: string, direction: Direction): void;
   upstreamError(route: string, kind: string): void;
   /** A JWKS fetch finished (auth policy with a remote key set). */
   jwksRefreshed(outcome: 'success' | 'failure'): void;
@@ -98,6 +100,7 @@ export function createNoopObserver(): GatewayObserver {
     connectionClosed: () => {},
     messageRateLimited: () => {},
     backpressure: () => {},
+    controlFramesLimited: () => {},
     upstreamError: () => {},
     jwksRefreshed: () => {},
     limitStoreError: () => {},

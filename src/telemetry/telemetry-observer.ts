@@ -179,6 +179,14 @@ export class TelemetryObserver implements GatewayObserver {
     }
   }
 
+  controlFramesLimited(route: string, direction: Direction): void {
+    try {
+      this.#d.metrics.controlFramesLimited(this.#d.metrics.route(route), direction);
+    } catch (err) {
+      this.fail('controlFramesLimited', err);
+    }
+  }
+
   upstreamError(route: string, kind: string): void {
     try {
       this.#d.metrics.upstreamError(this.#d.metrics.route(route), kind);

@@ -200,7 +200,7 @@ export interface Received {
 export interface Harness {
   conn: UpstreamConnection;
   messages: Received[];
-  closes: { code: number; reason: string; insideBatch: boolean }[];
+  closes: { code: number; reason: string; insideBatch: boolean; failed?: boolean }[];
   drains: number;
   batches: number;
   /** Runs inside onMessage, for tests that act on delivery (e.g. pause). */
@@ -213,6 +213,7 @@ export interface DialParams {
   headers?: Record<string, string>;
   timeoutMs?: number;
   maxPayloadBytes?: number;
+  controlFramesPerSec?: number;
 }
 
 export function recordingHandlers(): { handlers: UpstreamHandlers; state: Omit<Harness, 'conn'>; markResolved(): void } {
@@ -225,8 +226,8 @@ export function recordingHandlers(): { handlers: UpstreamHandlers; state: Omit<H
       state.messages.push(message);
       state.onMessageHook?.(message);
     },
-    onClose(code, reason) {
-      state.closes.push({ code, reason, insideBatch: inBatch });
+    onClose(code, reason, failed) {
+      state.closes.push({ code, reason, insideBatch: inBatch, ...(failed ? { failed } : {}) });
     },
     onDrain() {
       state.drains++;
@@ -253,6 +254,7 @@ export async function dialRecorded(dialer: UpstreamDialer, params: DialParams): 
       protocols: params.protocols ?? [],
       timeoutMs: params.timeoutMs ?? 2000,
       maxPayloadBytes: params.maxPayloadBytes ?? 16 * 1024 * 1024,
+      controlFramesPerSec: params.controlFramesPerSec,
     },
     handlers,
   );

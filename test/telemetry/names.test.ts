@@ -31,6 +31,7 @@ function driveEverything(t: TestTelemetry): void {
   o.rejected('/ws', 'origin', 'enforced', '198.51.100.7');
   o.messageRateLimited('/ws', 'drop');
   o.backpressure('/ws', 'upstream_to_client', 'pause');
+  o.controlFramesLimited('/ws', 'client_to_upstream');
   o.upstreamError('/ws', 'upstream_unavailable');
   o.jwksRefreshed('success');
   o.limitStoreError('redis');
