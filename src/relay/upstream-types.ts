@@ -15,6 +15,12 @@ export interface UpstreamDialOptions {
   timeoutMs: number;
   /** Largest message accepted from the upstream; a larger one closes the leg with 1009. */
   maxPayloadBytes: number;
+  /**
+   * Cancels the dial (the client's handshake ended first: its deadline, an abort, a drain). The leg
+   * destroys its TCP connection at once and rejects with `upstream_unavailable`. No effect once
+   * the dial has resolved: the connection is closed through `close`/`terminate` then.
+   */
+  signal?: AbortSignal;
 }
 
 export interface UpstreamHandlers {

@@ -36,6 +36,14 @@ export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, han
       followRedirects: false,
     });
     socket.binaryType = 'nodebuffer';
+    const signal = options.signal;
+    const onAbort = () => {
+      reject(new GatewayError('upstream_unavailable', 'upstream dial cancelled'));
+      // In CONNECTING state ws aborts the HTTP request, which destroys the TCP connection.
+      socket.terminate();
+    };
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
     let opened = false;
     let closed = false;
     let waitingForDrain = false;
@@ -67,6 +75,7 @@ export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, han
     });
     socket.on('open', () => {
       opened = true;
+      signal?.removeEventListener('abort', onAbort);
       const connection: UpstreamConnection = {
         get protocol() {
           return socket.protocol;
@@ -111,6 +120,7 @@ export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, han
       handlers.batch(() => handlers.onMessage(data, isBinary));
     });
     socket.on('close', (code: number, reason: Buffer) => {
+      signal?.removeEventListener('abort', onAbort);
       if (!opened) return;
       if (code === 1006 && failure !== null) finish(failure.code, failure.reason);
       else finish(code, reason.toString('utf8'));
