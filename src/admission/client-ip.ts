@@ -75,9 +75,14 @@ export function parseProxyRange(entry: string): ProxyRange | string {
   if (!ip || addr.trim() !== addr) return `${entry} is not an IP address or CIDR`;
   const family = isIP(ip) === 4 ? 'ipv4' : 'ipv6';
   if (prefixText === undefined) return { ip, family, prefix: undefined };
+  // An IPv4-mapped range (::ffff:10.0.0.0/104) is kept as the IPv4 range it maps, as peers are.
+  const mapped = family === 'ipv4' && isIP(addr) === 6 ? 96 : 0;
   const max = family === 'ipv4' ? 32 : 128;
-  if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > max) return `${entry}: the prefix length must be 0 to ${max} for ${family === 'ipv4' ? 'IPv4' : 'IPv6'}`;
-  return { ip, family, prefix: Number(prefixText) };
+  const prefix = Number(prefixText) - mapped;
+  if (!/^\d{1,3}$/.test(prefixText) || prefix < 0 || prefix > max) {
+    return `${entry}: the prefix length must be ${mapped} to ${max + mapped} for ${family === 'ipv4' && !mapped ? 'IPv4' : 'IPv6'}`;
+  }
+  return { ip, family, prefix };
 }
 
 export function buildTrustList(cidrs: readonly string[]): BlockList {
