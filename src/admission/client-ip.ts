@@ -105,6 +105,7 @@ export function parseForwardedHop(text: string): string | null {
   const t = text.trim();
   const bracketed = t.match(/^\[([^\]]+)\](?::\d{1,5})?$/);
   if (bracketed) return normalizeIp(bracketed[1]!);
+  if (/[[\]]/.test(t)) return null;
   const v4WithPort = t.match(/^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/);
   if (v4WithPort) return isIP(v4WithPort[1]!) === 4 ? v4WithPort[1]! : null;
   return normalizeIp(t);
