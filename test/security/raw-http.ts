@@ -9,19 +9,26 @@ export interface RawResponse {
   body: string;
 }
 
+export interface RawExchange {
+  /** The client's socket: destroy it to abort the handshake. */
+  socket: net.Socket;
+  response: Promise<RawResponse>;
+}
+
 /**
  * Writes one HTTP/1.1 request line + headers on a plain socket and reads the answer. A `ws` client
  * normalises the path (WHATWG URL) before sending it, so attacks on the path need raw bytes.
- * Resolves at the end of the head for a 101, else when the server closes; bounded by `timeoutMs`.
+ * The response resolves at the end of the head for a 101, else when the server closes; it rejects
+ * past `timeoutMs` or when the socket is destroyed by the caller.
  */
-export function rawRequest(port: number, target: string, options: { upgrade?: boolean; headers?: string[]; timeoutMs?: number } = {}): Promise<RawResponse> {
+export function openRawRequest(port: number, target: string, options: { upgrade?: boolean; headers?: string[]; timeoutMs?: number } = {}): RawExchange {
   const lines = [`GET ${target} HTTP/1.1`, `Host: 127.0.0.1:${port}`];
   if (options.upgrade !== false) {
     lines.push('Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13');
   }
   lines.push(...(options.headers ?? []));
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'utf8')));
+  const socket = net.connect(port, '127.0.0.1', () => socket.write(Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'utf8')));
+  const response = new Promise<RawResponse>((resolve, reject) => {
     let data = Buffer.alloc(0);
     const timer = setTimeout(() => {
       socket.destroy();
@@ -42,6 +49,11 @@ export function rawRequest(port: number, target: string, options: { upgrade?: bo
     socket.on('close', finish);
     socket.on('error', () => undefined);
   });
+  return { socket, response };
+}
+
+export function rawRequest(port: number, target: string, options: { upgrade?: boolean; headers?: string[]; timeoutMs?: number } = {}): Promise<RawResponse> {
+  return openRawRequest(port, target, options).response;
 }
 
 export interface RecordingUpstream {
