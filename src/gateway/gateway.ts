@@ -100,7 +100,6 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       writeNotFound(res);
       return;
     }
-    // A path refused by the router still counts as a bad_request on its route (below, before any policy).
     const routePath = match.route.path;
     const clientIp = resolveClientIp(request.peerIp, request.headers['x-forwarded-for'] ?? '', trusted);
     const source = extractToken(request.headers['authorization'] ?? '', request.headers['sec-websocket-protocol'] ?? '', request.query, config.auth);
