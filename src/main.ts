@@ -2,6 +2,7 @@ import pino, { type Logger } from 'pino';
 import { createTokenVerifier, type TokenVerifier } from './auth/token-verifier.ts';
 import { parseConfig } from './config/load.ts';
 import type { Config } from './config/schema.ts';
+import { configWarnings } from './config/warnings.ts';
 import { startDemoUpstream, type DemoUpstream } from './demo/demo-upstream.ts';
 import { startGateway, type Gateway } from './gateway/gateway.ts';
 import { MemoryLimitStore } from './limits/memory-store.ts';
@@ -61,6 +62,8 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
       });
   const logger = options.logger ?? telemetry?.logger ?? pino({ level: 'info', redact: ['req.headers.authorization', 'token'] });
   const observer = options.observer ?? telemetry?.observer ?? createNoopObserver();
+  // The operator's config, not the demo route added below (that one is loopback-only by design).
+  for (const warning of configWarnings(input)) logger.warn({ event: 'config_warning' }, warning);
   const demo = input.routes.length === 0 ? await startDemoUpstream() : null;
   const config = demo ? withDemoRoute(input, demo.port) : input;
   const hasKeys = Boolean(config.auth.secret || config.auth.publicKeys.length || config.auth.jwksUrl);

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { renderConfigDocs } from '../../src/config/docs.ts';
 import { ConfigError, loadConfig } from '../../src/config/load.ts';
+import { configWarnings } from '../../src/config/warnings.ts';
 import { EXIT_USAGE } from '../exit-codes.ts';
 
 export const configCommand: CommandModule = {
@@ -26,8 +27,9 @@ export const configCommand: CommandModule = {
         return;
       }
       if (!file) throw new ConfigError(['config check needs a FILE'], 'arguments');
-      loadConfig({ file });
-      process.stdout.write(`${file}: ok\n`);
+      const warnings = configWarnings(loadConfig({ file }));
+      for (const w of warnings) process.stdout.write(`warning: ${w}\n`);
+      process.stdout.write(`${file}: ok${warnings.length ? ` (${warnings.length} warning${warnings.length > 1 ? 's' : ''})` : ''}\n`);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       process.stderr.write(`${err.message}\n`);

@@ -55,17 +55,60 @@ export function clientKey(ip: string, ipv6PrefixLength: number): string {
   return `${masked.map((g) => g.toString(16)).join(':')}/${ipv6PrefixLength}`;
 }
 
+export interface ProxyRange {
+  ip: string;
+  family: 'ipv4' | 'ipv6';
+  /** Prefix length; undefined for a single address. */
+  prefix: number | undefined;
+}
+
+/**
+ * Parses one server.trustedProxies entry, or says why it is not an address or CIDR. The schema uses
+ * this too, so that `config check` refuses exactly what buildTrustList would (BlockList.addSubnet
+ * throws a bare RangeError for 10.0.0.0/33).
+ */
+export function parseProxyRange(entry: string): ProxyRange | string {
+  const parts = entry.split('/');
+  if (parts.length > 2) return `${entry} is not an IP address or CIDR`;
+  const [addr, prefixText] = parts as [string, string | undefined];
+  const ip = normalizeIp(addr);
+  if (!ip || addr.trim() !== addr) return `${entry} is not an IP address or CIDR`;
+  const family = isIP(ip) === 4 ? 'ipv4' : 'ipv6';
+  if (prefixText === undefined) return { ip, family, prefix: undefined };
+  // An IPv4-mapped range (::ffff:10.0.0.0/104) is kept as the IPv4 range it maps, as peers are.
+  const mapped = family === 'ipv4' && isIP(addr) === 6 ? 96 : 0;
+  const max = family === 'ipv4' ? 32 : 128;
+  const prefix = Number(prefixText) - mapped;
+  if (!/^\d{1,3}$/.test(prefixText) || prefix < 0 || prefix > max) {
+    return `${entry}: the prefix length must be ${mapped} to ${max + mapped} for ${family === 'ipv4' && !mapped ? 'IPv4' : 'IPv6'}`;
+  }
+  return { ip, family, prefix };
+}
+
 export function buildTrustList(cidrs: readonly string[]): BlockList {
   const list = new BlockList();
   for (const entry of cidrs) {
-    const [addr, prefix] = entry.split('/');
-    const ip = normalizeIp(addr!);
-    if (!ip) throw new Error(`server.trustedProxies: ${entry} is not an IP address or CIDR`);
-    const family = isIP(ip) === 4 ? 'ipv4' : 'ipv6';
-    if (prefix === undefined) list.addAddress(ip, family);
-    else list.addSubnet(ip, Number(prefix), family);
+    const range = parseProxyRange(entry);
+    if (typeof range === 'string') throw new Error(`server.trustedProxies: ${range}`);
+    if (range.prefix === undefined) list.addAddress(range.ip, range.family);
+    else list.addSubnet(range.ip, range.prefix, range.family);
   }
   return list;
+}
+
+/**
+ * One X-Forwarded-For entry as an address. Some proxies write the client's port too
+ * (`1.2.3.4:5678`, `[2001:db8::1]:443`); read as-is that is no address, the walk stops at the proxy
+ * and every client shares the proxy's limits. A bare IPv6 address is never read as having a port.
+ */
+export function parseForwardedHop(text: string): string | null {
+  const t = text.trim();
+  const bracketed = t.match(/^\[([^\]]+)\](?::\d{1,5})?$/);
+  if (bracketed) return normalizeIp(bracketed[1]!);
+  if (/[[\]]/.test(t)) return null;
+  const v4WithPort = t.match(/^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/);
+  if (v4WithPort) return isIP(v4WithPort[1]!) === 4 ? v4WithPort[1]! : null;
+  return normalizeIp(t);
 }
 
 function isTrusted(list: BlockList, ip: string): boolean {
@@ -78,7 +121,7 @@ export function resolveClientIp(peer: string, forwardedFor: string, trusted: Blo
   const hops = forwardedFor.split(',');
   let client = peer;
   for (let i = hops.length - 1; i >= 0; i--) {
-    const hop = normalizeIp(hops[i]!);
+    const hop = parseForwardedHop(hops[i]!);
     // A malformed entry means the chain cannot be followed further: the last trusted hop's view stands.
     if (!hop) return client;
     client = hop;

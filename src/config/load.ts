@@ -114,11 +114,24 @@ function crossChecks(config: Config): string[] {
   if (auth.secret && algs.length && !algs.some((a) => a.startsWith('HS'))) {
     problems.push('auth.algorithms: auth.secret is set but no HS algorithm is allowed');
   }
+  // Routes match on segment boundaries, so /ws and /ws/ are the same route.
   const seen = new Set<string>();
   config.routes.forEach((r, i) => {
-    if (seen.has(r.path)) problems.push(`routes.${i}.path: ${r.path} is listed twice`);
-    seen.add(r.path);
+    const key = r.path.length > 1 ? r.path.replace(/\/$/, '') : r.path;
+    if (seen.has(key)) problems.push(`routes.${i}.path: ${r.path} is listed twice (a trailing slash does not make another route)`);
+    seen.add(key);
   });
+  const claimHeaders = new Set(Object.keys(auth.claimHeaders).map((h) => h.toLowerCase()));
+  config.upstream.forwardHeaders.forEach((h, i) => {
+    if (claimHeaders.has(h.toLowerCase())) {
+      problems.push(`upstream.forwardHeaders.${i}: ${h} is set from a verified claim (auth.claimHeaders); forwarding the client's copy would let it forge the claim`);
+    }
+  });
+  if (config.server.handshakeTimeoutMs < config.upstream.dialTimeoutMs) {
+    problems.push(
+      `server.handshakeTimeoutMs: ${config.server.handshakeTimeoutMs} is below upstream.dialTimeoutMs (${config.upstream.dialTimeoutMs}); the handshake deadline would always cut the dial short, so upstream.dialTimeoutMs could never apply`,
+    );
+  }
   if (config.backpressure.maxBufferedBytes < config.backpressure.highWaterBytes) {
     problems.push('backpressure.maxBufferedBytes: must be at least backpressure.highWaterBytes');
   }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseProxyRange } from '../admission/client-ip.ts';
 import { telemetrySchema } from '../telemetry/config.ts';
 
 /**
@@ -20,9 +21,32 @@ const origin = z
     return u.origin === v.replace(/\/$/, '') && u.origin !== 'null';
   }, 'must be an origin: scheme://host[:port], with no path');
 
-const cidr = z
+const cidr = z.string().superRefine((v, ctx) => {
+  const range = parseProxyRange(v);
+  if (typeof range === 'string') ctx.addIssue({ code: 'custom', message: `${range} (expected an IP address or CIDR such as 10.0.0.0/8 or fd00::/8)` });
+});
+
+/**
+ * Headers the gateway owns on the upstream leg: credentials, the handshake's own headers, and the
+ * ones it sets from what it verified (X-Forwarded-*, Forwarded, the trace context). Forwarding a
+ * client's copy would leak the token or let the client forge what the upstream trusts.
+ */
+export function reservedForwardHeader(name: string): string | null {
+  const n = name.toLowerCase();
+  if (n === 'authorization' || n === 'proxy-authorization') return 'carries credentials (the token is never forwarded)';
+  if (n.startsWith('sec-websocket-') || n === 'host' || n === 'connection' || n === 'upgrade') return 'belongs to the upstream handshake, which the gateway writes itself';
+  if (n.startsWith('x-forwarded-') || n === 'forwarded') return 'is set by the gateway from the resolved client; a client copy would be forged';
+  if (n === 'traceparent' || n === 'tracestate') return 'is set by the gateway from its own span';
+  return null;
+}
+
+const forwardHeader = z
   .string()
-  .regex(/^[0-9a-fA-F.:]+(\/\d{1,3})?$/, 'must be an IP address or CIDR such as 10.0.0.0/8 or fd00::/8');
+  .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be an HTTP header name')
+  .superRefine((v, ctx) => {
+    const why = reservedForwardHeader(v);
+    if (why) ctx.addIssue({ code: 'custom', message: `${v} cannot be forwarded: it ${why}` });
+  });
 
 const rejectWith = z
   .enum(['http', 'close'])
@@ -36,9 +60,9 @@ const routeSchema = z
     path: z
       .string()
       .startsWith('/', 'must start with /')
-      .describe('Public path prefix, e.g. /ws/notifications/. The longest matching prefix wins.'),
+      .describe('Public path prefix, e.g. /ws/notifications/, matched on segment boundaries (/chat matches /chat and /chat/…, not /chatadmin). The longest matching prefix wins.'),
     upstream: wsUrl.describe(
-      'Upstream WebSocket URL for this prefix. The rest of the client path and the query (minus the token) are appended.',
+      "Upstream WebSocket URL for this prefix. The rest of the client path is appended to its path; its own query comes first, then the client's query (minus the token).",
     ),
     allowAnonymous: z.boolean().default(false).describe('Admit connections that carry no token (an invalid token is still rejected).'),
     rejectWith: rejectWith.optional().describe('Overrides server.rejectWith for this route.'),
@@ -61,7 +85,9 @@ export const configSchema = z
           .int()
           .positive()
           .default(10_000)
-          .describe('Deadline for the whole admission + upstream dial; past it the client gets 504 (uWS has no such deadline itself).'),
+          .describe(
+            'Deadline for the whole admission + upstream dial; past it the client gets 504 and the dial is cancelled (uWS has no such deadline itself). At least upstream.dialTimeoutMs.',
+          ),
         idleTimeoutSec: z
           .number()
           .int()
@@ -79,7 +105,9 @@ export const configSchema = z
         trustedProxies: z
           .array(cidr)
           .default([])
-          .describe('CIDRs whose X-Forwarded-For is trusted, walked right to left. Empty: the socket peer is the client.'),
+          .describe(
+            'CIDRs whose X-Forwarded-For is trusted, walked right to left (an entry may carry a port: 1.2.3.4:5678, [2001:db8::1]:443). Empty: the socket peer is the client.',
+          ),
         maxPendingPerClient: z
           .number()
           .int()
@@ -270,9 +298,11 @@ export const configSchema = z
         client: z.enum(['lean', 'ws']).default('lean').describe("Client leg: 'lean' framing on net.Socket, or the 'ws' library."),
         dialTimeoutMs: z.number().int().positive().default(5_000).describe('TCP connect + upgrade deadline for the upstream (504 past it).'),
         forwardHeaders: z
-          .array(z.string())
+          .array(forwardHeader)
           .default(['cookie', 'user-agent', 'accept-language'])
-          .describe('Client request headers passed on to the upstream (Authorization never is).'),
+          .describe(
+            'Client request headers passed on to the upstream. Refused: Authorization, Proxy-Authorization, Sec-WebSocket-*, Host, Connection, Upgrade, X-Forwarded-*, Forwarded, traceparent/tracestate and any auth.claimHeaders name.',
+          ),
       })
       .strict()
       .prefault({}),

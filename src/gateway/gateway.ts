@@ -22,7 +22,7 @@ import type { GatewayObserver } from '../telemetry/observer.ts';
 import { PendingSockets } from './pending-sockets.ts';
 import { buildUpstreamHeaders } from './upstream-headers.ts';
 import { closeRejectionReason, writeHttpRejection, writeNotFound } from './reject.ts';
-import { createRouter } from './routes.ts';
+import { createRouter, upstreamUrl } from './routes.ts';
 import { listen, uws } from './uws.ts';
 
 export interface GatewayDeps {
@@ -98,6 +98,8 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   // Every configured route's series exist from start-up (at 0), not from its first connection.
   for (const r of config.routes) observer.routeCounters(r.path);
   const connections = new Set<Connection>();
+  /** Handshakes not yet answered: drain() fails them with 503 instead of leaving them to a bare hang-up. */
+  const inFlight = new Set<(error: GatewayError) => void>();
   let draining = false;
   let listenSocket: us_listen_socket | null = null;
 
@@ -165,7 +167,12 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
 
     let settled = false;
     let conn: Connection | null = null;
+    // Aborted when the handshake ends without the dial's result (deadline, client abort, drain), so
+    // the upstream sees its half-open TCP connection closed instead of holding it until dialTimeoutMs.
+    const dialAbort = new AbortController();
     const deadline = setTimeout(() => fail(new GatewayError('handshake_timeout', 'handshake deadline passed'), 'deadline'), config.server.handshakeTimeoutMs);
+    const onDrain = (error: GatewayError) => fail(error, 'drain');
+    inFlight.add(onDrain);
 
     let aborted = false;
     res.onAborted(() => {
@@ -173,6 +180,8 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       if (settled) return;
       settled = true;
       clearTimeout(deadline);
+      inFlight.delete(onDrain);
+      dialAbort.abort();
       releaseOnFailure(true);
       leavePending();
       conn?.abandon();
@@ -188,6 +197,8 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       if (settled) return;
       settled = true;
       clearTimeout(deadline);
+      inFlight.delete(onDrain);
+      dialAbort.abort();
       // An attempt stays counted when the client was at fault (bad token, bad origin); it is given
       // back when the gateway or the upstream failed, so an outage does not burn the client's budget.
       const clientAtFault = error.status === 401 || error.status === 400 || error.status === 403;
@@ -222,6 +233,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     }
 
     try {
+      if (match.kind === 'refused') throw new GatewayError('bad_request', match.message);
       if (draining) throw new GatewayError('draining', 'the gateway is shutting down', { retryAfterMs: config.server.drainWindowMs });
       const rejection = await runAdmission(policies, ctx, observer);
       if (rejection) return fail(rejection.error, rejection.policy);
@@ -238,7 +250,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
         tokenExpiresAtMs: tokenExp,
         onEnded: (c) => connections.delete(c),
       });
-      const url = new URL(match.upstreamBase + ctx.relayQuery);
+      const url = upstreamUrl(match, ctx.relayQuery);
       span.dialStarted();
       let upstream;
       try {
@@ -250,6 +262,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
             timeoutMs: config.upstream.dialTimeoutMs,
             maxPayloadBytes: config.messages.maxBytes,
             controlFramesPerSec: config.messages.controlFramesPerSec,
+            signal: dialAbort.signal,
           },
           conn.upstreamHandlers,
         );
@@ -257,6 +270,8 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       } catch (err) {
         const error = toGatewayError(err, 'upstream_unavailable');
         span.dialEnded(error.code);
+        // A dial cancelled because the handshake already ended is not an upstream failure.
+        if (settled) return;
         observer.upstreamError(routePath, error.code === 'upstream_timeout' ? 'timeout' : 'handshake');
         return fail(error, 'upstream');
       }
@@ -279,6 +294,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       }
       settled = true;
       clearTimeout(deadline);
+      inFlight.delete(onDrain);
       // From here the connection holds a concurrent slot: it is no longer pending.
       leavePending();
       connections.add(conn);
@@ -335,8 +351,9 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   });
   // A plain HTTP request on a WebSocket path is a malformed handshake (400), anything else 404.
   app.any('/*', (res, req) => {
-    if (!route(req.getUrl())) return writeNotFound(res);
-    writeHttpRejection(res, new GatewayError('bad_request', 'expected a WebSocket upgrade'));
+    const match = route(req.getUrl());
+    if (!match) return writeNotFound(res);
+    writeHttpRejection(res, new GatewayError('bad_request', match.kind === 'refused' ? match.message : 'expected a WebSocket upgrade'));
   });
 
   const bound = await listen(app, config.server.host, config.server.port, 'server.port');
@@ -346,6 +363,12 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   function stopListening(): void {
     if (listenSocket) uws.us_listen_socket_close(listenSocket);
     listenSocket = null;
+  }
+
+  /** Answers every handshake still in admission or dialling with 503 draining + Retry-After. */
+  function failInFlight(): void {
+    const error = new GatewayError('draining', 'the gateway is shutting down', { retryAfterMs: config.server.drainWindowMs });
+    for (const failOne of [...inFlight]) failOne(error);
   }
 
   async function waitUntilEmpty(timeoutMs: number): Promise<void> {
@@ -370,6 +393,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     async drain(windowMs = config.server.drainWindowMs) {
       draining = true;
       stopListening();
+      failInFlight();
       const open = [...connections];
       logger.info({ connections: open.length, windowMs }, 'draining');
       // Spread the 1001s over the window so that clients do not all reconnect elsewhere at once.
@@ -383,6 +407,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     async close() {
       draining = true;
       stopListening();
+      failInFlight();
       for (const c of [...connections]) c.close(CLOSE.goingAway, 'server shutting down', 'gateway');
       await waitUntilEmpty(1_000);
     },

@@ -797,6 +797,7 @@ function dial(options: UpstreamDialOptions, handlers: UpstreamHandlers, settings
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
       socket.destroy();
       reject(new GatewayError(code, message, cause === undefined ? undefined : { cause }));
     };
@@ -805,6 +806,9 @@ function dial(options: UpstreamDialOptions, handlers: UpstreamHandlers, settings
       () => fail('upstream_timeout', `upstream did not complete the handshake within ${options.timeoutMs} ms`),
       options.timeoutMs,
     );
+    const onAbort = () => fail('upstream_unavailable', 'upstream dial cancelled');
+    if (options.signal?.aborted) onAbort();
+    else options.signal?.addEventListener('abort', onAbort, { once: true });
 
     const onHandshakeBytes = (chunk: Buffer) => {
       if (settled) return;
@@ -827,6 +831,7 @@ function dial(options: UpstreamDialOptions, handlers: UpstreamHandlers, settings
       }
       settled = true;
       clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
       socket.removeListener('error', onDialError);
       socket.removeListener('close', onDialClose);
       const rest = responseHead.length > endOfHead + 4 ? responseHead.subarray(endOfHead + 4) : null;

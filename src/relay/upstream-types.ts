@@ -20,6 +20,12 @@ export interface UpstreamDialOptions {
    * fails with 1008. Absent: no limit (the gateway always passes messages.controlFramesPerSec).
    */
   controlFramesPerSec?: number;
+  /**
+   * Cancels the dial (the client's handshake ended first: its deadline, an abort, a drain). The leg
+   * destroys its TCP connection at once and rejects with `upstream_unavailable`. No effect once
+   * the dial has resolved: the connection is closed through `close`/`terminate` then.
+   */
+  signal?: AbortSignal;
 }
 
 export interface UpstreamHandlers {

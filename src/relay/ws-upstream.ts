@@ -43,6 +43,14 @@ export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, han
       followRedirects: false,
     });
     socket.binaryType = 'nodebuffer';
+    const signal = options.signal;
+    const onAbort = () => {
+      reject(new GatewayError('upstream_unavailable', 'upstream dial cancelled'));
+      // In CONNECTING state ws aborts the HTTP request, which destroys the TCP connection.
+      socket.terminate();
+    };
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
     let opened = false;
     let closed = false;
     let waitingForDrain = false;
@@ -118,6 +126,7 @@ export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, han
     socket.on('pong', (data: Buffer) => onControl(data, false));
     socket.on('open', () => {
       opened = true;
+      signal?.removeEventListener('abort', onAbort);
       const connection: UpstreamConnection = {
         get protocol() {
           return socket.protocol;
@@ -162,6 +171,7 @@ export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, han
       handlers.batch(() => handlers.onMessage(data, isBinary));
     });
     socket.on('close', (code: number, reason: Buffer) => {
+      signal?.removeEventListener('abort', onAbort);
       if (!opened) return;
       if (failure !== null) finish(failure.code, failure.reason, true);
       else finish(code, reason.toString('utf8'));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildTrustList, clientKey, normalizeIp, resolveClientIp } from '../../src/admission/client-ip.ts';
+import { buildTrustList, clientKey, normalizeIp, parseForwardedHop, parseProxyRange, resolveClientIp } from '../../src/admission/client-ip.ts';
 
 describe('normalizeIp', () => {
   it.each([
@@ -48,5 +48,46 @@ describe('resolveClientIp', () => {
 
   it('refuses a bad CIDR naming the option', () => {
     expect(() => buildTrustList(['10.0.0.0/8', 'nonsense'])).toThrow(/server\.trustedProxies: nonsense/);
+    // BlockList.addSubnet used to throw a bare RangeError for these.
+    expect(() => buildTrustList(['10.0.0.0/33'])).toThrow(/server\.trustedProxies: 10\.0\.0\.0\/33: the prefix length must be 0 to 32/);
+    expect(() => buildTrustList(['fd00::/129'])).toThrow(/server\.trustedProxies: fd00::\/129/);
+  });
+
+  it('strips a port a proxy wrote after the address, so clients keep their own keys', () => {
+    expect(resolveClientIp('10.0.0.5', '203.0.113.9:5678', trusted)).toBe('203.0.113.9');
+    expect(resolveClientIp('10.0.0.5', '[2001:db8:1::5]:443', trusted)).toBe('2001:db8:1:0:0:0:0:5');
+    expect(resolveClientIp('10.0.0.5', '6.6.6.6, 203.0.113.9:1, 10.1.1.1:80', trusted)).toBe('203.0.113.9');
+    expect(resolveClientIp('10.0.0.5', '[2001:db8:1::5]', trusted)).toBe('2001:db8:1:0:0:0:0:5');
+  });
+});
+
+describe('parseForwardedHop', () => {
+  it.each([
+    ['1.2.3.4', '1.2.3.4'],
+    [' 1.2.3.4:5678 ', '1.2.3.4'],
+    ['[2001:db8::1]:443', '2001:db8:0:0:0:0:0:1'],
+    ['[2001:db8::1]', '2001:db8:0:0:0:0:0:1'],
+    // A bare IPv6 address: its last group is never taken for a port.
+    ['2001:db8::1:443', '2001:db8:0:0:0:0:1:443'],
+    ['[::ffff:1.2.3.4]:80', '1.2.3.4'],
+  ])('%j → %j', (hop, ip) => {
+    expect(parseForwardedHop(hop)).toBe(ip);
+  });
+
+  it.each(['1.2.3.4:', '1.2.3.4:123456', '300.1.1.1:80', '[1.2.3.4', '[zz::1]:80', 'unknown', '_hidden'])('%j is not an address', (hop) => {
+    expect(parseForwardedHop(hop)).toBeNull();
+  });
+});
+
+describe('parseProxyRange', () => {
+  it('reads addresses and CIDRs of both families, an IPv4-mapped range as IPv4', () => {
+    expect(parseProxyRange('10.0.0.0/8')).toEqual({ ip: '10.0.0.0', family: 'ipv4', prefix: 8 });
+    expect(parseProxyRange('fd00::/8')).toEqual({ ip: 'fd00:0:0:0:0:0:0:0', family: 'ipv6', prefix: 8 });
+    expect(parseProxyRange('192.0.2.1')).toEqual({ ip: '192.0.2.1', family: 'ipv4', prefix: undefined });
+    expect(parseProxyRange('::ffff:10.0.0.0/104')).toEqual({ ip: '10.0.0.0', family: 'ipv4', prefix: 8 });
+  });
+
+  it.each(['10.0.0.0/33', '300.1.1.1', 'fd00::/129', '10.0.0.0/', '10.0.0.0/x', '1/2/3', '::ffff:10.0.0.0/90'])('%j is refused with a reason', (entry) => {
+    expect(typeof parseProxyRange(entry)).toBe('string');
   });
 });

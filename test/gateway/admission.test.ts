@@ -270,8 +270,10 @@ describe('upstream failures', () => {
     cleanups.push(() => silent.close());
     upstream = await startEchoUpstream();
     gw = await startTestGateway(upstream.url, {
+      // Equal deadlines (a handshake deadline below the dial's is refused): the handshake's timer is
+      // armed first, before admission, so it fires first.
       server: { handshakeTimeoutMs: 200 },
-      upstream: { dialTimeoutMs: 5000 },
+      upstream: { dialTimeoutMs: 200 },
       routes: [{ path: '/slow/', upstream: `ws://127.0.0.1:${silent.port}/slow/` }],
     });
     const r = rejected(await attempt(`${gw.base}/slow/a?access_token=${await signToken()}`));
