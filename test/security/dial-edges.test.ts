@@ -88,7 +88,7 @@ describe.each(['lean', 'ws'] as const)('gateway with the %s leg', (client) => {
     const up = await hanging();
     // Admission takes 1.5 s (a slow limit store), so the 2 s handshake deadline passes 0.5 s into
     // the dial, whose own 2 s timeout would only end it 2 s after it started.
-    const store = new MemoryLimitStore();
+    const store = new MemoryLimitStore({ maxTrackedKeys: 100 });
     const tryAttempt = store.tryAttempt.bind(store);
     store.tryAttempt = async (...args) => {
       await new Promise((r) => setTimeout(r, 1_500));
