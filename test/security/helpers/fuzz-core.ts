@@ -17,7 +17,7 @@ export const FUZZ_MAX_BYTES = 4096;
 /** Gateway config for a fuzz run: anonymous routes, limits out of the way, loopback only. */
 export function fuzzConfig(echoUrl: string, rawUrl: string): Record<string, unknown> {
   return {
-    server: { host: '127.0.0.1', port: 0, handshakeTimeoutMs: 3000, drainWindowMs: 0 },
+    server: { host: '127.0.0.1', port: 0, handshakeTimeoutMs: 3000, drainWindowMs: 0, maxPendingPerClient: 1000 },
     telemetry: { admin: { host: '127.0.0.1', port: 0 }, logs: { level: 'warn' } },
     routes: [
       { path: ECHO_PREFIX, upstream: echoUrl, allowAnonymous: true },
