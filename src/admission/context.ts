@@ -9,6 +9,8 @@ export interface HandshakeRequest {
   query: string;
   /** All request headers, names lower-case (a repeated header keeps its last value, as uWS reports it). */
   headers: Record<string, string>;
+  /** Names of headers that appeared more than once (X-Forwarded-For lines are joined instead). */
+  duplicates: string[];
   /** Socket peer, normalised (IPv4-mapped IPv6 → IPv4). */
   peerIp: string;
 }

@@ -105,8 +105,18 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
 
   function readRequest(res: HttpResponse, req: HttpRequest): HandshakeRequest {
     const headers: Record<string, string> = {};
+    const duplicates: string[] = [];
     req.forEach((k, v) => {
-      headers[k] = v;
+      if (headers[k] === undefined) headers[k] = v;
+      // RFC 9110 §5.3: repeated list headers combine in order; X-Forwarded-For is one when proxies
+      // append a line each.
+      else if (k === 'x-forwarded-for') headers[k] += `, ${v}`;
+      else {
+        // Any other repeat is refused for the headers that decide admission (handshake policy): which
+        // copy would be judged must never depend on header order.
+        headers[k] = v;
+        duplicates.push(k);
+      }
     });
     const peerText = Buffer.from(res.getRemoteAddressAsText()).toString();
     return {
@@ -114,6 +124,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       path: req.getUrl(),
       query: req.getQuery() ?? '',
       headers,
+      duplicates,
       peerIp: normalizeIp(peerText) ?? peerText,
     };
   }

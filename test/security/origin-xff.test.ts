@@ -66,3 +66,21 @@ describe('X-Forwarded-For from an untrusted peer', () => {
     for (const ws of sockets) ws.close();
   });
 });
+
+describe('X-Forwarded-For from a trusted proxy', () => {
+  it('joins repeated X-Forwarded-For lines in order (RFC 9110 §5.3) instead of keeping the last', async () => {
+    const { gw, upstream } = await rig.start({ server: { trustedProxies: ['127.0.0.1', '10.0.0.0/8'] } });
+    // Proxy chain: client 198.51.100.7 → 10.0.0.1 (trusted) → 127.0.0.1 (trusted, the peer), each
+    // appending its own line. Keeping only the last line made 10.0.0.1 look like the client.
+    const r = await exchange(
+      gw.port,
+      upgradeHead(`/ws/a?access_token=${await signToken()}`, [
+        ['X-Forwarded-For', '198.51.100.7'],
+        ['X-Forwarded-For', '10.0.0.1'],
+      ]),
+      { until: (d) => d.includes('\r\n\r\n') },
+    );
+    expect(r.status).toBe(101);
+    expect(upstream.handshakes.at(-1)!.headers['x-forwarded-for']).toBe('198.51.100.7');
+  });
+});
