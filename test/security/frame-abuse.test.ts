@@ -55,9 +55,12 @@ describe('frame abuse from the client', () => {
     });
   }
 
-  // NEW HOLE: uWS 20.30 does not check the MASK bit. An unmasked client frame (RFC 6455 §5.1: the
-  // server MUST close) is parsed as if its first 4 payload bytes were the mask, and the resulting
-  // garbage is relayed to the upstream as a message (measured: "hi" + a masked "after" → upstream got "ik").
+  // Known uWS 20.30 gap, pinned as a tripwire (docs/contracts.md "Known limits"): uWS does not check
+  // the MASK bit. An unmasked client frame (RFC 6455 §5.1: the server MUST close) is parsed as if its
+  // first 4 payload bytes were the mask, and the result is relayed (measured: "hi" + a masked "after"
+  // → upstream got "ik"). The gateway never sees frames, so it cannot refuse them; the client only
+  // garbles its own session (it could send those bytes masked anyway). When a uWS upgrade fixes it,
+  // this test starts passing and `it.fails` turns it red: make it a plain `it` then.
   it.fails('unmasked client frame: connection closed (1002) and nothing relayed', async () => {
     const { ending, upstream } = await abuse([clientFrame(1, 'hi', { mask: false }), clientFrame(1, 'after')]);
     expect(ending.tcpClosed).toBe(true);
