@@ -73,6 +73,19 @@ export function rejectionHoldMs(idleTimeoutSec: number): number {
   return (margin + 4) * 1000;
 }
 
+/** `wsguard_upstream_errors_total{kind}` for a failed dial: refused (nothing listens), timeout, or a bad handshake. */
+function dialFailureKind(error: GatewayError): string {
+  if (error.code === 'upstream_timeout') return 'timeout';
+  const cause = error.cause as NodeJS.ErrnoException | undefined;
+  return cause?.code === 'ECONNREFUSED' ? 'refused' : 'handshake';
+}
+
+/** The error and its cause's message, for a log line. */
+function errorText(error: Error): string {
+  const cause = error.cause instanceof Error ? error.cause.message : undefined;
+  return cause && !error.message.includes(cause) ? `${error.message}: ${cause}` : error.message;
+}
+
 /** Rejections always answered over HTTP, even in rejectWith: close mode: accepting a socket is what they refuse. */
 const HTTP_ONLY: ReadonlySet<string> = new Set(['pending_limit', 'overloaded']);
 
@@ -283,7 +296,13 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
         span.dialEnded(error.code);
         // A dial cancelled because the handshake already ended is not an upstream failure.
         if (settled) return;
-        observer.upstreamError(routePath, error.code === 'upstream_timeout' ? 'timeout' : 'handshake');
+        const kind = dialFailureKind(error);
+        observer.upstreamError(routePath, kind);
+        // The client is told the reason only (reject.ts); the operator gets where and why, never the query.
+        logger.warn(
+          { event: 'upstream_dial_failed', route: routePath, upstream: `${url.origin}${url.pathname}`, kind, err: errorText(error) },
+          'upstream dial failed',
+        );
         return fail(error, 'upstream');
       }
       conn.upstream = upstream;

@@ -1,5 +1,5 @@
 import type { HttpResponse } from 'uWebSockets.js';
-import type { GatewayError } from '../errors.ts';
+import type { GatewayError, GatewayErrorCode } from '../errors.ts';
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
@@ -20,12 +20,17 @@ export function retryAfterSeconds(ms: number): number {
 }
 
 /**
- * What a 401 body says: never why a token failed (jose's error codes, key ids, claim names), which
- * would teach a forger what to change; the log line keeps the detail.
+ * What a body says where the internal message would tell a client too much: never why a token failed
+ * (jose's error codes, key ids, claim names teach a forger what to change), never the upstream's
+ * address or errno. The log line keeps the detail.
  */
-const PUBLIC_401_MESSAGES: Readonly<Record<string, string>> = {
+const PUBLIC_MESSAGES: Readonly<Partial<Record<GatewayErrorCode, string>>> = {
   token_missing: 'a token is required',
   token_expired: 'the token has expired',
+  auth: 'the token is not valid',
+  upstream_unavailable: 'the upstream app is unavailable',
+  upstream_timeout: 'the upstream app did not answer in time',
+  internal: 'internal error',
 };
 
 /**
@@ -37,7 +42,7 @@ export function writeHttpRejection(res: HttpResponse, error: GatewayError): void
   res.writeStatus(`${status} ${STATUS_TEXT[status] ?? 'Error'}`);
   res.writeHeader('Content-Type', 'application/json');
   res.writeHeader('Cache-Control', 'no-store');
-  const message = status === 401 ? (PUBLIC_401_MESSAGES[error.code] ?? 'the token is not valid') : error.message;
+  const message = PUBLIC_MESSAGES[error.code] ?? (status === 401 ? 'the token is not valid' : error.message);
   const body: Record<string, unknown> = { error: error.code, message };
   if (error.retryAfterMs !== undefined) {
     res.writeHeader('Retry-After', String(retryAfterSeconds(error.retryAfterMs)));
