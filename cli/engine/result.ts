@@ -34,7 +34,8 @@ export interface ThresholdResult {
 
 export interface Verdict {
   exitCode: number;
-  status: 'passed' | 'threshold_failed' | 'invalid_run';
+  /** `failed`: the run loaded nothing (no connection opened, or a storm held nothing at the drop). */
+  status: 'passed' | 'threshold_failed' | 'failed' | 'invalid_run';
   reasons: string[];
 }
 

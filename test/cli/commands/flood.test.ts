@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uwsEcho, wsServer, type TestServer } from '../helpers/servers.ts';
 import { runCli } from '../helpers/spawn-cli.ts';
@@ -50,6 +51,33 @@ describe('wsguard flood (child process)', () => {
     const unknown = await runCli(['flood', echo.url, '-c', '1', '--threshold', 'p98_banana<1']);
     expect(unknown.code).toBe(3);
     expect(unknown.stderr).toContain('unknown metric p98_banana');
+  });
+
+  it('fails (exit 1) a run against a closed port: no connection opened, nothing was tested', async () => {
+    // A port that was just free: every attempt is ECONNREFUSED.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const r = await runCli(['flood', `ws://127.0.0.1:${port}/`, '-c', '5', '-d', '0.5s', ...RELAXED]);
+    expect(r.stdout).toContain('verdict: failed (exit 1)');
+    expect(r.stdout).toMatch(/no connection opened \(5 attempts: error\.ECONNREFUSED×5\)/);
+    expect(r.code).toBe(1);
+  });
+
+  it('fails (exit 1) a run where every connection got 429 and a latency threshold had no data', async () => {
+    const r = await runCli(['flood', limited.url, '-c', '5', '-r', '10', '-d', '0.5s', '--threshold', 'p99_rtt_ms<50', '--threshold', 'p99_connect_ms<1000', ...RELAXED]);
+    expect(r.code, r.stdout).toBe(1);
+    expect(r.stdout).toContain('threshold failed: p99_rtt_ms<50 (no data: nothing was measured)');
+    // Refusals are not handshakes: they do not enter the connect percentiles either.
+    expect(r.stdout).toContain('threshold failed: p99_connect_ms<1000 (no data: nothing was measured)');
+    expect(r.stdout).toContain('no connection opened');
+  });
+
+  it('passes a run of refusals when the user asked for them (a threshold on rejected.*)', async () => {
+    const r = await runCli(['flood', limited.url, '-c', '3', '-d', '0.5s', '--threshold', 'rejected.429==3', ...RELAXED]);
+    expect(r.stdout).toContain('verdict: passed (exit 0)');
+    expect(r.code).toBe(0);
   });
 
   it('exits 2 with an explanation when asked for more than one core can generate', async () => {

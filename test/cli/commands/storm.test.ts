@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { uwsEcho, type TestServer } from '../helpers/servers.ts';
+import { uwsEcho, wsServer, type TestServer } from '../helpers/servers.ts';
 import { runCli } from '../helpers/spawn-cli.ts';
 
 let echo: TestServer;
@@ -13,6 +13,18 @@ afterAll(async () => {
 });
 
 describe('wsguard storm (child process)', () => {
+  it('fails (exit 1) a storm in which no connection opened', async () => {
+    const refusing = await wsServer({ reject: () => ({ status: 429 }) });
+    try {
+      const r = await runCli(['storm', refusing.url, '-c', '3', '-d', '1s', '--drop-at', '0.5s', '--policy', 'fixed:100', ...RELAXED]);
+      expect(r.stdout).toContain('verdict: failed (exit 1)');
+      expect(r.stdout).toContain('no connection opened');
+      expect(r.code).toBe(1);
+    } finally {
+      await refusing.close();
+    }
+  });
+
   it('exits 1 when recovery is slower than the threshold allows', async () => {
     // recovered==10 holds and recover_p50_ms<50 cannot (the policy waits 100 ms): exit 1 names only the latter.
     const r = await runCli(['storm', echo.url, '-c', '10', '-d', '2s', '--drop-at', '0.5s', '--drop-after-held', '--policy', 'fixed:100', '--threshold', 'recover_p50_ms<50', '--threshold', 'recovered==10', ...RELAXED]);
