@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { expandSourceIps, parseDurationSec, parseShard, withAuthOptions, type AuthArgs } from '../common-options.ts';
+import { sourceIpsFromArgs, parseDurationSec, parseShard, withAuthOptions, type AuthArgs } from '../common-options.ts';
 import { parsePolicy } from '../engine/backoff.ts';
 import { runStorm, STORM_DEFAULTS, type StormOptions } from '../engine/storm.ts';
 import { runAndReport, targetOptionsFromArgs, thresholdsFromArgs, withRunOptions, type RunArgs } from '../load-options.ts';
@@ -65,7 +65,7 @@ async function handler(a: StormArgs): Promise<number> {
     settleMs: a.settle,
     handshakeTimeoutMs: a.handshakeTimeout,
     ...targetOptionsFromArgs(a),
-    sourceIps: expandSourceIps(a.sourceIp),
+    sourceIps: sourceIpsFromArgs(a.sourceIp, a.url, a.connections),
     userOffset: shard ? shard.index - 1 : 0,
     userStride: shard ? shard.count : 1,
   };

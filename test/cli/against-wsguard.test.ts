@@ -101,4 +101,11 @@ describe('wsguard flood against wsguard serve', () => {
     );
     expect(result.outcomes['closed.4129']).toBe(3);
   });
+
+  it('--token-in query puts the token where wsguard serve reads it (auth.queryParam default)', async () => {
+    const r = await runCli(['flood', `${gw.base}/ws/flood`, '-c', '2', '-d', '0.5s', '--token-in', 'query', '--origin', 'https://app.example', ...AUTH, '--threshold', 'opened==2', '--max-event-loop-p99', '1000', '--max-send-lag', '1000']);
+    expect(r.stdout).not.toContain('rejected.401');
+    expect(r.stdout).toContain('verdict: passed (exit 0)');
+    expect(r.code).toBe(0);
+  });
 });

@@ -36,6 +36,21 @@ describe('wsguard storm (child process)', () => {
   });
 });
 
+describe('wsguard storm --source-ip', () => {
+  it('auto binds real 127.0.0.x addresses (it used to pass the word through: every attempt ERR_INVALID_IP_ADDRESS)', async () => {
+    const r = await runCli(['storm', echo.url, '-c', '3', '-d', '1.5s', '--drop-at', '0.5s', '--drop-after-held', '--policy', 'fixed:50', '--source-ip', 'auto', ...RELAXED]);
+    expect(r.stdout).not.toContain('ERR_INVALID_IP_ADDRESS');
+    expect(r.stdout).toContain('storm: held 3, dropped 3 (reset)');
+    expect(r.code, r.stdout).toBe(0);
+  });
+
+  it.each([['storm'], ['flood']])('%s refuses a --source-ip that is not an address (exit 3)', async (cmd) => {
+    const r = await runCli([cmd, echo.url, '-c', '1', '--source-ip', 'banana']);
+    expect(r.stderr).toContain('--source-ip banana: expected an IP address');
+    expect(r.code).toBe(3);
+  });
+});
+
 describe('wsguard storm flags', () => {
   it('refuses the flood-only kill switch with exit 3 instead of ignoring it', async () => {
     const r = await runCli(['storm', 'ws://127.0.0.1:1/', '--kill-error-rate', '0.5']);
