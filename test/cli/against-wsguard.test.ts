@@ -64,6 +64,8 @@ describe('wsguard probe against wsguard serve', () => {
         '--expect-metric',
         'wsguard_messages_rate_limited_total{action="close"}>=1',
         ...AUTH,
+        '--audience',
+        'app',
         '--settle',
         '150',
       ],
