@@ -58,8 +58,11 @@ export function mergeResults(parts: RunResult[], opts: { sameProcess?: boolean }
       connect: mergeSummaries(parts.map((p) => p.latency.connect)),
     },
     saturation: {
-      verdict: reasons.length > 0 ? 'saturated' : 'ok',
+      verdict: sat.some((x) => x.verdict === 'saturated') ? 'saturated' : sat.some((x) => x.verdict === 'machine_busy') ? 'machine_busy' : 'ok',
       reasons,
+      cause: sat.find((x) => x.verdict === 'saturated')?.cause ?? sat.find((x) => x.cause)?.cause,
+      threadCpuCoresPeak: sat.some((x) => x.threadCpuCoresPeak !== undefined) ? Math.max(...sat.map((x) => x.threadCpuCoresPeak ?? 0)) : undefined,
+      machine: sat.find((x) => x.machine)?.machine,
       eventLoopP99Ms: Math.max(...sat.map((s) => s.eventLoopP99Ms)),
       eventLoopMaxMs: Math.max(...sat.map((s) => s.eventLoopMaxMs)),
       cpuCores: opts.sameProcess ? Math.max(...sat.map((s) => s.cpuCores)) : Math.round(sat.reduce((a, s) => a + s.cpuCores, 0) * 100) / 100,

@@ -78,9 +78,12 @@ export function evaluateThresholds(r: RunResult, thresholds: Threshold[]): Thres
  * the target failing and exits 1.
  */
 export function decideVerdict(r: RunResult, results: ThresholdResult[]): Verdict {
-  if (r.saturation.verdict === 'saturated') {
-    return { exitCode: EXIT_INVALID_RUN, status: 'invalid_run', reasons: r.saturation.reasons.map((x) => `invalid run: ${x}`) };
+  const sat = r.saturation;
+  if (sat.verdict === 'saturated') {
+    return { exitCode: EXIT_INVALID_RUN, status: 'invalid_run', reasons: [...(sat.cause ? [`invalid run: ${sat.cause}`] : []), ...sat.reasons.map((x) => `invalid run: ${x}`)] };
   }
+  // A busy machine is not the generator's fault: the run stands, with the note on every verdict.
+  const notes = sat.verdict === 'machine_busy' ? [`note: ${sat.cause ?? 'the machine is busy'}; timings include waits for a CPU (${sat.reasons.join('; ')})`] : [];
   if (r.aborted && !r.aborted.reason.startsWith('kill switch')) {
     return { exitCode: EXIT_INVALID_RUN, status: 'invalid_run', reasons: [`invalid run: ${r.aborted.reason} at ${r.aborted.atSec}s`] };
   }
@@ -90,9 +93,9 @@ export function decideVerdict(r: RunResult, results: ThresholdResult[]): Verdict
     if (!t.ok) reasons.push(`threshold failed: ${t.expr} (${t.actual === null ? 'no data: nothing was measured' : `actual ${formatNumber(t.actual)}`})`);
   }
   const empty = emptyRunReason(r, results);
-  if (empty) return { exitCode: EXIT_THRESHOLD_FAILED, status: 'failed', reasons: [empty, ...reasons] };
-  if (reasons.length > 0) return { exitCode: EXIT_THRESHOLD_FAILED, status: 'threshold_failed', reasons };
-  return { exitCode: EXIT_PASSED, status: 'passed', reasons: results.map((t) => `threshold passed: ${t.expr} (actual ${formatNumber(t.actual ?? 0)})`) };
+  if (empty) return { exitCode: EXIT_THRESHOLD_FAILED, status: 'failed', reasons: [empty, ...reasons, ...notes] };
+  if (reasons.length > 0) return { exitCode: EXIT_THRESHOLD_FAILED, status: 'threshold_failed', reasons: [...reasons, ...notes] };
+  return { exitCode: EXIT_PASSED, status: 'passed', reasons: [...results.map((t) => `threshold passed: ${t.expr} (actual ${formatNumber(t.actual ?? 0)})`), ...notes] };
 }
 
 /**
