@@ -80,7 +80,8 @@ async function handler(a: FloodArgs): Promise<number> {
   // Thresholds are parsed before the run, so a typo fails at once (exit 3) rather than after it.
   thresholdsFromArgs(a);
   const opts = await floodOptionsFromArgs(a);
-  return runAndReport(a, (hooks) => runFloodWorkers(opts, resolveWorkerCount(a.workers), hooks));
+  const requested = { connections: a.connections, arrivalRate: a.arrivalRate, stages: a.stages, rate: a.rate, sizeBytes: a.template === undefined ? a.size : undefined, durationSec: parseDurationSec(a.duration, 'duration'), workers: resolveWorkerCount(a.workers) };
+  return runAndReport(a, requested, (hooks) => runFloodWorkers(opts, resolveWorkerCount(a.workers), hooks));
 }
 
 export const floodCommand: CommandModule<object, FloodArgs> = {

@@ -69,7 +69,8 @@ async function handler(a: StormArgs): Promise<number> {
     userOffset: shard ? shard.index - 1 : 0,
     userStride: shard ? shard.count : 1,
   };
-  return runAndReport(a, (hooks) => runStorm(opts, hooks));
+  const requested = { connections: a.connections, durationSec: opts.durationSec, drop: `${a.dropPercent}% ${a.dropMode} at ${a.dropAt}${a.dropAfterHeld ? ' (after all held)' : ''}, policy ${a.policy}` };
+  return runAndReport(a, requested, (hooks) => runStorm(opts, hooks));
 }
 
 export const stormCommand: CommandModule<object, StormArgs> = {

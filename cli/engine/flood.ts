@@ -616,6 +616,7 @@ class FloodRun {
       bytesIn: this.bytesIn - this.last.bytesIn,
       rttP50Ms: ms(this.intervalRtt, 50),
       rttP99Ms: ms(this.intervalRtt, 99),
+      rttCount: this.intervalRtt.totalCount,
       cpuCores,
     };
     this.intervalRtt.reset();

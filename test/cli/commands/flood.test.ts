@@ -8,6 +8,7 @@ import { runCli } from '../helpers/spawn-cli.ts';
 
 let echo: TestServer;
 let limited: TestServer;
+let mixed: TestServer;
 /** The machine is shared with other test files: only the saturation test judges the generator. */
 const RELAXED = ['--max-event-loop-p99', '1000', '--max-send-lag', '1000'];
 const dir = mkdtempSync(join(tmpdir(), 'wsguard-cli-'));
@@ -15,10 +16,13 @@ const dir = mkdtempSync(join(tmpdir(), 'wsguard-cli-'));
 beforeAll(async () => {
   echo = await uwsEcho();
   limited = await wsServer({ reject: () => ({ status: 429, headers: { 'Retry-After': '3' } }) });
+  // Turns away every second attempt with a reason in the body and every fourth without a body reason.
+  mixed = await wsServer({ reject: (_req, n) => (n % 4 === 0 ? { status: 429, headers: { 'Retry-After': '1' } } : n % 2 === 0 ? { status: 429 } : undefined) });
 });
 afterAll(async () => {
   await echo.close();
   await limited.close();
+  await mixed.close();
 });
 
 describe('wsguard flood (child process)', () => {
@@ -51,6 +55,35 @@ describe('wsguard flood (child process)', () => {
     const unknown = await runCli(['flood', echo.url, '-c', '1', '--threshold', 'p98_banana<1']);
     expect(unknown.code).toBe(3);
     expect(unknown.stderr).toContain('unknown metric p98_banana');
+  });
+
+  it('shows the requested load and splits 429s by the reason the server gave', async () => {
+    const r = await runCli(['flood', mixed.url, '-c', '8', '-r', '2', '--size', '100', '-d', '0.5s', ...RELAXED]);
+    expect(r.stdout).toContain('requested: 8 connections, 2 msg/s each, 100 B messages, 0.5 s');
+    expect(r.stdout).toMatch(/^rejected\.429 +4 /m);
+    // wsServer answers {"error":"rejected"}: that field is the reason, whatever the headers said.
+    expect(r.stdout).toMatch(/^ {2}rejected\.429 rejected +4 +reason given by the server$/m);
+    expect(r.code, r.stdout).toBe(0);
+  });
+
+  it('off a terminal, prints a progress line every --progress-interval on stderr', async () => {
+    const r = await runCli(['flood', echo.url, '-c', '2', '-r', '5', '-d', '2.5s', '--progress-interval', '1s', ...RELAXED]);
+    const lines = r.stderr.split('\n').filter((l) => /^t=\d+s open=\d+/.test(l));
+    expect(lines.length, r.stderr).toBeGreaterThanOrEqual(2);
+    expect(lines[0]).toMatch(/^t=1s open=2 /);
+    expect(r.code).toBe(0);
+  });
+
+  it('the shards of one run carry one run id and merge in wsguard report', async () => {
+    const files = ['1/2', '2/2'].map((s, i) => join(dir, `shard-run-${i + 1}.json`));
+    const runs = await Promise.all(files.map((f, i) => runCli(['flood', echo.url, '-c', '4', '-d', '0.5s', '--shard', `${i + 1}/2`, '--json', f, ...RELAXED])));
+    expect(runs.map((x) => x.code)).toEqual([0, 0]);
+    const ids = files.map((f) => JSON.parse(readFileSync(f, 'utf8')).runId);
+    expect(ids[0]).toMatch(/^sharded-[0-9a-f]{16}$/);
+    expect(ids[1]).toBe(ids[0]);
+    const merged = await runCli(['report', ...files]);
+    expect(merged.stdout).toContain('2 shards merged');
+    expect(merged.code).toBe(0);
   });
 
   it('fails (exit 1) a run against a closed port: no connection opened, nothing was tested', async () => {
