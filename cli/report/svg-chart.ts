@@ -101,7 +101,8 @@ export function lineChart(title: string, lines: Line[], o: { xLabel: string; yLa
 function fmt(n: number): string {
   if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
   if (n >= 1e3) return `${(n / 1e3).toFixed(n >= 1e4 ? 0 : 1)}k`;
-  return Number.isInteger(n) ? String(n) : n.toFixed(1);
+  // Two decimals: a gridline at 1.25 is labelled 1.25, not a rounded 1.3 beside it.
+  return Number.isInteger(n) ? String(n) : String(Number(n.toFixed(2)));
 }
 
 /** Horizontal bars, e.g. latency percentiles. */
