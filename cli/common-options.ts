@@ -1,6 +1,8 @@
 import type { Argv } from 'yargs';
 import { CliError } from './cli-error.ts';
-import { readKeyFile, type AuthOptions } from './engine/auth.ts';
+import { isIP } from 'node:net';
+import { DEFAULT_TOKEN_QUERY_PARAM, readKeyFile, type AuthOptions } from './engine/auth.ts';
+import { autoSourceIps } from './engine/source-ips.ts';
 
 /** Options shared by flood, storm and probe: auth and handshake. */
 export function withAuthOptions<T>(y: Argv<T>) {
@@ -9,7 +11,7 @@ export function withAuthOptions<T>(y: Argv<T>) {
     .option('origin', { type: 'string', description: 'Origin header', group: 'Auth:' })
     .option('token', { type: 'string', description: 'Static token (see --token-in)', group: 'Auth:' })
     .option('token-in', { choices: ['header', 'query', 'subprotocol'] as const, default: 'header' as const, description: 'Where the token goes', group: 'Auth:' })
-    .option('token-param', { type: 'string', default: 'token', description: 'Query parameter for --token-in query', group: 'Auth:' })
+    .option('token-param', { type: 'string', default: DEFAULT_TOKEN_QUERY_PARAM, description: "Query parameter for --token-in query (wsguard serve reads auth.queryParam, default 'access_token')", group: 'Auth:' })
     .option('token-subprotocol-prefix', { type: 'string', default: 'bearer.', description: 'Subprotocol entry prefix for --token-in subprotocol', group: 'Auth:' })
     .option('subprotocol', { type: 'string', array: true, description: 'Application subprotocol to offer (repeatable)', group: 'Auth:' })
     .option('jwt-alg', { choices: ['HS256', 'RS256', 'ES256'] as const, description: 'Mint a JWT per virtual user with this algorithm', group: 'Auth:' })
@@ -69,19 +71,28 @@ export function authFromArgs(a: AuthArgs): AuthOptions {
   };
 }
 
-/** `127.0.0.2-127.0.0.9` or a single address; repeatable. */
-export function expandSourceIps(list: string[] | undefined): string[] | undefined {
+/**
+ * `--source-ip`, the same for every command: `auto` (loopback targets: enough 127.0.0.x addresses
+ * for the peak), `127.0.0.2-127.0.0.9` ranges, or single addresses; repeatable. Anything that is
+ * not an address is a usage error here, not a run in which every attempt fails to bind.
+ */
+export function sourceIpsFromArgs(list: string[] | undefined, url: string, peakConnections: number): string[] | undefined {
   if (!list || list.length === 0) return undefined;
+  if (list.includes('auto')) {
+    if (list.length > 1) throw new CliError('usage', '--source-ip auto cannot be combined with addresses');
+    return autoSourceIps(url, peakConnections);
+  }
   const out: string[] = [];
   for (const item of list) {
     const m = /^(\d+\.\d+\.\d+\.)(\d+)-(?:\d+\.\d+\.\d+\.)?(\d+)$/.exec(item);
     if (!m) {
+      if (isIP(item) === 0) throw new CliError('usage', `--source-ip ${item}: expected an IP address, a range like 127.0.0.2-127.0.0.20, or auto`);
       out.push(item);
       continue;
     }
     const from = Number(m[2]);
     const to = Number(m[3]);
-    if (to < from || to > 255) throw new CliError('usage', `--source-ip ${item}: bad range`);
+    if (to < from || to > 255 || isIP(`${m[1]}${from}`) === 0) throw new CliError('usage', `--source-ip ${item}: bad range`);
     for (let i = from; i <= to; i++) out.push(`${m[1]}${i}`);
   }
   return out;

@@ -1,9 +1,10 @@
 import type { Argv } from 'yargs';
 import { CliError } from './cli-error.ts';
-import { authFromArgs, parseDurationSec, type AuthArgs } from './common-options.ts';
+import { authFromArgs, parseDurationSec, parseShard, type AuthArgs } from './common-options.ts';
+import { runIdFromArgs } from './run-identity.ts';
 import type { FloodHooks, Stage, TargetOptions } from './engine/flood.ts';
 import { DEFAULT_CAPS } from './engine/flood.ts';
-import type { RunResult } from './engine/result.ts';
+import type { RequestedLoad, RunResult, SeriesPoint } from './engine/result.ts';
 import { decideVerdict, evaluateThresholds } from './engine/thresholds.ts';
 import { writeJsonResult, writeNdjson } from './report/output.ts';
 import { progressLine, renderTerminal } from './report/terminal.ts';
@@ -28,6 +29,8 @@ export function withRunOptions<T>(y: Argv<T>) {
     .option('json', { type: 'string', description: 'Write the full result JSON here', group: 'Output:' })
     .option('ndjson', { type: 'string', description: 'Write the per-second time series (NDJSON) here', group: 'Output:' })
     .option('quiet', { type: 'boolean', default: false, description: 'No summary on stdout', group: 'Output:' })
+    .option('progress-interval', { type: 'string', default: '10s', description: 'When stderr is not a terminal (CI logs), print a progress line this often (0: never)', group: 'Output:' })
+    .option('run-id', { type: 'string', description: 'Run id written into the result; give every shard the same one (default: derived from the flags for --shard, else random)', group: 'Scale:' })
     .option('shard', { type: 'string', description: "Run share i of n ('2/4'); merge the results with wsguard report", group: 'Scale:' })
     .option('source-ip', { type: 'string', array: true, description: "Bind to these local addresses in turn ('127.0.0.2-127.0.0.20')", group: 'Scale:' });
 }
@@ -48,6 +51,8 @@ export interface RunArgs {
   json?: string;
   ndjson?: string;
   quiet: boolean;
+  progressInterval: string;
+  runId?: string;
   shard?: string;
   sourceIp?: string[];
 }
@@ -71,19 +76,36 @@ export function targetOptionsFromArgs(
  * output stays clean for CI logs and jq), Ctrl-C ends the run early but still reports, then the
  * thresholds, the verdict, the requested files and the summary. Returns the exit code.
  */
-export async function runAndReport(a: RunArgs, run: (hooks: FloodHooks) => Promise<RunResult>): Promise<number> {
+export async function runAndReport(a: RunArgs, requested: RequestedLoad, run: (hooks: FloodHooks) => Promise<RunResult>): Promise<number> {
   const thresholds = thresholdsFromArgs(a);
+  const shard = parseShard(a.shard);
   const live = process.stderr.isTTY === true;
+  // Off a terminal (CI logs) one line every --progress-interval, so a long run shows it is alive
+  // without flooding the log; counted in run seconds, so no timer of its own.
+  const everySec = parseDurationSec(a.progressInterval, 'progress-interval');
+  let lastLogged = 0;
+  const onSample = live
+    ? (p: SeriesPoint) => process.stderr.write(`\r\x1b[K${progressLine(p)}`)
+    : everySec > 0
+      ? (p: SeriesPoint) => {
+          if (p.t - lastLogged < everySec) return;
+          lastLogged = p.t;
+          process.stderr.write(`${progressLine(p)}\n`);
+        }
+      : undefined;
   const ac = new AbortController();
   const onSigint = (): void => ac.abort();
   process.once('SIGINT', onSigint);
   let result: RunResult;
   try {
-    result = await run({ signal: ac.signal, onSample: live ? (p) => process.stderr.write(`\r\x1b[K${progressLine(p)}`) : undefined });
+    result = await run({ signal: ac.signal, onSample });
   } finally {
     process.off('SIGINT', onSigint);
     if (live) process.stderr.write('\r\x1b[K');
   }
+  result.runId = runIdFromArgs(a as unknown as Record<string, unknown>, shard !== undefined);
+  result.shard = shard;
+  result.requested = requested;
   result.thresholds = evaluateThresholds(result, thresholds);
   result.verdict = decideVerdict(result, result.thresholds);
   if (a.json) writeJsonResult(a.json, result);

@@ -1,7 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
-import { expandSourceIps, parseDurationSec, parseShard, withAuthOptions, type AuthArgs } from '../common-options.ts';
+import { parseDurationSec, parseShard, sourceIpsFromArgs, withAuthOptions, type AuthArgs } from '../common-options.ts';
 import { FLOOD_DEFAULTS, peakConnections, type FloodOptions } from '../engine/flood.ts';
-import { autoSourceIps } from '../engine/source-ips.ts';
 import { resolveWorkerCount, runFloodWorkers } from '../engine/workers.ts';
 import { parseStages, runAndReport, targetOptionsFromArgs, thresholdsFromArgs, withRunOptions, type RunArgs } from '../load-options.ts';
 import { runCommand } from '../run-command.ts';
@@ -70,10 +69,9 @@ export async function floodOptionsFromArgs(a: FloodArgs): Promise<FloodOptions> 
     drainMs: a.drain,
     handshakeTimeoutMs: a.handshakeTimeout,
     ...targetOptionsFromArgs(a),
-    sourceIps: a.sourceIp?.includes('auto') ? undefined : expandSourceIps(a.sourceIp),
     killSwitch: a.killErrorRate === undefined ? undefined : { errorRate: a.killErrorRate, windowSec: a.killWindow, minAttempts: a.killMinEvents },
   };
-  if (a.sourceIp?.includes('auto')) base.sourceIps = autoSourceIps(a.url, peakConnections(base));
+  base.sourceIps = sourceIpsFromArgs(a.sourceIp, a.url, peakConnections(base));
   const shard = parseShard(a.shard);
   return shard ? splitShare(base, shard.index - 1, shard.count) : base;
 }
@@ -82,7 +80,8 @@ async function handler(a: FloodArgs): Promise<number> {
   // Thresholds are parsed before the run, so a typo fails at once (exit 3) rather than after it.
   thresholdsFromArgs(a);
   const opts = await floodOptionsFromArgs(a);
-  return runAndReport(a, (hooks) => runFloodWorkers(opts, resolveWorkerCount(a.workers), hooks));
+  const requested = { connections: a.connections, arrivalRate: a.arrivalRate, stages: a.stages, rate: a.rate, sizeBytes: a.template === undefined ? a.size : undefined, durationSec: parseDurationSec(a.duration, 'duration'), workers: resolveWorkerCount(a.workers) };
+  return runAndReport(a, requested, (hooks) => runFloodWorkers(opts, resolveWorkerCount(a.workers), hooks));
 }
 
 export const floodCommand: CommandModule<object, FloodArgs> = {

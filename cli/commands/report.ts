@@ -1,10 +1,15 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { CliError } from '../cli-error.ts';
 import type { RunResult } from '../engine/result.ts';
 import { decideVerdict, evaluateThresholds, loadThresholdFile, parseThreshold } from '../engine/thresholds.ts';
 import { EXIT_PASSED } from '../exit-codes.ts';
-import { renderHtml } from '../report/html.ts';
+import { renderHtml, renderProbeHtml } from '../report/html.ts';
+import { probeVerdict, renderProbeMarkdown, renderProbeTerminal } from '../report/probe.ts';
+import { fmtBytes } from '../report/format.ts';
+import type { ProbeReport } from '../engine/probe/suite.ts';
+import { checkOneRun } from '../run-identity.ts';
 import { renderMarkdown } from '../report/markdown.ts';
 import { mergeResults } from '../engine/merge.ts';
 import { toNdjson } from '../report/output.ts';
@@ -19,20 +24,53 @@ interface ReportArgs {
   thresholdsFile?: string;
 }
 
-function load(path: string): RunResult {
+type Loaded = { kind: 'run'; result: RunResult } | { kind: 'probe'; probe: ProbeReport };
+
+function load(path: string): Loaded {
   let doc: unknown;
   try {
     doc = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
     throw new CliError('config', `${path}: ${(err as Error).message}`, { cause: err });
   }
-  const r = doc as Partial<RunResult>;
-  if (r.version !== 1 || (r.kind !== 'flood' && r.kind !== 'storm')) throw new CliError('config', `${path}: not a wsguard result (write one with --json)`);
-  return r as RunResult;
+  const d = doc as Omit<Partial<RunResult>, 'kind'> & Partial<Omit<ProbeReport, 'kind' | 'version'>> & { kind?: string };
+  // Probe results written before they carried a kind are recognised by their shape.
+  if (d.kind === 'probe' || (d.kind === undefined && Array.isArray(d.checks) && typeof d.target === 'string')) return { kind: 'probe', probe: d as unknown as ProbeReport };
+  if (d.version !== 1 || (d.kind !== 'flood' && d.kind !== 'storm')) throw new CliError('config', `${path}: not a wsguard result (write one with --json on flood, storm or probe)`);
+  return { kind: 'run', result: d as RunResult };
+}
+
+function writeOut(a: ReportArgs, text: string): void {
+  if (!a.out) return void process.stdout.write(text);
+  try {
+    writeFileSync(a.out, text);
+  } catch (err) {
+    throw new CliError('config', `--out ${a.out}: ${(err as Error).message}`, { cause: err });
+  }
+  process.stdout.write(`wrote ${a.format} report to ${resolve(a.out)} (${fmtBytes(Buffer.byteLength(text))})\n`);
+}
+
+function reportProbe(a: ReportArgs, p: ProbeReport): number {
+  if (a.threshold || a.thresholdsFile) throw new CliError('usage', '--threshold applies to flood and storm results; a probe result has checks');
+  if (a.format === 'ndjson') throw new CliError('usage', 'a probe result has no time series: use -f text, md, html or json');
+  const text =
+    a.format === 'html' ? renderProbeHtml(p)
+    : a.format === 'md' ? renderProbeMarkdown(p)
+    : a.format === 'json' ? JSON.stringify(p, null, 2) + '\n'
+    : renderProbeTerminal(p);
+  writeOut(a, text);
+  return probeVerdict(p).exitCode;
 }
 
 async function handler(a: ReportArgs): Promise<number> {
-  const results = a.files.map(load);
+  const loaded = a.files.map(load);
+  const probes = loaded.filter((l) => l.kind === 'probe');
+  if (probes.length > 0) {
+    if (loaded.length > 1) throw new CliError('usage', 'a probe result is reported on its own: name one file');
+    return reportProbe(a, probes[0]!.probe);
+  }
+  const results = loaded.map((l) => (l as { result: RunResult }).result);
+  checkOneRun(a.files, results);
   let r = mergeResults(results);
   const thresholds = [...(a.threshold ?? []).map(parseThreshold), ...(a.thresholdsFile ? loadThresholdFile(a.thresholdsFile) : [])];
   // Thresholds re-evaluated on the merged result: the verdict for a sharded run as a whole.
@@ -46,8 +84,7 @@ async function handler(a: ReportArgs): Promise<number> {
     : a.format === 'json' ? JSON.stringify(r, null, 2) + '\n'
     : a.format === 'ndjson' ? toNdjson(r)
     : renderTerminal(r);
-  if (a.out) writeFileSync(a.out, text);
-  else process.stdout.write(text);
+  writeOut(a, text);
   return r.verdict?.exitCode ?? EXIT_PASSED;
 }
 
@@ -56,7 +93,7 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
   describe: 'Render saved results (text, Markdown, HTML with charts, JSON, NDJSON); merge shards',
   builder: ((y: Argv) =>
     y
-      .positional('files', { type: 'string', array: true, demandOption: true, description: 'Result JSON files written with --json' })
+      .positional('files', { type: 'string', array: true, demandOption: true, description: 'Result JSON files written with --json (flood, storm, probe); several: the shards of one run' })
       .option('format', { alias: 'f', choices: ['text', 'md', 'html', 'json', 'ndjson'] as const, default: 'text' as const, description: 'Output format' })
       .option('out', { alias: 'o', type: 'string', description: 'Write to this file instead of stdout' })
       .option('threshold', { type: 'string', array: true, description: 'Re-evaluate thresholds on the (merged) result' })

@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { expandSourceIps, parseDurationSec, parseShard, withAuthOptions, type AuthArgs } from '../common-options.ts';
+import { sourceIpsFromArgs, parseDurationSec, parseShard, withAuthOptions, type AuthArgs } from '../common-options.ts';
 import { parsePolicy } from '../engine/backoff.ts';
 import { runStorm, STORM_DEFAULTS, type StormOptions } from '../engine/storm.ts';
 import { runAndReport, targetOptionsFromArgs, thresholdsFromArgs, withRunOptions, type RunArgs } from '../load-options.ts';
@@ -65,11 +65,12 @@ async function handler(a: StormArgs): Promise<number> {
     settleMs: a.settle,
     handshakeTimeoutMs: a.handshakeTimeout,
     ...targetOptionsFromArgs(a),
-    sourceIps: expandSourceIps(a.sourceIp),
+    sourceIps: sourceIpsFromArgs(a.sourceIp, a.url, a.connections),
     userOffset: shard ? shard.index - 1 : 0,
     userStride: shard ? shard.count : 1,
   };
-  return runAndReport(a, (hooks) => runStorm(opts, hooks));
+  const requested = { connections: a.connections, durationSec: opts.durationSec, drop: `${a.dropPercent}% ${a.dropMode} at ${a.dropAt}${a.dropAfterHeld ? ' (after all held)' : ''}, policy ${a.policy}` };
+  return runAndReport(a, requested, (hooks) => runStorm(opts, hooks));
 }
 
 export const stormCommand: CommandModule<object, StormArgs> = {

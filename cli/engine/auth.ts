@@ -32,6 +32,12 @@ export interface AuthOptions {
   subprotocols?: string[];
 }
 
+/**
+ * The query parameter `--token-in query` uses: the sidecar's `auth.queryParam` default, so the
+ * toolkit and `wsguard serve` agree out of the box (it used to send `?token=`, which serve ignored).
+ */
+export const DEFAULT_TOKEN_QUERY_PARAM = 'access_token';
+
 export interface HandshakeAuth {
   url: string;
   headers: Record<string, string>;
@@ -111,7 +117,7 @@ export function createHandshakeAuth(baseUrl: string, opts: AuthOptions = {}): (u
       if (tokenIn === 'header') headers.Authorization = `Bearer ${token}`;
       else if (tokenIn === 'query') {
         const u = new URL(baseUrl);
-        u.searchParams.set(opts.queryParam ?? 'token', token);
+        u.searchParams.set(opts.queryParam ?? DEFAULT_TOKEN_QUERY_PARAM, token);
         url = u.toString();
       } else protocols.push(`${opts.subprotocolPrefix ?? 'bearer.'}${token}`);
     }

@@ -46,6 +46,21 @@ export function retryMsFromReason(reason: string): number | undefined {
   }
 }
 
+/**
+ * Why the server refused, as reports split rejections by it: the `error` field of a JSON body
+ * (wsguard answers `{"error":"conn_limit",…}`), failing that whether a Retry-After came with it
+ * (a limit that expects a retry, or a refusal that does not).
+ */
+export function rejectionReason(body: string, hasRetryAfter: boolean): string {
+  try {
+    const parsed = JSON.parse(body) as { error?: unknown };
+    if (typeof parsed.error === 'string' && parsed.error !== '') return parsed.error.slice(0, 64);
+  } catch {
+    // Not JSON: fall through to the header.
+  }
+  return hasRetryAfter ? 'with Retry-After' : 'without Retry-After';
+}
+
 export function connect(opts: ConnectOptions): Promise<ConnectResult> {
   const started = performance.now();
   return new Promise((resolve) => {
@@ -82,7 +97,8 @@ export function connect(opts: ConnectOptions): Promise<ConnectResult> {
         if (body.length < 256) body += chunk;
       });
       const finish = (): void => {
-        settle({ ok: false, outcome: `rejected.${status}`, detail: body.slice(0, 256), status, retryAfterMs, connectMs: performance.now() - started });
+        const detail = rejectionReason(body, res.headers['retry-after'] !== undefined);
+        settle({ ok: false, outcome: `rejected.${status}`, detail, status, retryAfterMs, connectMs: performance.now() - started });
         req.destroy();
       };
       res.once('end', finish);

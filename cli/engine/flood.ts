@@ -382,13 +382,15 @@ class FloodRun {
       rejectUnauthorized: o.insecure ? false : undefined,
     });
     this.opening--;
-    recordMs(this.connectH, r.connectMs);
     if (!r.ok) {
       c.state = 'ended';
       this.conns.delete(c);
       this.outcomes.add(r.outcome, r.detail);
       return;
     }
+    // Handshake time of connections that opened: a refusal's few microseconds would pull the
+    // percentiles down and make a closed port look fast.
+    recordMs(this.connectH, r.connectMs);
     const ws = r.ws;
     c.ws = ws;
     c.state = 'open';
@@ -614,6 +616,7 @@ class FloodRun {
       bytesIn: this.bytesIn - this.last.bytesIn,
       rttP50Ms: ms(this.intervalRtt, 50),
       rttP99Ms: ms(this.intervalRtt, 99),
+      rttCount: this.intervalRtt.totalCount,
       cpuCores,
     };
     this.intervalRtt.reset();

@@ -39,6 +39,7 @@ export function mergeResults(parts: RunResult[], opts: { sameProcess?: boolean }
     startedAt: parts.map((p) => p.startedAt).sort()[0]!,
     durationMs,
     shards: sum((r) => r.shards),
+    shard: undefined,
     connections: { attempts: sum((r) => r.connections.attempts), opened: sum((r) => r.connections.opened), peakOpen: sum((r) => r.connections.peakOpen) },
     outcomes: addMaps(parts.map((p) => p.outcomes)),
     outcomeDetails: details,
@@ -58,8 +59,11 @@ export function mergeResults(parts: RunResult[], opts: { sameProcess?: boolean }
       connect: mergeSummaries(parts.map((p) => p.latency.connect)),
     },
     saturation: {
-      verdict: reasons.length > 0 ? 'saturated' : 'ok',
+      verdict: sat.some((x) => x.verdict === 'saturated') ? 'saturated' : sat.some((x) => x.verdict === 'machine_busy') ? 'machine_busy' : 'ok',
       reasons,
+      cause: sat.find((x) => x.verdict === 'saturated')?.cause ?? sat.find((x) => x.cause)?.cause,
+      threadCpuCoresPeak: sat.some((x) => x.threadCpuCoresPeak !== undefined) ? Math.max(...sat.map((x) => x.threadCpuCoresPeak ?? 0)) : undefined,
+      machine: sat.find((x) => x.machine)?.machine,
       eventLoopP99Ms: Math.max(...sat.map((s) => s.eventLoopP99Ms)),
       eventLoopMaxMs: Math.max(...sat.map((s) => s.eventLoopMaxMs)),
       cpuCores: opts.sameProcess ? Math.max(...sat.map((s) => s.cpuCores)) : Math.round(sat.reduce((a, s) => a + s.cpuCores, 0) * 100) / 100,
@@ -100,6 +104,7 @@ function mergeSeries(all: SeriesPoint[][], sameProcess: boolean): SeriesPoint[] 
       m.cpuCores = sameProcess ? Math.max(m.cpuCores, p.cpuCores) : Math.round((m.cpuCores + p.cpuCores) * 100) / 100;
       m.rttP50Ms = Math.max(m.rttP50Ms, p.rttP50Ms);
       m.rttP99Ms = Math.max(m.rttP99Ms, p.rttP99Ms);
+      if (m.rttCount !== undefined || p.rttCount !== undefined) m.rttCount = (m.rttCount ?? 0) + (p.rttCount ?? 0);
       for (const [k, v] of Object.entries(p.outcomes)) m.outcomes[k] = (m.outcomes[k] ?? 0) + v;
     }
   }

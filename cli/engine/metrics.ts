@@ -53,20 +53,21 @@ export function isKnownMetric(name: string): boolean {
   return OUTCOME_FAMILIES.includes(family);
 }
 
+/**
+ * Metrics that are statistics over samples (latency percentiles, means, rates per attempt). With no
+ * samples they have no value: they are left out, so a threshold on them fails with "no data"
+ * instead of comparing a placeholder 0 (`p99_rtt_ms<50` used to pass a run that sent nothing).
+ */
 export function flattenMetrics(r: RunResult): Record<string, number> {
   const m: Record<string, number> = {};
   const rtt = r.latency.rtt;
+  if (rtt.count > 0) {
+    Object.assign(m, { p50_rtt_ms: rtt.p50, p90_rtt_ms: rtt.p90, p99_rtt_ms: rtt.p99, p999_rtt_ms: rtt.p999, max_rtt_ms: rtt.max, mean_rtt_ms: rtt.mean });
+  }
+  if (r.latency.rttUncorrected.count > 0) m.p99_rtt_uncorrected_ms = r.latency.rttUncorrected.p99;
+  const connect = r.latency.connect;
+  if (connect.count > 0) Object.assign(m, { p50_connect_ms: connect.p50, p99_connect_ms: connect.p99, max_connect_ms: connect.max });
   Object.assign(m, {
-    p50_rtt_ms: rtt.p50,
-    p90_rtt_ms: rtt.p90,
-    p99_rtt_ms: rtt.p99,
-    p999_rtt_ms: rtt.p999,
-    max_rtt_ms: rtt.max,
-    mean_rtt_ms: rtt.mean,
-    p99_rtt_uncorrected_ms: r.latency.rttUncorrected.p99,
-    p50_connect_ms: r.latency.connect.p50,
-    p99_connect_ms: r.latency.connect.p99,
-    max_connect_ms: r.latency.connect.max,
     attempts: r.connections.attempts,
     opened: r.connections.opened,
     peak_open: r.connections.peakOpen,
@@ -88,20 +89,24 @@ export function flattenMetrics(r: RunResult): Record<string, number> {
   }
   m.failures = failures;
   m.rejected = rejected;
-  m.error_rate = r.connections.attempts === 0 ? 0 : failures / r.connections.attempts;
+  if (r.connections.attempts > 0) m.error_rate = failures / r.connections.attempts;
   const s = r.storm;
   if (s) {
+    if (s.recover.count > 0) Object.assign(m, { recover_p50_ms: s.recover.p50, recover_p99_ms: s.recover.p99, recover_max_ms: s.recover.max });
     Object.assign(m, {
-      recover_p50_ms: s.recover.p50,
-      recover_p99_ms: s.recover.p99,
-      recover_max_ms: s.recover.max,
       recovered: s.recovered,
       gave_up: s.gaveUp,
-      attempts_per_client_mean: s.attemptsPerClient.mean,
-      attempts_per_client_max: s.attemptsPerClient.max,
       rejections_during_recovery: Object.values(s.rejectionsDuringRecovery).reduce((a, b) => a + b, 0),
     });
-    for (const [pct, ms] of Object.entries(s.timeToPercentMs)) m[`time_to_${pct}pct_ms`] = ms ?? Number.POSITIVE_INFINITY;
+    if (s.dropped > 0) {
+      Object.assign(m, { attempts_per_client_mean: s.attemptsPerClient.mean, attempts_per_client_max: s.attemptsPerClient.max });
+      for (const [pct, ms] of Object.entries(s.timeToPercentMs)) m[`time_to_${pct}pct_ms`] = ms ?? Number.POSITIVE_INFINITY;
+    }
   }
   return m;
+}
+
+/** A threshold that names rejections (`rejected`, `rejected.429`): the user asked for refusals. */
+export function asksForRejections(metric: string): boolean {
+  return metric === 'rejected' || metric.startsWith('rejected.');
 }

@@ -20,6 +20,8 @@ export interface SeriesPoint {
   bytesIn: number;
   rttP50Ms: number;
   rttP99Ms: number;
+  /** Round trips measured in this second; 0 means the p50/p99 above are placeholders (no data). */
+  rttCount?: number;
   cpuCores: number;
 }
 
@@ -34,8 +36,22 @@ export interface ThresholdResult {
 
 export interface Verdict {
   exitCode: number;
-  status: 'passed' | 'threshold_failed' | 'invalid_run';
+  /** `failed`: the run loaded nothing (no connection opened, or a storm held nothing at the drop). */
+  status: 'passed' | 'threshold_failed' | 'failed' | 'invalid_run';
   reasons: string[];
+}
+
+export interface RequestedLoad {
+  connections?: number;
+  arrivalRate?: number;
+  stages?: string;
+  /** Messages per second per connection. */
+  rate?: number;
+  sizeBytes?: number;
+  durationSec: number;
+  workers?: number;
+  /** storm: when and how much was dropped, and the reconnect policy. */
+  drop?: string;
 }
 
 export interface RunResult {
@@ -48,6 +64,15 @@ export interface RunResult {
   config: Record<string, unknown>;
   /** How many result files/workers were merged into this one. */
   shards: number;
+  /**
+   * Identifies one run: `wsguard report` merges only results with the same id. The shards of a
+   * `--shard i/n` run share it (`--run-id`, or derived from the command line without --shard).
+   */
+  runId?: string;
+  /** `--shard i/n` this result is (1-based); absent for a whole run. */
+  shard?: { index: number; count: number };
+  /** The load the user asked for, for reports (the config holds this share's part of it). */
+  requested?: RequestedLoad;
   connections: { attempts: number; opened: number; peakOpen: number };
   outcomes: Record<string, number>;
   outcomeDetails: Record<string, Record<string, number>>;

@@ -181,11 +181,12 @@ export async function runStorm(o: StormOptions, hooks: StormHooks = {}): Promise
     }
     const r = await connect({ url: h.url, headers: h.headers, protocols: h.protocols, origin: o.origin, handshakeTimeoutMs: o.handshakeTimeoutMs, localAddress: o.sourceIps?.[c.id % o.sourceIps.length], rejectUnauthorized: o.insecure ? false : undefined });
     connecting--;
-    recordMs(connectH, r.connectMs);
     if (!r.ok) {
       failed(c, r.outcome, r.detail, r.retryAfterMs);
       return;
     }
+    // Only handshakes that opened: refusals would make a closed port look fast.
+    recordMs(connectH, r.connectMs);
     opened++;
     open++;
     peakOpen = Math.max(peakOpen, open);

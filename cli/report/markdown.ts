@@ -1,6 +1,5 @@
-import { describeOutcome } from '../engine/outcomes.ts';
 import type { RunResult } from '../engine/result.ts';
-import { fmtBytes, fmtNum } from './format.ts';
+import { fmtBytes, fmtNum, outcomeRows, requestedLine } from './format.ts';
 
 function mdTable(rows: string[][]): string {
   const [head, ...body] = rows;
@@ -13,10 +12,11 @@ export function renderMarkdown(r: RunResult): string {
   out.push(`## wsguard ${r.kind}: \`${r.target}\``);
   out.push('');
   out.push(`${r.startedAt}, ${(r.durationMs / 1000).toFixed(1)} s${r.shards > 1 ? `, ${r.shards} shards merged` : ''}.`);
+  if (r.requested) out.push('', requestedLine(r).replace(/^requested:/, '**Requested:**'));
   if (r.verdict) out.push('', `**Verdict: ${r.verdict.status} (exit ${r.verdict.exitCode})**`, ...r.verdict.reasons.map((x) => `- ${x}`));
   out.push('', '### Connections', '', mdTable([['attempts', 'opened', 'peak open'], [fmtNum(r.connections.attempts), fmtNum(r.connections.opened), fmtNum(r.connections.peakOpen)]]));
-  const outcomes = Object.entries(r.outcomes).sort(([, a], [, b]) => b - a);
-  if (outcomes.length > 0) out.push('', '### Outcomes', '', mdTable([['outcome', 'count', 'meaning'], ...outcomes.map(([k, v]) => [`\`${k}\``, fmtNum(v), describeOutcome(k)])]));
+  const outcomes = outcomeRows(r);
+  if (outcomes.length > 0) out.push('', '### Outcomes', '', mdTable([['outcome', 'count', 'meaning'], ...outcomes.map((o) => [o.sub ? `↳ ${o.key.trim()}` : `\`${o.key}\``, fmtNum(o.count), o.meaning])]));
   const m = r.messages;
   if (r.kind === 'flood') {
     out.push('', '### Messages', '', mdTable([['sent', 'received', 'lost', 'unmatched', 'out/s', 'in/s', 'bytes out', 'bytes in'], [m.sent, m.received, m.lost, m.unmatched, m.ratePerSecOut, m.ratePerSecIn].map(fmtNum).concat([fmtBytes(m.bytesOut), fmtBytes(m.bytesIn)])]));
@@ -31,6 +31,7 @@ export function renderMarkdown(r: RunResult): string {
   }
   const sat = r.saturation;
   out.push('', '### Generator', '', `${sat.verdict}: event-loop p99 ${sat.eventLoopP99Ms} ms, send lag p99 ${sat.sendLagP99Ms} ms, CPU ${sat.cpuCores} cores (peak ${sat.cpuCoresPeak}).`);
+  if (sat.cause) out.push(`- ${sat.cause}`);
   for (const x of sat.reasons) out.push(`- ${x}`);
   if (r.thresholds && r.thresholds.length > 0) out.push('', '### Thresholds', '', mdTable([['threshold', 'actual', 'result'], ...r.thresholds.map((t) => [`\`${t.expr}\``, fmtNum(t.actual), t.ok ? 'pass' : '**FAIL**'])]));
   return out.join('\n') + '\n';

@@ -1,6 +1,5 @@
-import { describeOutcome } from '../engine/outcomes.ts';
 import type { RunResult } from '../engine/result.ts';
-import { fmtBytes, fmtNum, table } from './format.ts';
+import { fmtBytes, fmtNum, outcomeRows, requestedLine, table } from './format.ts';
 
 /** The end-of-run summary printed to the terminal (and by `wsguard report --format text`). */
 export function renderTerminal(r: RunResult): string {
@@ -8,15 +7,16 @@ export function renderTerminal(r: RunResult): string {
   const secs = (r.durationMs / 1000).toFixed(1);
   const workers = typeof r.config.workers === 'number' ? r.config.workers : 0;
   out.push(`wsguard ${r.kind} ${r.target}  ${secs}s${workers > 1 ? `  (${workers} worker threads)` : r.shards > 1 ? `  (${r.shards} shards merged)` : ''}`);
+  if (r.requested) out.push(requestedLine(r));
   out.push('');
   out.push(table([
     ['connections', 'attempts', 'opened', 'peak open'],
     ['', fmtNum(r.connections.attempts), fmtNum(r.connections.opened), fmtNum(r.connections.peakOpen)],
   ]));
   out.push('');
-  const outcomeRows = Object.entries(r.outcomes).sort(([, a], [, b]) => b - a);
-  if (outcomeRows.length > 0) {
-    out.push(table([['outcome', 'count', 'meaning'], ...outcomeRows.map(([k, v]) => [k, fmtNum(v), describeOutcome(k)])]));
+  const rows = outcomeRows(r);
+  if (rows.length > 0) {
+    out.push(table([['outcome', 'count', 'meaning'], ...rows.map((o) => [o.key, fmtNum(o.count), o.meaning])]));
     out.push('');
   }
   const m = r.messages;
@@ -47,6 +47,7 @@ export function renderTerminal(r: RunResult): string {
   out.push('');
   const sat = r.saturation;
   out.push(`generator: ${sat.verdict}; event-loop p99 ${sat.eventLoopP99Ms} ms, send lag p99 ${sat.sendLagP99Ms} ms, CPU ${sat.cpuCores} cores (peak ${sat.cpuCoresPeak}), fds peak ${sat.fdPeak ?? 'n/a'}/${sat.fdLimit ?? 'n/a'}`);
+  if (sat.cause) out.push(`  ! ${sat.cause}`);
   for (const reason of sat.reasons) out.push(`  ! ${reason}`);
   for (const c of r.preflight.filter((p) => !p.ok)) out.push(`  ! pre-flight ${c.name}: ${c.message}`);
   if (r.aborted) out.push(`  ! stopped early at ${r.aborted.atSec}s: ${r.aborted.reason}`);

@@ -64,6 +64,8 @@ describe('wsguard probe against wsguard serve', () => {
         '--expect-metric',
         'wsguard_messages_rate_limited_total{action="close"}>=1',
         ...AUTH,
+        '--audience',
+        'app',
         '--settle',
         '150',
       ],
@@ -100,5 +102,12 @@ describe('wsguard flood against wsguard serve', () => {
       floodOptions(`${gw.base}/ws/flood`, { connections: 3, msgRate: 30, durationSec: 1.5, expectEcho: true, origin: 'https://app.example', auth: { jwt } }),
     );
     expect(result.outcomes['closed.4129']).toBe(3);
+  });
+
+  it('--token-in query puts the token where wsguard serve reads it (auth.queryParam default)', async () => {
+    const r = await runCli(['flood', `${gw.base}/ws/flood`, '-c', '2', '-d', '0.5s', '--token-in', 'query', '--origin', 'https://app.example', ...AUTH, '--threshold', 'opened==2', '--max-event-loop-p99', '1000', '--max-send-lag', '1000']);
+    expect(r.stdout).not.toContain('rejected.401');
+    expect(r.stdout).toContain('verdict: passed (exit 0)');
+    expect(r.code).toBe(0);
   });
 });

@@ -18,6 +18,8 @@ export interface CheckSpec {
   burst?: number;
   headers?: Record<string, string>;
   token?: string;
+  /** auth_wrong_aud: the audience the target requires (the check signs a different one). */
+  audience?: string;
 }
 
 export type CheckType = 'connect' | 'conn_limit' | 'message_rate' | 'auth_missing' | 'auth_expired' | 'auth_wrong_aud' | 'auth_alg_none' | 'origin' | 'oversize';
@@ -130,10 +132,10 @@ const RUNNERS: Readonly<Record<CheckType, Runner>> = {
     return single(ctx, { auth: withToken(ctx.target.auth, token) });
   },
 
-  auth_wrong_aud: async (_c, ctx) => {
+  auth_wrong_aud: async (c, ctx) => {
     const jwt = needJwt(ctx, 'auth_wrong_aud');
     const claims = JSON.parse((jwt.claimsTemplate ?? '{"sub":"user-{{i}}"}').replaceAll('{{i}}', '0')) as Record<string, unknown>;
-    claims.aud = 'wsguard-probe-wrong-audience';
+    claims.aud = c.audience === 'wsguard-probe-wrong-audience' ? 'wsguard-probe-other-audience' : 'wsguard-probe-wrong-audience';
     const token = await createJwtMinter({ ...jwt, claimsTemplate: JSON.stringify(claims) })(0);
     return single(ctx, { auth: withToken(ctx.target.auth, token) });
   },

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -32,6 +33,7 @@ const CheckSchema = z.object({
   origin: z.string().optional(),
   headers: z.record(z.string(), z.string()).optional(),
   token: z.string().optional(),
+  audience: z.string().optional(),
 });
 
 export const SuiteSchema = z.object({
@@ -79,7 +81,7 @@ export function loadSuiteFile(path: string): { suite: Suite; target?: string } {
 }
 
 /** The generic suite, from flags: each limit the user names gets its check. */
-export function builtinSuite(o: { connLimit?: number; msgLimit?: number; auth?: boolean; jwt?: boolean; badOrigin?: string; maxSize?: number }): Suite {
+export function builtinSuite(o: { connLimit?: number; msgLimit?: number; auth?: boolean; jwt?: boolean; audience?: string; badOrigin?: string; maxSize?: number }): Suite {
   const checks: CheckSpec[] = [{ name: 'a valid client connects', type: 'connect', expect: DEFAULT_EXPECT.connect }];
   const add = (name: string, type: CheckType, extra: Partial<CheckSpec> = {}): void => {
     checks.push({ name, type, expect: DEFAULT_EXPECT[type], ...extra });
@@ -89,10 +91,9 @@ export function builtinSuite(o: { connLimit?: number; msgLimit?: number; auth?: 
   if (o.auth) {
     add('no token → 401', 'auth_missing');
     add('alg=none token → 401', 'auth_alg_none');
-    if (o.jwt) {
-      add('expired token → 401', 'auth_expired');
-      add('wrong audience → 401', 'auth_wrong_aud');
-    }
+    if (o.jwt) add('expired token → 401', 'auth_expired');
+    // Only a target that checks an audience can refuse a wrong one: the user names it.
+    if (o.jwt && o.audience !== undefined) add('wrong audience → 401', 'auth_wrong_aud', { audience: o.audience });
   }
   if (o.badOrigin !== undefined) add(`Origin ${o.badOrigin} → 403`, 'origin', { origin: o.badOrigin });
   if (o.maxSize !== undefined) add(`a ${o.maxSize + 1}-byte message → 1009`, 'oversize', { bytes: o.maxSize + 1 });
@@ -107,8 +108,40 @@ export interface MetricResult {
   ok: boolean;
 }
 
+/** Checks that sign tokens: they need --jwt-alg and its key. */
+export const CHECKS_NEEDING_JWT: readonly CheckType[] = ['auth_expired', 'auth_wrong_aud'];
+
+/**
+ * Refuses, before any check runs, a suite that cannot run: a check that needs a token without the
+ * signing settings, or `--skip` naming no check. Returns the suite without the skipped checks.
+ */
+export function prepareSuite(suite: Suite, o: { jwt: boolean; skip?: string[] }): { suite: Suite; skipped: CheckSpec[] } {
+  const skip = new Set(o.skip ?? []);
+  for (const name of skip) {
+    if (!suite.checks.some((c) => c.name === name || c.type === name)) {
+      throw new CliError('usage', `--skip ${name}: no such check; the checks are: ${suite.checks.map((c) => `'${c.name}' (${c.type})`).join(', ')}`);
+    }
+  }
+  const skipped = suite.checks.filter((c) => skip.has(c.name) || skip.has(c.type));
+  const checks = suite.checks.filter((c) => !skipped.includes(c));
+  if (!o.jwt) {
+    const needy = checks.filter((c) => CHECKS_NEEDING_JWT.includes(c.type));
+    if (needy.length > 0) {
+      throw new CliError('usage', `check ${needy.map((c) => `'${c.name}'`).join(', ')} needs a signed token: give --jwt-alg with --jwt-secret or --jwt-key-file, or --skip it`);
+    }
+  }
+  return { suite: { ...suite, checks }, skipped };
+}
+
 export interface ProbeReport {
+  kind: 'probe';
+  version: 1;
+  /** Identifies the run; `wsguard report` reads it. */
+  runId: string;
+  startedAt: string;
   target: string;
+  /** Checks the user skipped by name (`--skip`). */
+  skipped?: string[];
   checks: CheckResult[];
   metrics: MetricResult[];
   /** Why the metric checks could not run, if they could not. */
@@ -138,6 +171,7 @@ function deltaOk(delta: number, expr: string): boolean {
 /** Runs checks one after another: parallel checks would trip each other's limits. */
 export async function runSuite(suite: Suite, target: ProbeTarget, jwt?: JwtSpec, onResult?: (r: CheckResult) => void): Promise<ProbeReport> {
   const ctx = { target, jwt };
+  const startedAt = new Date().toISOString();
   let before: Awaited<ReturnType<typeof scrape>> | undefined;
   let metricsError: string | undefined;
   if (suite.metrics) {
@@ -168,7 +202,7 @@ export async function runSuite(suite: Suite, target: ProbeTarget, jwt?: JwtSpec,
     }
   }
   const ok = checks.every((c) => c.ok) && metrics.every((m) => m.ok) && metricsError === undefined;
-  return { target: target.url, checks, metrics, metricsError, ok };
+  return { kind: 'probe', version: 1, runId: randomUUID(), startedAt, target: target.url, checks, metrics, metricsError, ok };
 }
 
 export type { AuthOptions };

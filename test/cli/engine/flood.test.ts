@@ -188,7 +188,8 @@ describe('runFlood', () => {
     expect(r.messages.sent).toBeGreaterThan(0);
     expect(r.messages.sent).toBeLessThan(900);
     expect(r.messages.received).toBe(0);
-    expect(r.saturation.reasons.filter((x) => !x.startsWith('event-loop'))).toEqual([]);
+    // Not blamed on the generator: no verdict of its own saturation (a busy machine may still show late sends).
+    expect(r.saturation.verdict, r.saturation.reasons.join('; ')).not.toBe('saturated');
   });
 
   it('refuses a run above a safety cap before sending anything', async () => {

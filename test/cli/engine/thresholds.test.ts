@@ -54,4 +54,27 @@ describe('thresholds', () => {
     const killed = result({ aborted: { reason: 'kill switch: too many', atSec: 2 } });
     expect(decideVerdict(killed, []).exitCode).toBe(1);
   });
+
+  it('a threshold over a metric with no samples fails and says "no data"', () => {
+    const empty = summarize(createHistogram());
+    const r = result({ latency: { rtt: empty, rttUncorrected: empty, connect: empty }, messages: { ...result().messages, sent: 0, received: 0 } });
+    const res = evaluateThresholds(r, ['p99_rtt_ms<50', 'p50_connect_ms<50', 'messages_sent==0'].map(parseThreshold));
+    expect(res.map((t) => [t.ok, t.actual])).toEqual([[false, null], [false, null], [true, 0]]);
+    const v = decideVerdict(r, res);
+    expect(v.exitCode).toBe(1);
+    expect(v.reasons).toContain('threshold failed: p99_rtt_ms<50 (no data: nothing was measured)');
+  });
+
+  it('a storm that held nothing at the drop is a failed run, unless rejections were asked for', () => {
+    const storm = {
+      held: 0, dropped: 0, dropMode: 'reset' as const, dropAtSec: 1, policy: 'immediate', recover: summarize(createHistogram()), timeToPercentMs: { '100': 0 },
+      recovered: 0, gaveUp: 0, attemptsPerClient: { mean: 0, max: 0, histogram: {} }, rejectionsDuringRecovery: {}, delaysMs: summarize(createHistogram()), retryAfterHonoured: 0,
+    };
+    // Connections opened and closed again before the drop: nothing was there to drop.
+    const r = result({ kind: 'storm', storm, connections: { attempts: 1681, opened: 4, peakOpen: 1 } });
+    const v = decideVerdict(r, []);
+    expect(v).toMatchObject({ exitCode: 1, status: 'failed' });
+    expect(v.reasons[0]).toContain('no connection was held when the drop came');
+    expect(decideVerdict(r, evaluateThresholds(r, [parseThreshold('rejected>=0')])).exitCode).toBe(0);
+  });
 });

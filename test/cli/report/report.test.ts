@@ -22,7 +22,8 @@ beforeAll(async () => {
   echo = await uwsEcho();
   const base = floodOptions(echo.url, { connections: 5, msgRate: 20, durationSec: 1.2 });
   // Two shards side by side, as two machines running --shard 1/2 and --shard 2/2 would.
-  shards = await Promise.all([0, 1].map((i) => runFlood(splitShare(base, i, 2))));
+  // Marked as the CLI marks them: one run id, shard i of 2.
+  shards = (await Promise.all([0, 1].map((i) => runFlood(splitShare(base, i, 2))))).map((r, i) => ({ ...r, runId: 'run-a', shard: { index: i + 1, count: 2 } }));
 });
 afterAll(async () => {
   await echo.close();
@@ -65,11 +66,45 @@ describe('report', () => {
     const html = join(dir, 'r.html');
     const fail = await runCli(['report', ...files, '-f', 'html', '-o', html, '--threshold', 'attempts>5']);
     expect(fail.code).toBe(1);
+    expect(fail.stdout).toMatch(new RegExp(`^wrote html report to ${html.replaceAll('.', '\\.')} \\(\\d+(\\.\\d)? KiB\\)$`, 'm'));
     expect(readFileSync(html, 'utf8')).toContain('<svg');
     expect(readFileSync(html, 'utf8')).toContain('2 shards merged');
     writeFileSync(join(dir, 'junk.json'), '{"hello":1}');
     const bad = await runCli(['report', join(dir, 'junk.json')]);
     expect(bad.code).toBe(3);
     expect(bad.stderr).toContain('not a wsguard result');
+  });
+
+  it('refuses (exit 3) to merge results that are not the shards of one run', async () => {
+    const write = (name: string, r: RunResult): string => {
+      const f = join(dir, name);
+      writeFileSync(f, JSON.stringify(r));
+      return f;
+    };
+    const a = write('a.json', shards[0]!);
+    const otherTarget = write('other-target.json', { ...shards[1]!, target: 'ws://127.0.0.1:9/elsewhere' });
+    const otherRun = write('other-run.json', { ...shards[1]!, runId: 'run-b' });
+    const same = write('same.json', shards[0]!);
+    const whole = write('whole.json', { ...shards[1]!, shard: undefined });
+    for (const [f, msg] of [[otherTarget, 'is not from the same run'], [otherRun, 'is not from the same run'], [same, 'are the same shard'], [whole, 'is a whole run, not a shard']] as const) {
+      const r = await runCli(['report', a, f]);
+      expect(r.stderr).toContain(msg);
+      expect(r.code).toBe(3);
+    }
+  });
+
+  it('renders a probe result (terminal, Markdown, HTML) instead of refusing it', async () => {
+    const json = join(dir, 'probe.json');
+    const probe = await runCli(['probe', echo.url, '--settle', '50', '--json', json]);
+    expect(probe.code).toBe(0);
+    const text = await runCli(['report', json]);
+    expect(text.stdout).toContain('PASS  a valid client connects: observed opened');
+    expect(text.stdout).toContain('verdict: passed (exit 0)');
+    expect(text.code).toBe(0);
+    const md = await runCli(['report', json, '-f', 'md']);
+    expect(md.stdout).toContain('| a valid client connects | pass | `opened` |');
+    const html = await runCli(['report', json, '-f', 'html']);
+    expect(html.stdout).toContain('<div class="verdict verdict-passed" data-exit="0">Verdict: passed (exit 0)');
+    expect(html.stdout).toContain('<td>a valid client connects</td>');
   });
 });
