@@ -1,8 +1,8 @@
 import pino, { type Logger } from 'pino';
 import { createTokenVerifier, type TokenVerifier } from './auth/token-verifier.ts';
-import { parseConfig } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { configWarnings } from './config/warnings.ts';
+import { demoConfig } from './demo/demo-config.ts';
 import { startDemoUpstream, type DemoUpstream } from './demo/demo-upstream.ts';
 import { startGateway, type Gateway } from './gateway/gateway.ts';
 import { MemoryLimitStore } from './limits/memory-store.ts';
@@ -15,7 +15,7 @@ import { startTelemetry, type Telemetry } from './telemetry/start.ts';
 export interface Server {
   config: Config;
   gateway: Gateway;
-  /** The built-in demo upstream, when no route was configured. */
+  /** The built-in demo upstream (StartOptions.demo). */
   demo: DemoUpstream | null;
   verifier: TokenVerifier | null;
   /** Metrics, traces, logs and the admin listener; null when the caller passed its own observer. */
@@ -29,14 +29,8 @@ export interface StartOptions {
   observer?: GatewayObserver;
   logger?: Logger;
   store?: LimitStore;
-}
-
-/** With no route configured, wsguard fronts its own demo upstream and admits anonymous clients. */
-function withDemoRoute(config: Config, demoPort: number): Config {
-  return parseConfig({
-    ...config,
-    routes: [{ path: '/ws/', upstream: `ws://127.0.0.1:${demoPort}/ws/`, allowAnonymous: true }],
-  });
+  /** Front the built-in demo upstream (`serve --demo`, `npm start`) instead of configured routes. */
+  demo?: boolean;
 }
 
 /** load config → start telemetry → start gateway; signals are the CLI's business (cli/commands/serve.ts). */
@@ -64,8 +58,14 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
   const observer = options.observer ?? telemetry?.observer ?? createNoopObserver();
   // The operator's config, not the demo route added below (that one is loopback-only by design).
   for (const warning of configWarnings(input)) logger.warn({ event: 'config_warning' }, warning);
-  const demo = input.routes.length === 0 ? await startDemoUpstream() : null;
-  const config = demo ? withDemoRoute(input, demo.port) : input;
+  if (!options.demo && input.routes.length === 0) {
+    fds.stop();
+    await telemetry?.close();
+    // Silently fronting the demo (which admits anyone) was the old behaviour of a config that lost its routes.
+    throw new Error('no routes configured: add routes (a config file, WSGUARD_ROUTES or --route PATH=URL), or run --demo for the built-in demo');
+  }
+  const demo = options.demo ? await startDemoUpstream() : null;
+  const config = demo ? demoConfig(input, demo.port) : input;
   const hasKeys = Boolean(config.auth.secret || config.auth.publicKeys.length || config.auth.jwksUrl);
   try {
     verifier = hasKeys

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import WebSocket from 'ws';
 import { ConfigError, loadConfig } from '../../src/config/load.ts';
+import { DEMO_SECRET } from '../../src/demo/demo-config.ts';
 import { startServer, type Server } from '../../src/main.ts';
 import { EXIT_USAGE } from '../exit-codes.ts';
 
@@ -59,6 +60,9 @@ function banner(server: Server): string {
       `  echo:      ${base}/ws/echo/`,
       `  broadcast: ${base}/ws/room/`,
       `  try:       node -e "const W=require('ws');const w=new W('${base}/ws/echo/');w.on('open',()=>w.send('hi'));w.on('message',m=>{console.log(String(m));w.close()})"`,
+      `  JWT required: ${base}/ws/private/echo/  (HS256${server.config.auth.secret === DEMO_SECRET ? `, demo secret: export JWT_SECRET=${DEMO_SECRET}` : ', your auth keys'})`,
+      `  demo limits: ${server.config.limits.concurrent.max} connections and ${server.config.limits.attempts.max} attempts an hour per IP, ` +
+        `${server.config.messages.rate.perMinute} messages a minute per connection; origins ${server.config.origins.allowed.join(', ')}`,
     );
   } else {
     for (const r of server.config.routes) lines.push(`  ${base}${r.path} → ${r.upstream}`);
@@ -96,10 +100,9 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       if (args.host !== undefined) overrides.push(['server.host', args.host]);
       if (args.port !== undefined) overrides.push(['server.port', args.port]);
       if (args.route.length) overrides.push(['routes', args.route.map(parseRoute)]);
-      if (args.demo) overrides.push(['routes', []]);
       overrides.push(...args.set.map(parseSet));
       const config = loadConfig({ file: args.config, env: process.env, overrides });
-      server = await startServer(config);
+      server = await startServer(config, { demo: args.demo });
     } catch (err) {
       process.stderr.write(`wsguard serve: ${(err as Error).message}\n`);
       process.exit(EXIT_USAGE);

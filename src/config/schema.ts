@@ -135,7 +135,7 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    routes: z.array(routeSchema).default([]).describe('Public path prefixes and their upstreams. Empty: the built-in demo upstream.'),
+    routes: z.array(routeSchema).default([]).describe('Public path prefixes and their upstreams. At least one is required; `serve --demo` fronts the built-in demo upstream instead.'),
     origins: z
       .object({
         allowed: z

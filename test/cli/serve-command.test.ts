@@ -90,6 +90,13 @@ describe('wsguard serve', () => {
     for (const s of sockets) s.terminate();
   });
 
+  it('refuses a configuration with no route unless --demo is given (it used to front the demo, admitting anyone)', () => {
+    const r = spawnSync(process.execPath, [BIN, 'serve', '--port', '0', '--set', 'telemetry.admin.port=0'], { encoding: 'utf8', timeout: 15_000 });
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(/no routes configured: .*--route PATH=URL.*--demo/);
+    expect(r.stdout).not.toContain('listening');
+  });
+
   it('refuses a bad configuration with exit code 3 and names the option', () => {
     const r = spawnSync(process.execPath, [BIN, 'serve', '--set', 'limits.concurrent.max=-2', '--port', '0'], { encoding: 'utf8', timeout: 15_000 });
     expect(r.status).toBe(3);
