@@ -27,7 +27,8 @@ export const configCommand: CommandModule = {
         return;
       }
       if (!file) throw new ConfigError(['config check needs a FILE'], 'arguments');
-      const warnings = configWarnings(loadConfig({ file }));
+      // The same merged configuration `serve` would run: the file, then WSGUARD_* variables.
+      const warnings = configWarnings(loadConfig({ file, env: process.env }));
       for (const w of warnings) process.stdout.write(`warning: ${w}\n`);
       process.stdout.write(`${file}: ok${warnings.length ? ` (${warnings.length} warning${warnings.length > 1 ? 's' : ''})` : ''}\n`);
     } catch (err) {

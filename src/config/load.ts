@@ -18,8 +18,8 @@ type Tree = Record<string, unknown>;
 const ENV_PREFIX = 'WSGUARD_';
 
 /** WSGUARD_LIMITS__CONCURRENT__MAX=8 → limits.concurrent.max (segments in UPPER_SNAKE → camelCase). */
-export function envOverrides(env: NodeJS.ProcessEnv): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
+export function envOverrides(env: NodeJS.ProcessEnv): Array<[path: string, value: string, name: string]> {
+  const out: Array<[string, string, string]> = [];
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
     const path = name
@@ -27,13 +27,81 @@ export function envOverrides(env: NodeJS.ProcessEnv): Array<[string, string]> {
       .split('__')
       .map((seg) => seg.toLowerCase().replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase()))
       .join('.');
-    out.push([path, value]);
+    out.push([path, value, name]);
   }
   return out;
 }
 
-/** A scalar from an env var or a --set flag: JSON when it parses (numbers, booleans, arrays), else the string. */
-function parseScalar(value: string): unknown {
+// ------------------------------------------------------------------ the schema, walked by option path
+
+type AnySchema = { _zod: { def: { type: string; innerType?: AnySchema; in?: AnySchema; element?: AnySchema; valueType?: AnySchema } }; shape?: Record<string, AnySchema> };
+
+/** Strips defaults, optionals and the like down to the schema that says what the value is. */
+function unwrap(schema: AnySchema): AnySchema {
+  let s = schema;
+  for (;;) {
+    const def = s._zod.def;
+    if (def.innerType && ['default', 'prefault', 'optional', 'nullable', 'readonly', 'catch'].includes(def.type)) s = def.innerType;
+    else if (def.type === 'pipe' && def.in) s = def.in;
+    else return s;
+  }
+}
+
+/** The schema of the option at `path` (`limits.concurrent.max`, `routes.0.path`), or null if there is none. */
+function schemaAt(path: readonly string[]): AnySchema | null {
+  let s: AnySchema | null = unwrap(configSchema as unknown as AnySchema);
+  for (const key of path) {
+    if (!s) return null;
+    const def = s._zod.def;
+    if (def.type === 'object') s = s.shape?.[key] ? unwrap(s.shape[key]!) : null;
+    else if (def.type === 'array' && def.element && /^\d+$/.test(key)) s = unwrap(def.element);
+    else if (def.type === 'record' && def.valueType) s = unwrap(def.valueType);
+    else return null;
+  }
+  return s;
+}
+
+/** Known option names beside an unknown one, for "did you mean". */
+function knownKeysAt(path: readonly string[]): string[] {
+  const s = schemaAt(path);
+  return s?._zod.def.type === 'object' ? Object.keys(s.shape ?? {}) : [];
+}
+
+/** Edits between two names, a swap of neighbours counting as one (optimal string alignment): `prot` → `port` is 1. */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The closest known option to a misspelt one (at most a third of its letters off), if any. */
+export function didYouMean(unknown: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(1, Math.floor(unknown.length / 3)) + 1;
+  for (const k of known) {
+    const d = editDistance(unknown.toLowerCase(), k.toLowerCase());
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/**
+ * A scalar from an env var or a --set flag: JSON when it parses (numbers, booleans, arrays), else
+ * the string. An option whose schema is a string keeps the text as it is, so an all-digit secret or
+ * `server.host=0` stays a string rather than becoming a number that then fails validation.
+ */
+function parseScalar(value: string, path?: string): unknown {
+  if (path !== undefined && schemaAt(path.split('.'))?._zod.def.type === 'string') return value;
   try {
     return JSON.parse(value);
   } catch {
@@ -73,13 +141,36 @@ function readFile(file: string): Tree {
   return parsed as Tree;
 }
 
-function formatIssues(issues: z.core.$ZodIssue[]): string[] {
-  return issues.map((issue) => {
+/** Where a value came from, by option path: the WSGUARD_* variable that set it (file and flag values are named by path alone). */
+type Provenance = Map<string, string>;
+
+/**
+ * The env var behind `path`, as a message prefix: one that set this option, an option above it
+ * (a value error deep inside what it set), or one below it (an unknown option it created).
+ */
+function origin(provenance: Provenance, path: string): string {
+  for (let p = path; p; p = p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : '') {
+    const from = provenance.get(p);
+    if (from) return `${from}: `;
+  }
+  for (const [p, from] of provenance) if (p.startsWith(`${path}.`)) return `${from}: `;
+  return '';
+}
+
+function formatIssues(issues: z.core.$ZodIssue[], provenance: Provenance = new Map()): string[] {
+  return issues.flatMap((issue) => {
     const where = issue.path.length ? issue.path.join('.') : '(top level)';
     if (issue.code === 'unrecognized_keys') {
-      return `${where === '(top level)' ? '' : `${where}.`}${issue.keys.join(', ')}: unknown option`;
+      const parent = issue.path.map(String);
+      const known = knownKeysAt(parent);
+      return issue.keys.map((key) => {
+        const full = [...parent, key].join('.');
+        const hint = didYouMean(key, known);
+        const suggestion = hint ? `; did you mean ${[...parent, hint].join('.')}?` : '';
+        return `${origin(provenance, full)}unknown option ${full}${suggestion}`;
+      });
     }
-    return `${where}: ${issue.message}`;
+    return [`${origin(provenance, where)}${where}: ${issue.message}`];
   });
 }
 
@@ -92,9 +183,9 @@ function deepFreeze<T>(value: T): T {
 }
 
 /** Validates a raw tree once and freezes the result. */
-export function parseConfig(raw: unknown, source = 'config'): Config {
+export function parseConfig(raw: unknown, source = 'config', provenance?: Provenance): Config {
   const result = configSchema.safeParse(raw);
-  if (!result.success) throw new ConfigError(formatIssues(result.error.issues), source);
+  if (!result.success) throw new ConfigError(formatIssues(result.error.issues, provenance), source);
   const config = result.data;
   const problems = crossChecks(config);
   if (problems.length) throw new ConfigError(problems, source);
@@ -148,10 +239,15 @@ export interface LoadOptions {
 /** File, then WSGUARD_* env vars, then flags; validated once. */
 export function loadConfig(options: LoadOptions = {}): Config {
   const tree: Tree = options.file ? readFile(options.file) : {};
-  for (const [path, value] of envOverrides(options.env ?? {})) setPath(tree, path, parseScalar(value));
+  const provenance: Provenance = new Map();
+  for (const [path, value, name] of envOverrides(options.env ?? {})) {
+    setPath(tree, path, parseScalar(value, path));
+    provenance.set(path, name);
+  }
   for (const [path, value] of options.overrides ?? []) {
-    setPath(tree, path, typeof value === 'string' ? parseScalar(value) : value);
+    setPath(tree, path, typeof value === 'string' ? parseScalar(value, path) : value);
+    provenance.delete(path);
   }
   const source = [options.file, options.env && 'env', options.overrides?.length && 'flags'].filter(Boolean).join(' + ') || 'defaults';
-  return parseConfig(tree, source);
+  return parseConfig(tree, source, provenance);
 }

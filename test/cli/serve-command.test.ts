@@ -117,6 +117,16 @@ describe('wsguard config check', () => {
     const ko = spawnSync(process.execPath, [BIN, 'config', 'check', bad], { encoding: 'utf8', timeout: 15_000 });
     expect(ko.status).toBe(3);
     expect(ko.stderr).toContain('limits.concurrent.max');
-    expect(ko.stderr).toContain('server.prot: unknown option');
+    expect(ko.stderr).toContain('unknown option server.prot; did you mean server.port?');
+  });
+
+  it('config check validates the file merged with WSGUARD_* variables, as serve does, naming the variable', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wsguard-env-'));
+    const good = join(dir, 'good.yaml');
+    writeFileSync(good, 'routes:\n  - path: /ws/\n    upstream: ws://127.0.0.1:8000/ws/\n    allowAnonymous: true\n');
+    const env = { ...process.env, WSGUARD_LIMITS__CONCURENT__MAX: '8' };
+    const check = spawnSync(process.execPath, [BIN, 'config', 'check', good], { encoding: 'utf8', timeout: 15_000, env });
+    expect(check.status).toBe(3);
+    expect(check.stderr).toContain('WSGUARD_LIMITS__CONCURENT__MAX: unknown option limits.concurent; did you mean limits.concurrent?');
   });
 });

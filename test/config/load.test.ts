@@ -51,7 +51,7 @@ describe('validation', () => {
       'routes.0.upstream',
       'origins.allowed.0',
       'auth.secret',
-      'bogus: unknown option',
+      'unknown option bogus',
     ]) {
       expect(text).toContain(option);
     }
@@ -84,6 +84,24 @@ describe('sources', () => {
     const c = loadConfig({ file, env: { WSGUARD_ORIGINS__ALLOWED: '["https://a.example"]', WSGUARD_AUTH__SECRET: 'x'.repeat(40) } });
     expect(c.origins).toMatchObject({ allowMissing: false, allowed: ['https://a.example'] });
     expect(c.auth.secret).toBe('x'.repeat(40));
+  });
+
+  it('names the WSGUARD_* variable behind a bad or unknown option, and suggests the option meant', () => {
+    const p = problems(() =>
+      loadConfig({ env: { WSGUARD_LIMITS__CONCURENT__MAX: '8', WSGUARD_SERVER__PORT: '"eighty"', WSGUARD_ROUTES: '[]' } }),
+    );
+    expect(p).toContain('WSGUARD_LIMITS__CONCURENT__MAX: unknown option limits.concurent; did you mean limits.concurrent?');
+    expect(p.find((m) => m.includes('server.port'))).toMatch(/^WSGUARD_SERVER__PORT: server\.port: /);
+    // No suggestion when nothing is close.
+    expect(problems(() => loadConfig({ env: { WSGUARD_LIMITS__ZZZZZZZZZZ: '1' } }))).toEqual(['WSGUARD_LIMITS__ZZZZZZZZZZ: unknown option limits.zzzzzzzzzz']);
+  });
+
+  it('keeps an all-digit value a string where the option is one (a secret from the environment)', () => {
+    const digits = '1'.repeat(40);
+    const c = loadConfig({ env: { WSGUARD_AUTH__SECRET: digits, WSGUARD_SERVER__PORT: '9100' }, overrides: [['auth.issuer', '12345']] });
+    expect(c.auth.secret).toBe(digits);
+    expect(c.auth.issuer).toBe('12345');
+    expect(c.server.port).toBe(9100);
   });
 
   it('names the file when it cannot be read or parsed', () => {
