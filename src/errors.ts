@@ -6,6 +6,7 @@
  */
 export type GatewayErrorCode =
   | 'bad_request'
+  | 'not_found'
   | 'unsupported_version'
   | 'origin'
   | 'token_missing'
@@ -41,7 +42,8 @@ interface CodeInfo {
  */
 export const ERROR_CODES: Readonly<Record<GatewayErrorCode, CodeInfo>> = Object.freeze({
   bad_request: { status: 400, closeCode: 1002, reason: 'bad_request' },
-  unsupported_version: { status: 426, closeCode: 1002, reason: 'bad_request' },
+  not_found: { status: 404, closeCode: 1008, reason: 'not_found' },
+  unsupported_version: { status: 426, closeCode: 1002, reason: 'unsupported_version' },
   origin: { status: 403, closeCode: 4003, reason: 'origin' },
   // RFC 6750 §3.1: a request without credentials gets a bare challenge, an invalid token error="invalid_token".
   token_missing: { status: 401, closeCode: 4001, reason: 'auth' },

@@ -21,7 +21,8 @@ import { dialerFor } from '../relay/dialers.ts';
 import type { GatewayObserver } from '../telemetry/observer.ts';
 import { PendingSockets } from './pending-sockets.ts';
 import { buildUpstreamHeaders } from './upstream-headers.ts';
-import { closeRejectionReason, writeHttpRejection, writeNotFound } from './reject.ts';
+import { UNROUTED } from '../telemetry/names.ts';
+import { closeRejectionReason, writeHttpRejection } from './reject.ts';
 import { createRouter, upstreamUrl } from './routes.ts';
 import { listen, uws } from './uws.ts';
 
@@ -142,12 +143,19 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     };
   }
 
+  /** Answers a request refused before admission starts (no route, not an upgrade), counted like any rejection. */
+  function refuseEarly(res: HttpResponse, request: HandshakeRequest, routeLabel: string, error: GatewayError): void {
+    const ip = resolveClientIp(request.peerIp, request.headers['x-forwarded-for'] ?? '', trusted);
+    observer.rejected(routeLabel, error.reason ?? 'internal', 'enforced', clientKey(ip, config.server.ipv6PrefixLength));
+    writeHttpRejection(res, error);
+  }
+
   async function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): Promise<void> {
     // HttpRequest is valid only in this synchronous part (design.md): copy first, then go async.
     const request = readRequest(res, req);
     const match = route(request.path);
     if (!match) {
-      writeNotFound(res);
+      refuseEarly(res, request, UNROUTED, new GatewayError('not_found', 'no route for this path'));
       return;
     }
     const routePath = match.route.path;
@@ -381,9 +389,10 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   });
   // A plain HTTP request on a WebSocket path is a malformed handshake (400), anything else 404.
   app.any('/*', (res, req) => {
-    const match = route(req.getUrl());
-    if (!match) return writeNotFound(res);
-    writeHttpRejection(res, new GatewayError('bad_request', match.kind === 'refused' ? match.message : 'expected a WebSocket upgrade'));
+    const request = readRequest(res, req);
+    const match = route(request.path);
+    if (!match) return refuseEarly(res, request, UNROUTED, new GatewayError('not_found', 'no route for this path'));
+    refuseEarly(res, request, match.route.path, new GatewayError('bad_request', match.kind === 'refused' ? match.message : 'expected a WebSocket upgrade'));
   });
 
   const bound = await listen(app, config.server.host, config.server.port, 'server.port');

@@ -59,7 +59,4 @@ export function closeRejectionReason(error: GatewayError): string {
   return JSON.stringify(error.retryAfterMs === undefined ? { r } : { r, retry_ms: Math.ceil(error.retryAfterMs) });
 }
 
-export function writeNotFound(res: HttpResponse): void {
-  res.writeStatus('404 Not Found').writeHeader('Content-Type', 'application/json');
-  res.end('{"error":"not_found","message":"no route for this path"}', true);
-}
+

@@ -105,6 +105,8 @@ export const REASONS = [
   'conn_limit',
   'attempt_limit',
   'bad_request',
+  'not_found',
+  'unsupported_version',
   'upstream_unavailable',
   'upstream_timeout',
   'handshake_timeout',
@@ -122,6 +124,8 @@ export const REASONS = [
 export type Reason = (typeof REASONS)[number];
 
 export const OTHER = 'other';
+/** The route label of a request no route matched (404): one value, whatever path a scanner tries. */
+export const UNROUTED = 'unrouted';
 export const ACCEPTED = 'accepted';
 /** The client went away before the handshake finished (uWS onAborted): neither accepted nor rejected. */
 export const CLIENT_ABORT = 'client_abort';
