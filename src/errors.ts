@@ -32,44 +32,46 @@ export type GatewayErrorCode =
 interface CodeInfo {
   status: number;
   closeCode: number;
-  /** Metric reason (design.md "Reasons"); null where the code is not a handshake rejection. */
+  /** Metric reason (docs/metrics.md); null where the code is not a handshake rejection. */
   reason: string | null;
+  /** The option that sets the limit behind this refusal: named in the body and the log line, so the fix is findable. */
+  setting?: string;
 }
 
 /**
- * Close codes follow design.md: 4000–4099 do not reconnect, 4100–4199 reconnect with backoff,
+ * Close codes (docs/contracts.md): 4000–4099 do not reconnect, 4100–4199 reconnect with backoff,
  * 4200–4299 reconnect now; standard codes where one fits (RFC 6455 §7.4.1).
  */
 export const ERROR_CODES: Readonly<Record<GatewayErrorCode, CodeInfo>> = Object.freeze({
   bad_request: { status: 400, closeCode: 1002, reason: 'bad_request' },
   not_found: { status: 404, closeCode: 1008, reason: 'not_found' },
   unsupported_version: { status: 426, closeCode: 1002, reason: 'unsupported_version' },
-  origin: { status: 403, closeCode: 4003, reason: 'origin' },
+  origin: { status: 403, closeCode: 4003, reason: 'origin', setting: 'origins.allowed' },
   // RFC 6750 §3.1: a request without credentials gets a bare challenge, an invalid token error="invalid_token".
   token_missing: { status: 401, closeCode: 4001, reason: 'auth' },
   auth: { status: 401, closeCode: 4001, reason: 'auth' },
   token_expired: { status: 401, closeCode: 4200, reason: 'auth' },
-  conn_limit: { status: 429, closeCode: 4100, reason: 'conn_limit' },
-  attempt_limit: { status: 429, closeCode: 4101, reason: 'attempt_limit' },
+  conn_limit: { status: 429, closeCode: 4100, reason: 'conn_limit', setting: 'limits.concurrent.max' },
+  attempt_limit: { status: 429, closeCode: 4101, reason: 'attempt_limit', setting: 'limits.attempts.max' },
   upstream_unavailable: { status: 502, closeCode: 1014, reason: 'upstream_unavailable' },
-  upstream_timeout: { status: 504, closeCode: 1014, reason: 'upstream_timeout' },
-  handshake_timeout: { status: 504, closeCode: 1013, reason: 'handshake_timeout' },
+  upstream_timeout: { status: 504, closeCode: 1014, reason: 'upstream_timeout', setting: 'upstream.dialTimeoutMs' },
+  handshake_timeout: { status: 504, closeCode: 1013, reason: 'handshake_timeout', setting: 'server.handshakeTimeoutMs' },
   draining: { status: 503, closeCode: 1012, reason: 'draining' },
   store_unavailable: { status: 503, closeCode: 1013, reason: 'store_unavailable' },
   // Too many sockets from one client that are not admitted connections (handshakes in progress,
   // rejection closes not yet finished): always answered over HTTP, never by accepting yet another socket.
-  pending_limit: { status: 429, closeCode: 4100, reason: 'pending_limit' },
+  pending_limit: { status: 429, closeCode: 4100, reason: 'pending_limit', setting: 'server.maxPendingPerClient' },
   // The process is close to its file-descriptor limit: shed new handshakes before accept() fails for everyone.
-  overloaded: { status: 503, closeCode: 1013, reason: 'overloaded' },
+  overloaded: { status: 503, closeCode: 1013, reason: 'overloaded', setting: 'server.minFreeFds' },
   // The limit store tracks limits.maxTrackedKeys clients and this one is new: the gateway's resource ran out, not the client's budget.
-  store_full: { status: 503, closeCode: 1013, reason: 'store_full' },
+  store_full: { status: 503, closeCode: 1013, reason: 'store_full', setting: 'limits.maxTrackedKeys' },
   // No key set could be loaded (JWKS unreachable): the token cannot be judged, so it is not held against the client.
   auth_unavailable: { status: 503, closeCode: 1013, reason: 'auth_unavailable' },
-  message_rate: { status: 429, closeCode: 4129, reason: null },
-  message_too_big: { status: 413, closeCode: 1009, reason: null },
+  message_rate: { status: 429, closeCode: 4129, reason: null, setting: 'messages.rate.perMinute' },
+  message_too_big: { status: 413, closeCode: 1009, reason: null, setting: 'messages.maxBytes' },
   // 1008, not a 41xx "reconnect with backoff": ping floods come from broken or hostile clients (docs/contracts.md).
-  control_rate: { status: 429, closeCode: 1008, reason: null },
-  backpressure: { status: 503, closeCode: 4102, reason: null },
+  control_rate: { status: 429, closeCode: 1008, reason: null, setting: 'messages.controlFramesPerSec' },
+  backpressure: { status: 503, closeCode: 4102, reason: null, setting: 'backpressure.maxStallMs' },
   internal: { status: 500, closeCode: 1011, reason: null },
 });
 
@@ -96,6 +98,10 @@ export class GatewayError extends Error {
   get reason(): string | null {
     return ERROR_CODES[this.code].reason;
   }
+
+  get setting(): string | undefined {
+    return ERROR_CODES[this.code].setting;
+  }
 }
 
 export function isGatewayError(err: unknown): err is GatewayError {
@@ -107,4 +113,9 @@ export function toGatewayError(err: unknown, fallback: GatewayErrorCode = 'inter
   if (isGatewayError(err)) return err;
   const message = err instanceof Error ? err.message : String(err);
   return new GatewayError(fallback, message, { cause: err });
+}
+
+/** The option behind a metric reason (the first code with that reason that names one), for log lines. */
+export function settingForReason(reason: string): string | undefined {
+  return Object.values(ERROR_CODES).find((info) => info.reason === reason && info.setting)?.setting;
 }

@@ -10,7 +10,7 @@ export function concurrentLimitPolicy(config: Config['limits']['concurrent'], st
     dryRun: config.dryRun,
     async check(ctx) {
       if (!(await store.tryAcquireSlot(ctx.clientKey, config.max))) {
-        throw new GatewayError('conn_limit', `more than ${config.max} concurrent connections`, {
+        throw new GatewayError('conn_limit', `${config.max} connections already open (limits.concurrent.max)`, {
           retryAfterMs: config.retryAfterSec * 1000,
         });
       }

@@ -44,6 +44,7 @@ export function writeHttpRejection(res: HttpResponse, error: GatewayError): void
   res.writeHeader('Cache-Control', 'no-store');
   const message = PUBLIC_MESSAGES[error.code] ?? (status === 401 ? 'the token is not valid' : error.message);
   const body: Record<string, unknown> = { error: error.code, message };
+  if (error.setting) body['setting'] = error.setting;
   if (error.retryAfterMs !== undefined) {
     res.writeHeader('Retry-After', String(retryAfterSeconds(error.retryAfterMs)));
     body['retry_after_ms'] = Math.ceil(error.retryAfterMs);

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { settingForReason } from '../errors.ts';
 
 /**
  * One log line per handshake rejection, without letting a flood drown the log: per reason and per
@@ -38,7 +39,8 @@ export class RejectionLog {
     }
     if (w.logged < this.#opts.linesPerInterval) {
       w.logged++;
-      this.#logger.info({ event: 'handshake_rejected', ...event }, 'handshake rejected');
+      const setting = settingForReason(event.reason);
+      this.#logger.info({ event: 'handshake_rejected', ...event, ...(setting ? { setting } : {}) }, 'handshake rejected');
     } else {
       w.suppressed++;
       if (w.routes.size < 16) w.routes.add(event.route);

@@ -218,6 +218,9 @@ describe('per-IP attempt limit', () => {
     const r = rejected(await attempt(url));
     expect(r.status).toBe(429);
     expect(json(r.body).error).toBe('attempt_limit');
+    // The refusal names the option that sets the limit, so the fix is findable.
+    expect(json(r.body).setting).toBe('limits.attempts.max');
+    expect(json(r.body).message).toContain('limits.attempts.max');
     const retry = Number(r.headers['retry-after']);
     expect(retry).toBeGreaterThan(55);
     expect(retry).toBeLessThanOrEqual(60);
