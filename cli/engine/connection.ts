@@ -33,7 +33,7 @@ export function parseRetryAfter(value: string | string[] | undefined): number | 
   return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
-/** Parses a JSON close reason such as `{"r":"conn_limit","retry_ms":37000}` (design.md). */
+/** Parses a JSON close reason such as `{"r":"conn_limit","retry_ms":37000}` (docs/contracts.md). */
 export function retryMsFromReason(reason: string): number | undefined {
   if (!reason.startsWith('{')) return undefined;
   try {

@@ -11,7 +11,7 @@
  *   protocol.<WS_ERR_*>  the server broke framing rules after open
  *   dropped.<how>        storm: we dropped it on purpose (reset or clean close)
  *
- * The close-code names mirror docs/ (design.md "Close codes after open"), so reports can say what a
+ * The close-code names mirror docs/contracts.md ("Close codes"), so reports can say what a
  * code means.
  */
 
@@ -93,7 +93,7 @@ export function isFailure(key: string): boolean {
   return true;
 }
 
-/** Whether a close code asks the client to come back later (design.md: 4100–4199, 1013). */
+/** Whether a close code asks the client to come back later (docs/contracts.md: 4100–4199, 1013). */
 export function isRetryLaterClose(code: number): boolean {
   return code === 1013 || (code >= 4100 && code <= 4199);
 }

@@ -156,7 +156,7 @@ export async function runStorm(o: StormOptions, hooks: StormHooks = {}): Promise
   const failed = (c: Client, outcome: string, detail: string, hintMs: number | undefined): void => {
     outcomes.add(outcome, detail);
     if (c.droppedAt !== undefined && c.recoveredAt === undefined) duringRecovery.add(outcome);
-    // 4000–4099 means "do not reconnect" (design.md): a well-behaved client stops there.
+    // 4000–4099 means "do not reconnect" (docs/contracts.md): a well-behaved client stops there.
     const code = outcome.startsWith('closed.') ? Number(outcome.slice(7)) : 0;
     if (code >= 4000 && code <= 4099) {
       c.state = 'gave_up';

@@ -46,7 +46,7 @@ export interface JwksRetry {
 
 /**
  * JWKS kept as the last good set: jose's createRemoteJWKSet fails verification when a re-fetch after
- * cacheMaxAge fails (design.md), which turns an IdP blip into an outage. We fetch on a timer and on
+ * cacheMaxAge fails (docs/architecture.md), which turns an IdP blip into an outage. We fetch on a timer and on
  * an unknown kid (with a cool-down), and verify against the last set that loaded.
  *
  * Until a set has loaded, handshakes never start a fetch: they wait for the one in flight, if any,
@@ -209,7 +209,7 @@ export async function createTokenVerifier(config: AuthConfig, events: JwksEvents
     : null;
   const common = {
     algorithms,
-    // jose accepts a token without exp unless told otherwise (design.md).
+    // jose accepts a token without exp unless told otherwise (docs/architecture.md).
     requiredClaims: ['exp'],
     clockTolerance: config.clockToleranceSec,
     ...(config.issuer ? { issuer: config.issuer } : {}),

@@ -5,7 +5,7 @@ import { telemetrySchema } from '../telemetry/config.ts';
 /**
  * The one configuration schema. Every option has a default with its unit in its name, and a
  * description that docs/configuration.md is generated from (npm run docs:config; a test keeps the
- * two in step). Defaults follow the seed guide: 5 concurrent connections and 10 connection attempts
+ * two in step). Defaults follow the reference guide (the Django Channels production setup guide wsguard started from): 5 concurrent connections and 10 connection attempts
  * an hour per IP, 60 messages a minute per connection.
  */
 

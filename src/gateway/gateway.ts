@@ -90,7 +90,7 @@ function errorText(error: Error): string {
 /** Rejections always answered over HTTP, even in rejectWith: close mode: accepting a socket is what they refuse. */
 const HTTP_ONLY: ReadonlySet<string> = new Set(['pending_limit', 'overloaded']);
 
-/** uWS hard cap: a frame over it drops TCP (design.md), so it sits above messages.maxBytes to let us answer 1009. */
+/** uWS hard cap: a frame over it drops TCP (docs/architecture.md), so it sits above messages.maxBytes to let us answer 1009. */
 function uwsPayloadCap(maxBytes: number): number {
   return Math.min(2 ** 31 - 1, Math.max(maxBytes * 2, maxBytes + 65_536));
 }
@@ -151,7 +151,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   }
 
   async function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): Promise<void> {
-    // HttpRequest is valid only in this synchronous part (design.md): copy first, then go async.
+    // HttpRequest is valid only in this synchronous part (docs/architecture.md): copy first, then go async.
     const request = readRequest(res, req);
     const match = route(request.path);
     if (!match) {

@@ -5,7 +5,7 @@ import type * as UWS from 'uWebSockets.js';
 /**
  * Loads the native uWebSockets.js binary directly. The registry build's own entry point
  * (src/uws.js) silently falls back to a slow pure-JS implementation when the binary fails to load
- * (design.md); wsguard refuses to start on that fallback, so we bypass the entry point and require
+ * (docs/architecture.md); wsguard refuses to start on that fallback, so we bypass the entry point and require
  * the binary for this platform and ABI ourselves, failing loudly if it is missing.
  */
 const require = createRequire(import.meta.url);

@@ -1,7 +1,7 @@
 import { SpaceSaving, type HeavyHitter } from './top-k.ts';
 
 /**
- * The numbers behind the monitoring API (seed guide "Monitoring Dashboard"), kept in plain memory
+ * The numbers behind the monitoring API (the reference guide's "Monitoring Dashboard": the Django Channels production setup guide wsguard started from), kept in plain memory
  * and read without touching OpenTelemetry.
  *
  * Definitions (docs/monitoring-api.md):
@@ -47,7 +47,7 @@ export interface RejectionReport {
 
 const DAY_CHECK_INTERVAL_MS = 1000;
 
-/** ISO-8601 with a Z and whole seconds, the seed's `timestamp` form ("2025-11-10T12:00:00Z"). */
+/** ISO-8601 with a Z and whole seconds, the reference guide's `timestamp` form ("2025-11-10T12:00:00Z"). */
 export function isoSeconds(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }

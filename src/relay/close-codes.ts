@@ -26,7 +26,7 @@ function sendable(code: number): boolean {
 /** What the upstream is told when the client's leg ended with `code`. */
 export function clientCloseToUpstream(code: number): number {
   if (code === CLOSE.noStatus) return CLOSE.normal;
-  // The client vanished without a close frame (or uWS folded a 1012–3999 code into 1006; design.md).
+  // The client vanished without a close frame (or uWS folded a 1012–3999 code into 1006; docs/architecture.md).
   if (code === CLOSE.abnormal || code === CLOSE.tlsFailure) return CLOSE.goingAway;
   return sendable(code) ? code : CLOSE.protocolError;
 }

@@ -8,7 +8,7 @@ import { clampReason, CLOSE, clientCloseToUpstream, upstreamCloseToClient } from
 import type { UpstreamConnection, UpstreamHandlers } from './upstream-types.ts';
 
 /**
- * uWS copies the userData object at upgrade (design.md), so the state both legs share lives in the
+ * uWS copies the userData object at upgrade (docs/architecture.md), so the state both legs share lives in the
  * Connection that userData only references. `rejection` is set instead in rejectWith: close mode.
  */
 export interface UserData {

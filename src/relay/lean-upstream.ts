@@ -614,7 +614,7 @@ class LeanConnection implements UpstreamConnection {
 
   close(code: number, reason: string): void {
     if (this.closeSent || this.finished) return;
-    // design.md: 1005/1006/1015 never go on the wire; an empty close body means "no status" (§7.1.5).
+    // docs/contracts.md: 1005/1006/1015 never go on the wire; an empty close body means "no status" (§7.1.5).
     this.queueClose(isValidWireCloseCode(code) ? code : null, reason);
     this.flush();
     if (this.closeReceived) this.socket.end();

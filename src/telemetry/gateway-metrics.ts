@@ -34,7 +34,7 @@ function oneOf(allowed: readonly string[], value: string): string {
 const CLOSE_CODE_LABELS = new Map(CLOSE_CODES.map((c) => [c, String(c)]));
 
 /**
- * The contract metrics (design.md "Metric names"). Hook-rate events (a handshake, a close, a
+ * The contract metrics (docs/metrics.md). Hook-rate events (a handshake, a close, a
  * rejection) use synchronous instruments; per-message counts and the active gauge are observed from
  * plain numbers at collection time, so the message path makes no OpenTelemetry call.
  *

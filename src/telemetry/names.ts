@@ -1,6 +1,6 @@
 /**
  * Every metric, attribute, span and span-event name wsguard emits, and the values attributes may
- * take. This is the only module that spells these strings (design.md "Metric names"): dashboards,
+ * take. This is the only module that spells these strings (docs/metrics.md): dashboards,
  * alerts, the CLI's metric checks and docs/metrics.md follow it, and test/telemetry/names.test.ts
  * scrapes /metrics to prove the Prometheus names below are exactly what a scrape shows.
  *
@@ -38,7 +38,7 @@ export const INSTRUMENTS = {
 
 export type InstrumentKey = keyof typeof INSTRUMENTS;
 
-/** The Prometheus names a scrape must show (design.md contract), keyed like INSTRUMENTS. */
+/** The Prometheus names a scrape must show (docs/metrics.md), keyed like INSTRUMENTS. */
 export const PROMETHEUS_NAMES: Readonly<Record<InstrumentKey, string>> = {
   connectionsActive: 'wsguard_connections_active',
   connectionsAccepted: 'wsguard_connections_accepted_total',
@@ -98,7 +98,7 @@ export const METRIC_ATTRIBUTES: Readonly<Record<InstrumentKey, readonly string[]
   fdLimit: [],
 };
 
-/** Handshake rejection reasons (design.md "Reasons"); anything else is reported as `other`. */
+/** Handshake rejection reasons (docs/metrics.md); anything else is reported as `other`. */
 export const REASONS = [
   'origin',
   'auth',
@@ -118,7 +118,7 @@ export const REASONS = [
   'store_full',
   // no JWKS could be loaded, so tokens cannot be checked (a gateway fault).
   'auth_unavailable',
-  // Beyond design.md's list: a policy or the gateway failed unexpectedly (GatewayError 'internal').
+  // A policy or the gateway failed unexpectedly (GatewayError 'internal').
   'internal',
 ] as const;
 export type Reason = (typeof REASONS)[number];

@@ -5,7 +5,7 @@
  *
  * Per-message counts do not go through a hook: the gateway increments plain numbers in the
  * RouteCounters that `routeCounters(route)` hands out once per route, and telemetry reads them from
- * observable instruments (design.md: no OTel call per message).
+ * observable instruments (no OTel call per message: docs/architecture.md).
  */
 export type Direction = 'client_to_upstream' | 'upstream_to_client';
 export type Initiator = 'client' | 'upstream' | 'gateway';

@@ -15,7 +15,7 @@ function problems(fn: () => unknown): string[] {
 }
 
 describe('defaults', () => {
-  it('carries the seed defaults', () => {
+  it("carries the reference guide's defaults", () => {
     const c = parseConfig({});
     expect(c.limits.concurrent.max).toBe(5);
     expect(c.limits.attempts).toMatchObject({ max: 10, windowMs: 3_600_000 });

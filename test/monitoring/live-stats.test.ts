@@ -30,7 +30,7 @@ function setup(startIso: string, timeZone = 'UTC', windowSec = 60) {
 }
 
 describe('monitoring live stats', () => {
-  it('produces exactly the seed fields', () => {
+  it("produces exactly the reference guide's fields", () => {
     const { stats } = setup('2025-11-10T12:00:00Z');
     expect(Object.keys(stats.snapshot()).sort()).toEqual(
       ['active_connections', 'avg_connection_duration', 'connections_today', 'messages_per_minute', 'messages_received', 'messages_sent', 'timestamp'].sort(),

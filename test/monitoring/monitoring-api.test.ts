@@ -89,7 +89,7 @@ describe('monitoring API', () => {
     expect((await get(t, ACTIVE, await token({ role: 'user' }))).status).toBe(403);
   });
 
-  it('returns exactly the seed fields with the values the hooks produced', async () => {
+  it("returns exactly the reference guide's fields with the values the hooks produced", async () => {
     const o = t.observer;
     const c = o.routeCounters('/ws');
     o.connectionOpened('/ws');

@@ -51,7 +51,7 @@ export async function startUwsEchoServer(): Promise<TestServer> {
   const open = new Set<UWS.WebSocket<unknown>>();
   const app = uws.App().ws('/*', {
     maxPayloadLength: 16 * 1024 * 1024,
-    // Default 64 KiB would drop echoes silently during bursts (design.md).
+    // Default 64 KiB would drop echoes silently during bursts (docs/architecture.md).
     maxBackpressure: 64 * 1024 * 1024,
     open: (ws) => {
       open.add(ws);
