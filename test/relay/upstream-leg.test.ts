@@ -8,6 +8,7 @@ import { dialWsUpstream } from '../../src/relay/ws-upstream.ts';
 import {
   acceptResponse,
   dialRecorded,
+  onClientFrames,
   parseClientFrame,
   refusedPort,
   serverFrame,
@@ -240,13 +241,8 @@ describe.each([
     const server = await track(
       startRawServer((socket, req) => {
         socket.write(acceptResponse(req.key));
-        let clientBytes = Buffer.alloc(0);
-        socket.on('data', (chunk: Buffer) => {
-          clientBytes = Buffer.concat([clientBytes, chunk]);
-          for (let frame = parseClientFrame(clientBytes); frame !== null; frame = parseClientFrame(clientBytes)) {
-            if (frame.opcode === OP.pong) pongs.push(frame.payload.toString());
-            clientBytes = clientBytes.subarray(frame.size);
-          }
+        onClientFrames(socket, (frame) => {
+          if (frame.opcode === OP.pong) pongs.push(frame.payload.toString());
         });
         let at = 0;
         const writeSlice = () => {
@@ -288,13 +284,8 @@ describe.each([
     const server = await track(
       startRawServer((socket, req) => {
         socket.pause();
-        let clientBytes = Buffer.alloc(0);
-        socket.on('data', (chunk: Buffer) => {
-          clientBytes = Buffer.concat([clientBytes, chunk]);
-          for (let frame = parseClientFrame(clientBytes); frame !== null; frame = parseClientFrame(clientBytes)) {
-            if (frame.opcode === OP.pong) pongs.push(frame.payload.toString());
-            clientBytes = clientBytes.subarray(frame.size);
-          }
+        onClientFrames(socket, (frame) => {
+          if (frame.opcode === OP.pong) pongs.push(frame.payload.toString());
         });
         socket.write(acceptResponse(req.key));
         const flood = Buffer.concat(Array.from({ length: count }, (_, i) => serverFrame(OP.ping, `p${i}`)));
@@ -314,13 +305,8 @@ describe.each([
     let serverSaw: { opcode: number; payload: Buffer } | null = null;
     const server = await track(
       startRawServer((socket, req) => {
-        let clientBytes = Buffer.alloc(0);
-        socket.on('data', (chunk: Buffer) => {
-          clientBytes = Buffer.concat([clientBytes, chunk]);
-          for (let frame = parseClientFrame(clientBytes); frame !== null; frame = parseClientFrame(clientBytes)) {
-            if (frame.opcode === OP.close) serverSaw = frame;
-            clientBytes = clientBytes.subarray(frame.size);
-          }
+        onClientFrames(socket, (frame) => {
+          if (frame.opcode === OP.close) serverSaw = frame;
         });
         socket.write(acceptResponse(req.key));
         // Pongs count too: 30 unsolicited ones against a burst of 10.

@@ -172,6 +172,20 @@ export function parseClientFrame(bytes: Buffer): { fin: boolean; opcode: number;
   return { fin: (bytes[0]! & 0x80) !== 0, opcode: bytes[0]! & 0x0f, masked, mask: Buffer.from(mask), wire: Buffer.from(wire), payload, size: p + length };
 }
 
+export type ClientFrame = NonNullable<ReturnType<typeof parseClientFrame>>;
+
+/** Calls `onFrame` with each complete client frame the socket delivers, however the bytes are split. */
+export function onClientFrames(socket: net.Socket, onFrame: (frame: ClientFrame) => void): void {
+  let buffered = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    for (let frame = parseClientFrame(buffered); frame !== null; frame = parseClientFrame(buffered)) {
+      buffered = buffered.subarray(frame.size);
+      onFrame(frame);
+    }
+  });
+}
+
 /** A port that refuses connections: bound, read back, then released. */
 /** A loopback port with nothing listening on it. */
 export { closedPort as refusedPort } from '../helpers/upstream.ts';

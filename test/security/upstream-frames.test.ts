@@ -4,7 +4,7 @@ import { closed, open } from '../helpers/client.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import { signToken } from '../helpers/tokens.ts';
 import { startEchoUpstream } from '../helpers/upstream.ts';
-import { acceptResponse, parseClientFrame, serverFrame, startRawServer } from '../relay/upstream-servers.ts';
+import { acceptResponse, onClientFrames, serverFrame, startRawServer } from '../relay/upstream-servers.ts';
 
 /** Attack suite, issue 7 item 9: invalid UTF-8 text from either side (RFC 6455 §8.1: fail with 1007). */
 
@@ -32,16 +32,11 @@ async function scriptedUpstream(frames: Buffer[]) {
   let deliver: (frame: { opcode: number; payload: Buffer }) => void = () => {};
   const reply = new Promise<{ opcode: number; payload: Buffer }>((resolve) => (deliver = resolve));
   const server = await startRawServer((socket, request) => {
-    let buffered = Buffer.alloc(0);
     let started = false;
-    socket.on('data', (c: Buffer) => {
-      buffered = Buffer.concat([buffered, c]);
-      for (let frame = parseClientFrame(buffered); frame !== null; frame = parseClientFrame(buffered)) {
-        buffered = buffered.subarray(frame.size);
-        if (started) return deliver({ opcode: frame.opcode, payload: frame.payload });
-        started = true;
-        socket.write(Buffer.concat(frames));
-      }
+    onClientFrames(socket, (frame) => {
+      if (started) return deliver({ opcode: frame.opcode, payload: frame.payload });
+      started = true;
+      socket.write(Buffer.concat(frames));
     });
     socket.write(acceptResponse(request.key));
   });
