@@ -277,7 +277,7 @@ export const configSchema = z
           .int()
           .positive()
           .default(1_048_576)
-          .describe('Bytes queued towards a slow side before the other side is paused.'),
+          .describe('Bytes queued towards a slow side (the client, or the upstream on either client leg) before the other side is paused or stalled.'),
         maxStallMs: z
           .number()
           .int()

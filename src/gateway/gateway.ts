@@ -295,6 +295,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
             maxPayloadBytes: config.messages.maxBytes,
             controlFramesPerSec: config.messages.controlFramesPerSec,
             signal: dialAbort.signal,
+            highWaterBytes: config.backpressure.highWaterBytes,
           },
           conn.upstreamHandlers,
         );

@@ -196,7 +196,7 @@ class LeanConnection implements UpstreamConnection {
     this.socket = socket;
     this.handlers = handlers;
     this.maxPayloadBytes = options.maxPayloadBytes;
-    this.highWaterBytes = lean.highWaterBytes;
+    this.highWaterBytes = options.highWaterBytes ?? lean.highWaterBytes;
     this.closeTimeoutMs = lean.closeTimeoutMs;
     this.flushMode = lean.flush;
     const perSec = options.controlFramesPerSec;

@@ -26,6 +26,12 @@ export interface UpstreamDialOptions {
    * the dial has resolved: the connection is closed through `close`/`terminate` then.
    */
   signal?: AbortSignal;
+  /**
+   * Outbound bytes queued towards the upstream above which `send` returns false (the relay then
+   * stalls the client within backpressure.maxStallMs). Default 1 MiB; the gateway passes
+   * backpressure.highWaterBytes, so the option governs both directions as documented.
+   */
+  highWaterBytes?: number;
 }
 
 export interface UpstreamHandlers {

@@ -5,7 +5,7 @@ import { createBucket, take } from '../messages/token-bucket.ts';
 import type { UpstreamConnection, UpstreamDialer, UpstreamDialOptions, UpstreamHandlers } from './upstream-types.ts';
 
 /** High-water mark for bytes queued towards the upstream before `send` reports backpressure. */
-const HIGH_WATER_BYTES = 1 << 20;
+const DEFAULT_HIGH_WATER_BYTES = 1 << 20;
 /** After failing the leg with a close frame, how long the upstream gets to end TCP (as the lean leg). */
 const FAIL_CLOSE_TIMEOUT_MS = 1000;
 
@@ -32,6 +32,7 @@ function failureCloseCode(code: string | undefined): number | undefined {
  */
 export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, handlers: UpstreamHandlers) =>
   new Promise<UpstreamConnection>((resolve, reject) => {
+    const highWaterBytes = options.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
     const socket = new WebSocket(options.url, options.protocols, {
       headers: options.headers,
       handshakeTimeout: options.timeoutMs,
@@ -81,7 +82,7 @@ export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, han
     const sendPong = () => {
       pongScheduled = false;
       if (pendingPong === null || closed || socket.readyState !== WebSocket.OPEN) return;
-      if (socket.bufferedAmount > HIGH_WATER_BYTES) {
+      if (socket.bufferedAmount > highWaterBytes) {
         pongScheduled = true;
         rawSocket().once('drain', sendPong);
         return;
@@ -138,7 +139,7 @@ export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, han
           // ws queues the buffer by reference: copy, because uWS reuses the ArrayBuffer after the callback.
           const copy = Buffer.from(data instanceof ArrayBuffer ? new Uint8Array(data) : data);
           socket.send(copy, { binary: isBinary, compress: false, fin: true });
-          if (socket.bufferedAmount <= HIGH_WATER_BYTES) return true;
+          if (socket.bufferedAmount <= highWaterBytes) return true;
           if (!waitingForDrain) {
             waitingForDrain = true;
             (socket as unknown as { _socket: Socket })._socket.once('drain', () => {

@@ -467,6 +467,28 @@ describe.each([
     h.conn.terminate();
   });
 
+  it('reports backpressure at the highWaterBytes it is given (backpressure.highWaterBytes), not at a built-in 1 MiB', async () => {
+    // The upstream never reads: once the kernel's buffers are full, our queue grows.
+    const server = await track(
+      startRawServer((socket, req) => {
+        socket.write(acceptResponse(req.key));
+        socket.pause();
+      }),
+    );
+    const h = await dialRecorded(dialer, { url: server.url, highWaterBytes: 16 * 1024 });
+    const chunk = Buffer.alloc(8 * 1024, 7);
+    let queuedAtFirstFalse = -1;
+    // Bounded: 64 MiB at most, far beyond loopback's kernel buffers.
+    for (let i = 0; i < 8192 && queuedAtFirstFalse < 0; i++) {
+      if (!h.conn.send(chunk, true)) queuedAtFirstFalse = h.conn.bufferedAmount;
+      // Let the socket push what the kernel takes, as a real relay's sends are spread over reads.
+      if (i % 64 === 63) await new Promise((r) => setImmediate(r));
+    }
+    expect(queuedAtFirstFalse).toBeGreaterThan(16 * 1024);
+    expect(queuedAtFirstFalse).toBeLessThan(256 * 1024);
+    h.conn.terminate();
+  });
+
   describe('protocol violations', () => {
     it('closes with 1009 when a message exceeds maxPayloadBytes', async () => {
       const server = await track(startRawServer((socket, req) => socket.write(Buffer.concat([Buffer.from(acceptResponse(req.key)), serverFrame(OP.binary, Buffer.alloc(2000))]))));

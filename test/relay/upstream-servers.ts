@@ -228,6 +228,7 @@ export interface DialParams {
   timeoutMs?: number;
   maxPayloadBytes?: number;
   controlFramesPerSec?: number;
+  highWaterBytes?: number;
 }
 
 export function recordingHandlers(): { handlers: UpstreamHandlers; state: Omit<Harness, 'conn'>; markResolved(): void } {
@@ -269,6 +270,7 @@ export async function dialRecorded(dialer: UpstreamDialer, params: DialParams): 
       timeoutMs: params.timeoutMs ?? 2000,
       maxPayloadBytes: params.maxPayloadBytes ?? 16 * 1024 * 1024,
       controlFramesPerSec: params.controlFramesPerSec,
+      highWaterBytes: params.highWaterBytes,
     },
     handlers,
   );
