@@ -28,15 +28,24 @@ function stormOptions(url: string, o: Partial<StormOptions>): StormOptions {
 }
 
 /** A server that refuses handshakes for `windowMs` after it first sees a client vanish. */
-async function overwhelmedServer(windowMs: number, refusal: { status: number; headers?: Record<string, string> } | { close: number; reason: string }): Promise<TestServer> {
-  let firstLossAt = 0;
-  const inWindow = (): boolean => firstLossAt > 0 && Date.now() - firstLossAt < windowMs;
+/**
+ * After the first connection loss, refuses the next `refusals` handshakes (by count, not by a time
+ * window: on a busy machine a window can pass before any reconnect arrives), then admits again.
+ */
+async function overwhelmedServer(refusals: number, refusal: { status: number; headers?: Record<string, string> } | { close: number; reason: string }): Promise<TestServer> {
+  let lost = false;
+  let left = refusals;
+  const refuseNow = (): boolean => {
+    if (!lost || left <= 0) return false;
+    left--;
+    return true;
+  };
   const s = await wsServer({
-    reject: () => (inWindow() && 'status' in refusal ? refusal : undefined),
+    reject: () => ('status' in refusal && refuseNow() ? refusal : undefined),
     onConnection: (ws) => {
-      if (inWindow() && 'close' in refusal) ws.close(refusal.close, refusal.reason);
+      if ('close' in refusal && refuseNow()) ws.close(refusal.close, refusal.reason);
       ws.on('close', () => {
-        if (firstLossAt === 0) firstLossAt = Date.now();
+        lost = true;
       });
     },
   });
@@ -62,10 +71,11 @@ describe('runStorm', () => {
   });
 
   it('spreads retries with exponential full jitter inside the policy bounds while the server refuses', async () => {
-    const s = await overwhelmedServer(500, { status: 503 });
+    // 25 refusals over 10 clients: some client is refused at least three times.
+    const s = await overwhelmedServer(25, { status: 503 });
     const events: AttemptEvent[] = [];
     const r = await runStorm(
-      stormOptions(s.url, { policy: { kind: 'exponential', baseMs: 50, capMs: 400, jitter: 'full' }, dropMode: 'close', durationSec: 2 }),
+      stormOptions(s.url, { policy: { kind: 'exponential', baseMs: 50, capMs: 400, jitter: 'full' }, dropMode: 'close', durationSec: 4 }),
       { onAttempt: (e) => events.push(e) },
     );
     const st = r.storm!;
@@ -90,16 +100,16 @@ describe('runStorm', () => {
   });
 
   it('honours Retry-After as a floor on the policy delay when asked', async () => {
-    const s = await overwhelmedServer(150, { status: 429, headers: { 'Retry-After': '1' } });
-    const honour = await runStorm(stormOptions(s.url, { policy: { kind: 'fixed', delayMs: 20 }, honourRetryAfter: true, durationSec: 2 }));
+    const s = await overwhelmedServer(10, { status: 429, headers: { 'Retry-After': '1' } });
+    const honour = await runStorm(stormOptions(s.url, { policy: { kind: 'fixed', delayMs: 20 }, honourRetryAfter: true, durationSec: 4 }));
     expect(honour.storm!.rejectionsDuringRecovery['rejected.429']).toBeGreaterThan(0);
     expect(honour.storm!.retryAfterHonoured).toBeGreaterThan(0);
     expect(honour.storm!.recover.max).toBeGreaterThanOrEqual(1000);
   });
 
   it('reads retry_ms from a 4100 close reason as a hint', async () => {
-    const s = await overwhelmedServer(100, { close: 4100, reason: '{"r":"conn_limit","retry_ms":400}' });
-    const r = await runStorm(stormOptions(s.url, { policy: { kind: 'immediate' }, honourRetryAfter: true, durationSec: 1.6 }));
+    const s = await overwhelmedServer(10, { close: 4100, reason: '{"r":"conn_limit","retry_ms":400}' });
+    const r = await runStorm(stormOptions(s.url, { policy: { kind: 'immediate' }, honourRetryAfter: true, durationSec: 3 }));
     expect(r.storm!.rejectionsDuringRecovery['closed.4100']).toBeGreaterThan(0);
     expect(r.storm!.recovered).toBe(10);
     expect(r.storm!.recover.max).toBeGreaterThanOrEqual(400);
@@ -123,7 +133,7 @@ describe('runStorm', () => {
   });
 
   it('gives up after max attempts', async () => {
-    const s = await overwhelmedServer(5_000, { status: 503 });
+    const s = await overwhelmedServer(Infinity, { status: 503 });
     const r = await runStorm(stormOptions(s.url, { policy: { kind: 'fixed', delayMs: 30 }, maxAttempts: 3, durationSec: 1.2 }));
     expect(r.storm!.gaveUp).toBe(10);
     expect(r.storm!.attemptsPerClient).toMatchObject({ mean: 3, max: 3 });

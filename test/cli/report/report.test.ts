@@ -86,12 +86,14 @@ describe('report', () => {
     const otherRun = write('other-run.json', { ...shards[1]!, runId: 'run-b' });
     const same = write('same.json', shards[0]!);
     const whole = write('whole.json', { ...shards[1]!, shard: undefined });
-    for (const [f, msg] of [[otherTarget, 'is not from the same run'], [otherRun, 'is not from the same run'], [same, 'are the same shard'], [whole, 'is a whole run, not a shard']] as const) {
-      const r = await runCli(['report', a, f]);
-      expect(r.stderr).toContain(msg);
-      expect(r.code).toBe(3);
+    const cases = [[otherTarget, 'is not from the same run'], [otherRun, 'is not from the same run'], [same, 'are the same shard'], [whole, 'is a whole run, not a shard']] as const;
+    // Four CLI processes: started together, and given the time a loaded 2-core machine needs to start them.
+    const runs = await Promise.all(cases.map(([f]) => runCli(['report', a, f], 45_000)));
+    for (const [i, [, msg]] of cases.entries()) {
+      expect(runs[i]!.stderr).toContain(msg);
+      expect(runs[i]!.code).toBe(3);
     }
-  });
+  }, 60_000);
 
   it('renders a probe result (terminal, Markdown, HTML) instead of refusing it', async () => {
     const json = join(dir, 'probe.json');
