@@ -35,14 +35,17 @@ export const CLOSE_CODE_NAMES: Readonly<Record<number, string>> = Object.freeze(
   4102: 'backpressure',
   4129: 'message rate',
   4200: 'token expired',
+  4201: 'lifetime reached',
 });
 
 export const HTTP_STATUS_NAMES: Readonly<Record<number, string>> = Object.freeze({
   400: 'bad request',
   401: 'unauthorized',
   403: 'forbidden (origin)',
+  404: 'not found (no route)',
   426: 'upgrade required',
   429: 'too many requests',
+  500: 'internal error',
   502: 'bad gateway',
   503: 'unavailable',
   504: 'gateway timeout',
