@@ -44,7 +44,7 @@ interface Case {
   /** a condition that holds at evalMin but for less than `for:` (test/ops/promtool.test.ts proves it holds) */
   blip?: boolean;
   /** labels of the expected alert beyond alertname/severity, and the description's value; none: not firing */
-  fires?: { labels: Record<string, string>; value: string };
+  fires?: { labels: Record<string, string>; value: string; description?: string };
 }
 
 const accepted = (perSec: number, minutes: number): [string, string] => [series(M.connectionsAccepted, ROUTE), counter([perSec, minutes])];
@@ -140,8 +140,8 @@ const CASES: Record<string, Case[]> = {
     { name: 'a 2-minute blip does not fire', input: [accepted(1, 30), [series(M.backpressure, ROUTE, eq(L.direction, 'upstream_to_client'), eq(L.action, 'close')), counter([0, 5], [1, 2], [0, 23])]], evalMin: 11, blip: true },
   ],
   WsguardDown: [
-    { name: 'up == 0 fires', input: [['up{job="wsguard",instance="wsguard-0:9464"}', gauge([0, 10])]], evalMin: 5, fires: { labels: PER_INSTANCE, value: '0' } },
-    { name: 'no wsguard target at all fires', input: [['up{job="other",instance="x:1"}', gauge([1, 10])]], evalMin: 5, fires: { labels: JOB_ONLY, value: '1' } },
+    { name: 'up == 0 fires', input: [['up{job="wsguard",instance="wsguard-0:9464"}', gauge([0, 10])]], evalMin: 5, fires: { labels: PER_INSTANCE, value: '0', description: `Prometheus cannot scrape ${INSTANCE} (up = 0).` } },
+    { name: 'no wsguard target at all fires', input: [['up{job="other",instance="x:1"}', gauge([1, 10])]], evalMin: 5, fires: { labels: JOB_ONLY, value: '1', description: `No target of job ${JOB} exists (absent(up) = 1).` } },
     { name: 'up == 1 does not fire', input: [['up{job="wsguard",instance="wsguard-0:9464"}', gauge([1, 10])]], evalMin: 5 },
     { name: 'a 1-minute scrape failure does not fire', input: [['up{job="wsguard",instance="wsguard-0:9464"}', gauge([1, 2], [0, 1], [1, 7])]], evalMin: 3, blip: true },
   ],
@@ -174,7 +174,7 @@ export function ruleTests(options: { blipsOnly?: boolean; rulesFile?: string } =
     for (const c of cases) {
       if (options.blipsOnly && !c.blip) continue;
       const labels = c.fires?.labels ?? {};
-      const description = a.description
+      const description = c.fires?.description ?? a.description
         .replace(/\{\{ \$value[^}]*\}\}/g, c.fires?.value ?? '')
         .replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, l: string) => labels[l] ?? '');
       tests.push({

@@ -202,7 +202,7 @@ export function alertRules(p: Profile): AlertRule[] {
       for: p.for('2m'),
       severity: 'critical',
       summary: 'Prometheus cannot scrape wsguard',
-      description: 'Target {{ $labels.instance }} of job wsguard is down or absent (up = {{ $value }}).',
+      description: `{{ if $labels.instance }}Prometheus cannot scrape {{ $labels.instance }} (up = {{ $value }}).{{ else }}No target of job ${JOB} exists (absent(up) = {{ $value }}).{{ end }}`,
       panel: 'Active connections',
     },
     {
