@@ -1,0 +1,289 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { Config } from '../config/schema.ts';
+import { GatewayError } from '../errors.ts';
+import { STORE_RETRY_AFTER_MS, type AttemptResult, type LimitStore, type StoreHealth } from './limit-store.ts';
+import { MemoryLimitStore } from './memory-store.ts';
+import { ACQUIRE, ATTEMPT, RENEW, type LuaScript } from './redis-scripts.ts';
+
+type FailurePolicy = 'fail-open' | 'fail-closed';
+
+export interface RedisLimitStoreOptions {
+  redis: Config['limits']['redis'];
+  expectedReplicas: number;
+  attempts: FailurePolicy;
+  concurrent: FailurePolicy;
+  /** Bounds the local fallback's attempt log, as for the memory store. */
+  maxTrackedKeys: number;
+  /** A Redis call failed (error, deadline or open breaker). */
+  onError?: () => void;
+  /** The breaker opened (true) or closed again (false). */
+  onDegraded?: (degraded: boolean) => void;
+}
+
+class StoreDown extends Error {}
+
+/** Prefix of attempt ids recorded by the local fallback, so that releaseAttempt finds their home. */
+const LOCAL = 'L';
+
+/**
+ * Per-IP limits shared by every replica through one standalone Redis. Attempts are a sliding log
+ * and connections are leases (a ZSET per client key, one member per connection, scored by expiry);
+ * this replica keeps its live leases in `leases`, renews them all in one pipeline per interval and
+ * so re-registers them when Redis comes back empty.
+ *
+ * A call that errs, misses `deadlineMs` or meets the open breaker follows the limit's policy:
+ * fail-open decides locally at max ÷ expectedReplicas, fail-closed throws 503 store_unavailable.
+ * There is no offline queue: a disconnected client fails at once instead of queueing handshakes.
+ */
+export class RedisLimitStore implements LimitStore {
+  readonly redis: Redis;
+  /** Redis requests sent (a pipeline is one); read by bench/limit-store-redis.ts. */
+  roundTrips = 0;
+  private readonly opts: RedisLimitStoreOptions;
+  private readonly prefix: string;
+  private readonly ttlMs: number;
+  private readonly replica = randomBytes(6).toString('base64url');
+  private seq = 0;
+  /** This replica's live leases: client key → lease ids (Redis-admitted or admitted by the fallback). */
+  private readonly leases = new Map<string, string[]>();
+  /** Lease ids to ZREM at the next chance: a release that failed, or an acquire that timed out and may land late. */
+  private orphans: Array<[string, string]> = [];
+  private readonly fallback: MemoryLimitStore;
+  private failures = 0;
+  private openUntil = 0;
+  private probing = false;
+  private degradedNow = false;
+  private readonly renewer: NodeJS.Timeout;
+  private renewing: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(options: RedisLimitStoreOptions) {
+    this.opts = options;
+    this.prefix = options.redis.keyPrefix;
+    this.ttlMs = options.redis.leaseTtlMs;
+    this.fallback = new MemoryLimitStore({ maxTrackedKeys: options.maxTrackedKeys });
+    this.redis = new Redis(options.redis.url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      connectTimeout: 2_000,
+      // Reconnect quickly and keep trying: recovery is automatic, and a lost Redis must not cost a restart.
+      retryStrategy: (times) => Math.min(times * 100, 1_000),
+      lazyConnect: false,
+    });
+    // Connection errors surface through the calls (and the breaker); without a listener ioredis logs each one.
+    this.redis.on('error', () => {});
+    this.redis.on('ready', () => {
+      // A fresh connection answers: let the renewal through the breaker to re-register the leases now.
+      this.failures = 0;
+      void this.renew();
+    });
+    const interval = options.redis.renewIntervalMs ?? Math.floor(this.ttlMs / 3);
+    this.renewer = setInterval(() => void this.renew(), interval).unref();
+  }
+
+  /** Waits (at most `timeoutMs`) for the first connection, so a fresh replica does not start degraded. */
+  async ready(timeoutMs = 2_000): Promise<boolean> {
+    if (this.redis.status === 'ready') return true;
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.redis.off('ready', onReady);
+        resolve(ok);
+      };
+      const onReady = () => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.redis.on('ready', onReady);
+    });
+  }
+
+  health(): StoreHealth {
+    const failClosed = this.opts.attempts === 'fail-closed' || this.opts.concurrent === 'fail-closed';
+    return { degraded: this.degradedNow, ok: !(this.degradedNow && failClosed) };
+  }
+
+  private key(clientKey: string, kind: 'a' | 'c'): string {
+    return `${this.prefix}{${clientKey}}:${kind}`;
+  }
+
+  private localMax(max: number): number {
+    return Math.max(1, Math.floor(max / this.opts.expectedReplicas));
+  }
+
+  private setDegraded(degraded: boolean): void {
+    if (degraded === this.degradedNow) return;
+    this.degradedNow = degraded;
+    this.opts.onDegraded?.(degraded);
+  }
+
+  /** Runs one Redis request under the deadline and the breaker. */
+  private async call<T>(run: () => Promise<T>, deadlineMs = this.opts.redis.deadlineMs): Promise<T> {
+    if (this.closed) throw new StoreDown('closed');
+    const now = Date.now();
+    let probe = false;
+    if (this.failures >= this.opts.redis.breakerThreshold) {
+      if (now < this.openUntil || this.probing) {
+        this.opts.onError?.();
+        throw new StoreDown('circuit open');
+      }
+      this.probing = probe = true;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const result = await Promise.race([
+        run(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new StoreDown(`no answer within ${deadlineMs} ms`)), deadlineMs);
+        }),
+      ]);
+      this.failures = 0;
+      this.setDegraded(false);
+      return result;
+    } catch (err) {
+      this.failures++;
+      this.opts.onError?.();
+      if (this.failures >= this.opts.redis.breakerThreshold) {
+        this.openUntil = Date.now() + this.opts.redis.breakerCooldownMs;
+        this.setDegraded(true);
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      if (probe) this.probing = false;
+    }
+  }
+
+  private async evalScript(s: LuaScript, key: string, args: Array<string | number>): Promise<unknown> {
+    this.roundTrips++;
+    try {
+      return await this.redis.evalsha(s.sha, 1, key, ...args);
+    } catch (err) {
+      if (!String((err as Error).message).includes('NOSCRIPT')) throw err;
+      // Redis restarted (or flushed its scripts): EVAL runs and caches it again.
+      this.roundTrips++;
+      return this.redis.eval(s.source, 1, key, ...args);
+    }
+  }
+
+  private unavailable(option: string): GatewayError {
+    return new GatewayError('store_unavailable', `the Redis limit store did not answer (${option} is fail-closed)`, {
+      retryAfterMs: STORE_RETRY_AFTER_MS,
+    });
+  }
+
+  async tryAttempt(key: string, max: number, windowMs: number, nowMs: number): Promise<AttemptResult> {
+    const id = `${this.replica}:${++this.seq}`;
+    let reply: [number, number];
+    try {
+      reply = (await this.call(() => this.evalScript(ATTEMPT, this.key(key, 'a'), [max, windowMs, id]))) as [number, number];
+    } catch {
+      if (this.opts.attempts === 'fail-closed') throw this.unavailable('limits.attempts.onStoreError');
+      const local = await this.fallback.tryAttempt(key, this.localMax(max), windowMs, nowMs);
+      return local.ok ? { ok: true, id: LOCAL + local.id } : local;
+    }
+    return reply[0] === 1 ? { ok: true, id } : { ok: false, retryAfterMs: Math.max(0, Number(reply[1])) };
+  }
+
+  async releaseAttempt(key: string, id: string): Promise<void> {
+    if (id.startsWith(LOCAL)) return this.fallback.releaseAttempt(key, id.slice(LOCAL.length));
+    try {
+      await this.call(() => (this.roundTrips++, this.redis.zrem(this.key(key, 'a'), id)));
+    } catch {
+      // The attempt stays counted until it ages out: the client pays for our outage, nobody else.
+    }
+  }
+
+  private hold(key: string, id: string): void {
+    const ids = this.leases.get(key);
+    if (ids) ids.push(id);
+    else this.leases.set(key, [id]);
+  }
+
+  async tryAcquireSlot(key: string, max: number): Promise<boolean> {
+    const id = `${this.replica}:${++this.seq}`;
+    let taken: boolean;
+    try {
+      taken = (await this.call(() => this.evalScript(ACQUIRE, this.key(key, 'c'), [max, this.ttlMs, id]))) === 1;
+    } catch {
+      // The script may still run after the deadline: remove that lease when Redis answers again.
+      this.orphans.push([key, id]);
+      if (this.opts.concurrent === 'fail-closed') throw this.unavailable('limits.concurrent.onStoreError');
+      // Local decision: this replica's own live leases against its share of the limit. They are
+      // registered in Redis by the next renewal once it answers again.
+      if ((this.leases.get(key)?.length ?? 0) >= this.localMax(max)) return false;
+      this.hold(key, id);
+      return true;
+    }
+    if (taken) this.hold(key, id);
+    return taken;
+  }
+
+  async releaseSlot(key: string): Promise<void> {
+    const ids = this.leases.get(key);
+    const id = ids?.pop();
+    if (!ids || id === undefined) return;
+    if (ids.length === 0) this.leases.delete(key);
+    try {
+      await this.call(() => (this.roundTrips++, this.redis.zrem(this.key(key, 'c'), id)));
+    } catch {
+      this.orphans.push([key, id]);
+    }
+  }
+
+  /**
+   * One pipeline: renew every live lease (re-adding those Redis lost) and remove orphans. Also runs
+   * on every (re)connection, so counts are right again as soon as Redis is back.
+   */
+  renew(): Promise<void> {
+    if (this.renewing || this.closed) return this.renewing ?? Promise.resolve();
+    this.renewing = this.renewOnce().finally(() => (this.renewing = null));
+    return this.renewing;
+  }
+
+  private async renewOnce(): Promise<void> {
+    if (this.leases.size === 0 && this.orphans.length === 0) return;
+    const orphans = this.orphans;
+    this.orphans = [];
+    const build = (load: boolean) => {
+      const p = this.redis.pipeline();
+      if (load) p.script('LOAD', RENEW.source);
+      for (const [key, ids] of this.leases) p.evalsha(RENEW.sha, 1, this.key(key, 'c'), this.ttlMs, ...ids);
+      for (const [key, id] of orphans) p.zrem(this.key(key, 'c'), id);
+      return p;
+    };
+    // A pipeline of every lease may take longer than one handshake call: the interval is its deadline.
+    const deadline = this.opts.redis.renewIntervalMs ?? Math.floor(this.ttlMs / 3);
+    try {
+      await this.call(async () => {
+        this.roundTrips++;
+        let results = (await build(false).exec()) ?? [];
+        if (results.some(([err]) => err && String(err.message).includes('NOSCRIPT'))) {
+          this.roundTrips++;
+          results = (await build(true).exec()) ?? [];
+        }
+        const failed = results.find(([err]) => err);
+        if (failed) throw failed[0];
+      }, deadline);
+    } catch {
+      this.orphans.push(...orphans);
+    }
+  }
+
+  size(): number {
+    return this.leases.size;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.renewer);
+    // Hand the leases back rather than leave them to expire: a restarted replica's clients get their slots at once.
+    if (this.leases.size && this.redis.status === 'ready') {
+      const p = this.redis.pipeline();
+      for (const [key, ids] of this.leases) p.zrem(this.key(key, 'c'), ...ids);
+      await Promise.race([p.exec().catch(() => null), new Promise((r) => setTimeout(r, this.opts.redis.deadlineMs * 4))]);
+    }
+    this.closed = true;
+    this.leases.clear();
+    await this.fallback.close();
+    this.redis.disconnect();
+  }
+}
