@@ -76,7 +76,7 @@ export class RedisLimitStore implements LimitStore {
     this.redis.on('ready', () => {
       // A fresh connection answers: let the renewal through the breaker to re-register the leases now.
       this.failures = 0;
-      void this.renew();
+      void this.loadScripts().then(() => this.renew());
     });
     const interval = options.redis.renewIntervalMs ?? Math.floor(this.ttlMs / 3);
     this.renewer = setInterval(() => void this.renew(), interval).unref();
@@ -153,6 +153,14 @@ export class RedisLimitStore implements LimitStore {
     }
   }
 
+  /** Loads the scripts once per connection (Redis may have restarted empty), so calls are one EVALSHA each. */
+  private async loadScripts(): Promise<void> {
+    const p = this.redis.pipeline();
+    for (const s of [ATTEMPT, ACQUIRE, RENEW]) p.script('LOAD', s.source);
+    this.roundTrips++;
+    await p.exec().catch(() => null);
+  }
+
   private async evalScript(s: LuaScript, key: string, args: Array<string | number>): Promise<unknown> {
     this.roundTrips++;
     try {
@@ -205,14 +213,16 @@ export class RedisLimitStore implements LimitStore {
     try {
       taken = (await this.call(() => this.evalScript(ACQUIRE, this.key(key, 'c'), [max, this.ttlMs, id]))) === 1;
     } catch {
+      // Local decision (fail-open): this replica's own live leases against its share of the limit;
+      // they are registered in Redis by the next renewal once it answers again.
+      if (this.opts.concurrent === 'fail-open' && (this.leases.get(key)?.length ?? 0) < this.localMax(max)) {
+        this.hold(key, id);
+        return true;
+      }
       // The script may still run after the deadline: remove that lease when Redis answers again.
       this.orphans.push([key, id]);
       if (this.opts.concurrent === 'fail-closed') throw this.unavailable('limits.concurrent.onStoreError');
-      // Local decision: this replica's own live leases against its share of the limit. They are
-      // registered in Redis by the next renewal once it answers again.
-      if ((this.leases.get(key)?.length ?? 0) >= this.localMax(max)) return false;
-      this.hold(key, id);
-      return true;
+      return false;
     }
     if (taken) this.hold(key, id);
     return taken;
