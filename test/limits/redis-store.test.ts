@@ -20,7 +20,7 @@ afterEach(async () => {
 });
 
 /** A store as the config would build it; each test gets its own key prefix. */
-function store(over: Partial<RedisLimitStoreOptions> & { redis?: Record<string, unknown> } = {}): RedisLimitStore {
+function store(over: Partial<Omit<RedisLimitStoreOptions, 'redis'>> & { redis?: Partial<RedisLimitStoreOptions['redis']> } = {}): RedisLimitStore {
   const limits = configSchema.parse({ routes: [], limits: { redis: { url: redis.url, keyPrefix: `t${prefixSeq}:`, ...over.redis } } }).limits;
   const s = new RedisLimitStore({
     expectedReplicas: 1,
@@ -93,7 +93,7 @@ describe('RedisLimitStore against a real redis-server', () => {
     const key = `t${prefixSeq}:{ip}:c`;
     expect(await redis.admin.zcard(key)).toBe(2);
     // Lease expiry is a score from Redis TIME plus the TTL (30 s default).
-    const [, score] = await redis.admin.zrange(key, 0, 0, 'WITHSCORES');
+    const [, score] = await redis.admin.zrange(key, '0', '0', 'WITHSCORES');
     const [sec] = await redis.admin.time();
     expect(Number(score) - Number(sec) * 1000).toBeGreaterThan(25_000);
   });
