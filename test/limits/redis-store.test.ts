@@ -157,6 +157,17 @@ describe('RedisLimitStore against a real redis-server', () => {
     await until(async () => (await redis.admin.zcard(`t${prefixSeq}:{k}:c`).catch(() => 0)) === 2, 8_000);
   }, 20_000);
 
+  it('does not count its own event-loop lag as a deadline miss when the reply is already there', async () => {
+    prefixSeq++;
+    const a = store({ redis: { deadlineMs: 50 } });
+    await a.ready();
+    const pending = a.tryAttempt('k', 5, 60_000, 0);
+    await new Promise((r) => setImmediate(r)); // the auto-pipeline has written the command
+    const end = performance.now() + 150; // the loop is busy past the deadline while Redis answers
+    while (performance.now() < end);
+    expect((await pending).ok).toBe(true);
+  });
+
   it('answers within the deadline while Redis sleeps, and the open breaker fails fast without a round trip', async () => {
     prefixSeq++;
     const a = store({ redis: { deadlineMs: 50, breakerCooldownMs: 60_000 } });
