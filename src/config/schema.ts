@@ -205,7 +205,10 @@ export const configSchema = z
               .string()
               .refine((v) => URL.canParse(v) && ['redis:', 'rediss:'].includes(new URL(v).protocol), 'must be a redis:// or rediss:// URL')
               .default('redis://127.0.0.1:6379').describe('Standalone Redis URL (redis://[user:password@]host:port[/db], rediss:// for TLS); used with limits.store=redis.'),
-            keyPrefix: z.string().default('wsguard:').describe('Prefix of every Redis key; each key then carries the client key as a hash tag ({…}), so one decision touches one slot.'),
+            keyPrefix: z
+              .string()
+              .refine((v) => !/[{}]/.test(v), 'must not contain { or }: the client key is the hash tag')
+              .default('wsguard:').describe('Prefix of every Redis key; each key then carries the client key as a hash tag ({…}), so one decision touches one slot.'),
             deadlineMs: z
               .number()
               .int()
