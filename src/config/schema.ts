@@ -205,6 +205,14 @@ export const configSchema = z
               .string()
               .refine((v) => URL.canParse(v) && ['redis:', 'rediss:'].includes(new URL(v).protocol), 'must be a redis:// or rediss:// URL')
               .default('redis://127.0.0.1:6379').describe('Standalone Redis URL (redis://[user:password@]host:port[/db], rediss:// for TLS); used with limits.store=redis.'),
+            cluster: z
+              .array(
+                z
+                  .string()
+                  .refine((v) => URL.canParse(v) && ['redis:', 'rediss:'].includes(new URL(v).protocol), 'must be a redis:// or rediss:// URL'),
+              )
+              .default([])
+              .describe('Seed nodes of a Redis Cluster (redis://host:port each); when set, limits.redis.url is not used. Each decision touches one slot (the client key is the hash tag).'),
             keyPrefix: z
               .string()
               .refine((v) => !/[{}]/.test(v), 'must not contain { or }: the client key is the hash tag')

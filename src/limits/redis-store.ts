@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Config } from '../config/schema.ts';
 import { GatewayError } from '../errors.ts';
 import { STORE_RETRY_AFTER_MS, type AttemptResult, type LimitStore, type StoreHealth } from './limit-store.ts';
@@ -23,6 +23,15 @@ export interface RedisLimitStoreOptions {
 
 class StoreDown extends Error {}
 
+/** The user and password of a cluster seed URL, applied to every node. */
+function credentials(u: string): Pick<RedisOptions, 'username' | 'password'> {
+  const url = new URL(u);
+  return {
+    ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+    ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+  };
+}
+
 /** Prefix of attempt ids recorded by the local fallback, so that releaseAttempt finds their home. */
 const LOCAL = 'L';
 
@@ -37,7 +46,7 @@ const LOCAL = 'L';
  * There is no offline queue: a disconnected client fails at once instead of queueing handshakes.
  */
 export class RedisLimitStore implements LimitStore {
-  readonly redis: Redis;
+  readonly redis: Redis | Cluster;
   /** Redis requests sent (a pipeline is one); read by bench/limit-store-redis.ts. */
   roundTrips = 0;
   private readonly opts: RedisLimitStoreOptions;
@@ -63,15 +72,23 @@ export class RedisLimitStore implements LimitStore {
     this.prefix = options.redis.keyPrefix;
     this.ttlMs = options.redis.leaseTtlMs;
     this.fallback = new MemoryLimitStore({ maxTrackedKeys: options.maxTrackedKeys });
-    this.redis = new Redis(options.redis.url, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      connectTimeout: 2_000,
-      // Reconnect quickly and keep trying: recovery is automatic, and a lost Redis must not cost a restart.
-      retryStrategy: (times) => Math.min(times * 100, 1_000),
-      lazyConnect: false,
-      enableAutoPipelining: true,
-    });
+    // Reconnect quickly and keep trying: recovery is automatic, and a lost Redis must not cost a restart.
+    const retry = (times: number) => Math.min(times * 100, 1_000);
+    const common: RedisOptions = { maxRetriesPerRequest: 0, connectTimeout: 2_000 };
+    this.redis = options.redis.cluster.length
+      ? new Cluster(
+          options.redis.cluster.map((u) => {
+            const url = new URL(u);
+            return { host: url.hostname, port: Number(url.port || 6379) };
+          }),
+          {
+            enableOfflineQueue: false,
+            enableAutoPipelining: true,
+            clusterRetryStrategy: retry,
+            redisOptions: { ...common, ...credentials(options.redis.cluster[0]!) },
+          },
+        )
+      : new Redis(options.redis.url, { ...common, enableOfflineQueue: false, retryStrategy: retry, lazyConnect: false, enableAutoPipelining: true });
     // Connection errors surface through the calls (and the breaker); without a listener ioredis logs each one.
     this.redis.on('error', () => {});
     this.redis.on('ready', () => {
@@ -158,10 +175,15 @@ export class RedisLimitStore implements LimitStore {
 
   /** Loads the scripts once per connection (Redis may have restarted empty), so calls are one EVALSHA each. */
   private async loadScripts(): Promise<void> {
-    const p = this.redis.pipeline();
-    for (const s of [ATTEMPT, ACQUIRE, RENEW]) p.script('LOAD', s.source);
-    this.roundTrips++;
-    await p.exec().catch(() => null);
+    const nodes: Redis[] = this.redis instanceof Cluster ? this.redis.nodes('master') : [this.redis];
+    await Promise.all(
+      nodes.map((node) => {
+        const p = node.pipeline();
+        for (const s of [ATTEMPT, ACQUIRE, RENEW]) p.script('LOAD', s.source);
+        this.roundTrips++;
+        return p.exec().catch(() => null);
+      }),
+    );
   }
 
   private async evalScript(s: LuaScript, key: string, args: Array<string | number>): Promise<unknown> {
@@ -257,8 +279,10 @@ export class RedisLimitStore implements LimitStore {
     if (this.leases.size === 0 && this.orphans.length === 0) return;
     const orphans = this.orphans;
     this.orphans = [];
+    if (this.redis instanceof Cluster) return this.renewCluster(orphans);
+    const redis = this.redis;
     const build = (load: boolean) => {
-      const p = this.redis.pipeline();
+      const p = redis.pipeline();
       if (load) p.script('LOAD', RENEW.source);
       for (const [key, ids] of this.leases) p.evalsha(RENEW.sha, 1, this.key(key, 'c'), this.ttlMs, ...ids);
       for (const [key, id] of orphans) p.zrem(this.key(key, 'c'), id);
@@ -282,6 +306,25 @@ export class RedisLimitStore implements LimitStore {
     }
   }
 
+  /**
+   * Cluster: a pipeline must stay in one slot, so the renewal is one call per client key, sent
+   * together; auto-pipelining writes them once per node per event-loop turn.
+   */
+  private async renewCluster(orphans: Array<[string, string]>): Promise<void> {
+    const deadline = this.opts.redis.renewIntervalMs ?? Math.floor(this.ttlMs / 3);
+    const calls = [
+      ...[...this.leases].map(([key, ids]) => () => this.evalScript(RENEW, this.key(key, 'c'), [this.ttlMs, ...ids])),
+      ...orphans.map(([key, id]) => () => this.redis.zrem(this.key(key, 'c'), id)),
+    ];
+    try {
+      await this.call(async () => {
+        await Promise.all(calls.map((c) => c()));
+      }, deadline);
+    } catch {
+      this.orphans.push(...orphans);
+    }
+  }
+
   size(): number {
     return this.leases.size;
   }
@@ -290,9 +333,8 @@ export class RedisLimitStore implements LimitStore {
     clearInterval(this.renewer);
     // Hand the leases back rather than leave them to expire: a restarted replica's clients get their slots at once.
     if (this.leases.size && this.redis.status === 'ready') {
-      const p = this.redis.pipeline();
-      for (const [key, ids] of this.leases) p.zrem(this.key(key, 'c'), ...ids);
-      await Promise.race([p.exec().catch(() => null), new Promise((r) => setTimeout(r, this.opts.redis.deadlineMs * 4))]);
+      const released = Promise.all([...this.leases].map(([key, ids]) => this.redis.zrem(this.key(key, 'c'), ...ids))).catch(() => null);
+      await Promise.race([released, new Promise((r) => setTimeout(r, this.opts.redis.deadlineMs * 4))]);
     }
     this.closed = true;
     this.leases.clear();

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -30,10 +30,10 @@ function freePort(): Promise<number> {
   });
 }
 
-function launch(port: number, dir: string): Promise<ChildProcess> {
+function launch(port: number, dir: string, extra: string[] = []): Promise<ChildProcess> {
   const child = spawn(
     REDIS_SERVER,
-    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--enable-debug-command', 'local'],
+    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--enable-debug-command', 'local', ...extra],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
@@ -93,4 +93,55 @@ export async function startRedis(): Promise<TestRedis> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+export interface TestRedisCluster {
+  ports: number[];
+  urls: string[];
+  stop(): Promise<void>;
+}
+
+/** Three masters on free loopback ports, joined with `redis-cli --cluster create`; the test owns them. */
+export async function startRedisCluster(): Promise<TestRedisCluster> {
+  const dirs: string[] = [];
+  const children: ChildProcess[] = [];
+  const ports: number[] = [];
+  const stop = async () => {
+    for (const c of children) c.kill('SIGKILL');
+    await Promise.all(children.map(exited));
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < 3; i++) {
+      const dir = mkdtempSync(join(tmpdir(), 'wsguard-redis-cluster-'));
+      dirs.push(dir);
+      const port = await freePort();
+      children.push(await launch(port, dir, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000']));
+      ports.push(port);
+    }
+    const created = spawnSync('/usr/bin/redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);
+    // Every node must agree before clients use it.
+    const end = Date.now() + 15_000;
+    for (const port of ports) {
+      const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true });
+      probe.on('error', () => {});
+      await probe.connect();
+      try {
+        while (!(await probe.cluster('INFO')).includes('cluster_state:ok')) {
+          if (Date.now() > end) throw new Error(`cluster not ok on ${port}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      } finally {
+        probe.disconnect();
+      }
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { ports, urls: ports.map((p) => `redis://127.0.0.1:${p}`), stop };
 }
