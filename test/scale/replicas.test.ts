@@ -21,13 +21,14 @@ afterEach(async () => {
   redis = null;
 });
 
+/** A generous Redis deadline unless the test sets one: test files run in parallel on 2 cores. */
 async function cluster(n: number, set: string[]): Promise<Replica[]> {
   redis = await startRedis();
   upstream = await startEchoUpstream();
   const args = [
     '--route',
     `/ws/=${upstream.url}/ws/`,
-    ...['routes.0.allowAnonymous=true', 'limits.store=redis', `limits.redis.url=${redis.url}`, 'telemetry.logs.level=warn', ...set].flatMap((s) => [
+    ...['routes.0.allowAnonymous=true', 'limits.store=redis', `limits.redis.url=${redis.url}`, 'limits.redis.deadlineMs=1000', 'telemetry.logs.level=warn', ...set].flatMap((s) => [
       '--set',
       s,
     ]),
@@ -139,9 +140,19 @@ describe('per-IP limits shared by replicas through Redis', () => {
 
   it('Redis slowed past the deadline (DEBUG SLEEP): handshakes are still answered within the deadline plus a margin', async () => {
     const [a] = await cluster(1, ['limits.redis.deadlineMs=50']);
-    const baseline = performance.now();
-    expect((await connect(a!)).kind).toBe('open');
-    const normal = performance.now() - baseline;
+    // A normal handshake's time, for the margin (retried: under load even a healthy call can miss 50 ms).
+    let normal = 0;
+    await until(
+      async () => {
+        const t0 = performance.now();
+        const x = await connect(a!);
+        normal = performance.now() - t0;
+        return x.kind;
+      },
+      (kind) => kind === 'open',
+      10_000,
+      'a normal handshake',
+    );
     const sleeper = redis!.admin.duplicate();
     const sleeping = sleeper.call('DEBUG', 'SLEEP', '3').catch(() => null);
     await new Promise((r) => setTimeout(r, 50)); // the sleep must reach Redis first
