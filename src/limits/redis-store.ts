@@ -22,6 +22,8 @@ export interface RedisLimitStoreOptions {
 }
 
 class StoreDown extends Error {}
+/** The request was sent but not answered in time: it may still run in Redis. */
+class TimedOut extends StoreDown {}
 
 /** The user and password of a cluster seed URL, applied to every node. */
 function credentials(u: string): Pick<RedisOptions, 'username' | 'password'> {
@@ -153,7 +155,7 @@ export class RedisLimitStore implements LimitStore {
         new Promise<never>((_, reject) => {
           // setImmediate: when our own event loop lagged past the deadline, a reply already read from
           // the socket is handled first (poll phase before check phase) instead of counting as a miss.
-          timer = setTimeout(() => setImmediate(() => reject(new StoreDown(`no answer within ${deadlineMs} ms`))), deadlineMs);
+          timer = setTimeout(() => setImmediate(() => reject(new TimedOut(`no answer within ${deadlineMs} ms`))), deadlineMs);
         }),
       ]);
       this.failures = 0;
@@ -237,15 +239,15 @@ export class RedisLimitStore implements LimitStore {
     let taken: boolean;
     try {
       taken = (await this.call(() => this.evalScript(ACQUIRE, this.key(key, 'c'), [max, this.ttlMs, id]))) === 1;
-    } catch {
+    } catch (err) {
       // Local decision (fail-open): this replica's own live leases against its share of the limit;
       // they are registered in Redis by the next renewal once it answers again.
       if (this.opts.concurrent === 'fail-open' && (this.leases.get(key)?.length ?? 0) < this.localMax(max)) {
         this.hold(key, id);
         return true;
       }
-      // The script may still run after the deadline: remove that lease when Redis answers again.
-      this.orphans.push([key, id]);
+      // A script that missed the deadline may still run: remove that lease when Redis answers again.
+      if (err instanceof TimedOut) this.orphans.push([key, id]);
       if (this.opts.concurrent === 'fail-closed') throw this.unavailable('limits.concurrent.onStoreError');
       return false;
     }
@@ -276,7 +278,12 @@ export class RedisLimitStore implements LimitStore {
   }
 
   private async renewOnce(): Promise<void> {
-    if (this.leases.size === 0 && this.orphans.length === 0) return;
+    if (this.leases.size === 0 && this.orphans.length === 0) {
+      // Nothing to renew, but a degraded store must find out that Redis is back by itself: a
+      // fail-closed replica is not ready, so no handshake would come to probe it.
+      if (this.degradedNow) await this.call(() => (this.roundTrips++, this.redis.ping())).catch(() => {});
+      return;
+    }
     const orphans = this.orphans;
     this.orphans = [];
     if (this.redis instanceof Cluster) return this.renewCluster(orphans);

@@ -138,6 +138,21 @@ describe('RedisLimitStore against a real redis-server', () => {
     expect(transitions).toEqual([true, false]);
   }, 20_000);
 
+  it('a degraded store with no connections finds out by itself that Redis is back', async () => {
+    prefixSeq++;
+    const a = store({ redis: { renewIntervalMs: 200, breakerCooldownMs: 100 } });
+    await a.ready();
+    await redis.kill();
+    try {
+      for (let i = 0; i < 3; i++) await rejection(a.tryAttempt('k', 10, 60_000, 0));
+      expect(a.health().degraded).toBe(true);
+    } finally {
+      await redis.restart();
+    }
+    // No handshake reaches a fail-closed replica that is not ready: the renewal timer must probe.
+    await until(() => a.health().degraded === false, 8_000);
+  }, 20_000);
+
   it('fail-open: Redis down counts locally at max ÷ expectedReplicas and stays ready', async () => {
     prefixSeq++;
     const a = store({ attempts: 'fail-open', concurrent: 'fail-open', expectedReplicas: 2 });
