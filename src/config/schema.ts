@@ -213,6 +213,18 @@ export const configSchema = z
               )
               .default([])
               .describe('Seed nodes of a Redis Cluster (redis://host:port each); when set, limits.redis.url is not used. Each decision touches one slot (the client key is the hash tag).'),
+            sentinels: z
+              .array(
+                z
+                  .string()
+                  .refine((v) => URL.canParse(v) && ['redis:', 'rediss:'].includes(new URL(v).protocol), 'must be a redis:// or rediss:// URL'),
+              )
+              .default([])
+              .describe(
+                'Redis Sentinel addresses (redis://[:password@]host:port each); when set, the master named limits.redis.sentinelName is used, ' +
+                  "with limits.redis.url's user and password (its host is not used).",
+              ),
+            sentinelName: z.string().min(1).default('mymaster').describe('Master name the sentinels monitor (limits.redis.sentinels).'),
             keyPrefix: z
               .string()
               .refine((v) => !/[{}]/.test(v), 'must not contain { or }: the client key is the hash tag')
@@ -250,6 +262,9 @@ export const configSchema = z
           })
           .strict()
           .superRefine((r, ctx) => {
+            if (r.cluster.length && r.sentinels.length) {
+              ctx.addIssue({ code: 'custom', path: ['sentinels'], message: 'set limits.redis.cluster or limits.redis.sentinels, not both' });
+            }
             if (r.renewIntervalMs !== undefined && r.renewIntervalMs >= r.leaseTtlMs) {
               ctx.addIssue({ code: 'custom', path: ['renewIntervalMs'], message: `must be shorter than limits.redis.leaseTtlMs (${r.leaseTtlMs})` });
             }

@@ -25,7 +25,7 @@ class StoreDown extends Error {}
 /** The request was sent but not answered in time: it may still run in Redis. */
 class TimedOut extends StoreDown {}
 
-/** The user and password of a cluster seed URL, applied to every node. */
+/** The user and password of a URL (a cluster seed's apply to every node). */
 function credentials(u: string): Pick<RedisOptions, 'username' | 'password'> {
   const url = new URL(u);
   return {
@@ -90,7 +90,22 @@ export class RedisLimitStore implements LimitStore {
             redisOptions: { ...common, ...credentials(options.redis.cluster[0]!) },
           },
         )
-      : new Redis(options.redis.url, { ...common, enableOfflineQueue: false, retryStrategy: retry, lazyConnect: false, enableAutoPipelining: true });
+      : options.redis.sentinels.length
+        ? new Redis({
+            ...common,
+            ...credentials(options.redis.url),
+            sentinels: options.redis.sentinels.map((u) => {
+              const url = new URL(u);
+              return { host: url.hostname, port: Number(url.port || 26379) };
+            }),
+            name: options.redis.sentinelName,
+            ...(credentials(options.redis.sentinels[0]!).password ? { sentinelPassword: credentials(options.redis.sentinels[0]!).password } : {}),
+            enableOfflineQueue: false,
+            retryStrategy: retry,
+            sentinelRetryStrategy: retry,
+            enableAutoPipelining: true,
+          })
+        : new Redis(options.redis.url, { ...common, enableOfflineQueue: false, retryStrategy: retry, lazyConnect: false, enableAutoPipelining: true });
     // Connection errors surface through the calls (and the breaker); without a listener ioredis logs each one.
     this.redis.on('error', () => {});
     this.redis.on('ready', () => {
