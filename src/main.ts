@@ -92,7 +92,7 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
     await telemetry?.close();
     throw err;
   }
-  const store = options.store ?? (await createLimitStore(config.limits, observer));
+  const store = options.store ?? (await createLimitStore(config.limits, observer, logger));
   storeRef = store;
   observer.trackedClientsSource(() => store.size());
   observer.gatewayStateSource(() => {

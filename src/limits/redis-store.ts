@@ -19,6 +19,8 @@ export interface RedisLimitStoreOptions {
   onError?: () => void;
   /** The breaker opened (true) or closed again (false). */
   onDegraded?: (degraded: boolean) => void;
+  /** Told the cause of a connection failure, once per outage (the degraded transitions are the observer's). */
+  onConnectionError?: (message: string) => void;
 }
 
 class StoreDown extends Error {}
@@ -106,9 +108,16 @@ export class RedisLimitStore implements LimitStore {
             enableAutoPipelining: true,
           })
         : new Redis(options.redis.url, { ...common, enableOfflineQueue: false, retryStrategy: retry, lazyConnect: false, enableAutoPipelining: true });
-    // Connection errors surface through the calls (and the breaker); without a listener ioredis logs each one.
-    this.redis.on('error', () => {});
+    // Connection errors surface through the calls and the breaker; the cause is reported once per
+    // outage (ioredis emits one per reconnection attempt, up to ten a second).
+    let reported = false;
+    this.redis.on('error', (err: Error) => {
+      if (reported) return;
+      reported = true;
+      options.onConnectionError?.(err.message);
+    });
     this.redis.on('ready', () => {
+      reported = false;
       // A fresh connection answers: let the renewal through the breaker to re-register the leases now.
       this.failures = 0;
       void this.loadScripts().then(() => this.renew());

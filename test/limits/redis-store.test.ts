@@ -153,6 +153,17 @@ describe('RedisLimitStore against a real redis-server', () => {
     await until(() => a.health().degraded === false, 8_000);
   }, 20_000);
 
+  it('reports the cause of a connection failure once per outage, not once per reconnection attempt', async () => {
+    const { closedPort } = await import('../helpers/upstream.ts');
+    const causes: string[] = [];
+    const a = store({ redis: { url: `redis://127.0.0.1:${await closedPort()}` }, onConnectionError: (m) => causes.push(m) });
+    let reconnects = 0;
+    a.redis.on('reconnecting', () => reconnects++);
+    await until(() => reconnects >= 3, 10_000);
+    expect(causes).toHaveLength(1);
+    expect(causes[0]).toMatch(/ECONNREFUSED/);
+  }, 20_000);
+
   it('fail-open: Redis down counts locally at max ÷ expectedReplicas and stays ready', async () => {
     prefixSeq++;
     const a = store({ attempts: 'fail-open', concurrent: 'fail-open', expectedReplicas: 2 });
