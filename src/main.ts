@@ -5,7 +5,7 @@ import { configWarnings } from './config/warnings.ts';
 import { demoConfig } from './demo/demo-config.ts';
 import { startDemoUpstream, type DemoUpstream } from './demo/demo-upstream.ts';
 import { startGateway, type Gateway } from './gateway/gateway.ts';
-import { MemoryLimitStore } from './limits/memory-store.ts';
+import { createLimitStore } from './limits/create-store.ts';
 import { startFdBudget } from './monitoring/fd-budget.ts';
 import type { LimitStore } from './limits/limit-store.ts';
 import { readinessFrom } from './monitoring/readiness.ts';
@@ -33,12 +33,18 @@ export interface StartOptions {
   demo?: boolean;
 }
 
+function storeHealth(store: LimitStore | undefined): { storeOk?: boolean; storeDegraded?: boolean } {
+  const health = store?.health?.();
+  return health ? { storeOk: health.ok, storeDegraded: health.degraded } : {};
+}
+
 /** load config → start telemetry → start gateway; signals are the CLI's business (cli/commands/serve.ts). */
 export async function startServer(input: Config, options: StartOptions = {}): Promise<Server> {
   // Telemetry first: the gateway reports into it from its first handshake. The readiness and token
   // callbacks read the gateway and verifier lazily, as they exist only later.
   let gateway: Gateway | undefined;
   let verifier: TokenVerifier | null = null;
+  let storeRef: LimitStore | undefined;
   const fds = startFdBudget({ minFree: input.server.minFreeFds });
   const telemetry = options.observer
     ? null
@@ -49,7 +55,13 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
         },
         readiness: readinessFrom(() =>
           gateway
-            ? { listening: gateway.listening, draining: gateway.draining, jwksLoaded: verifier?.ready() ?? true, fdsOk: !fds.exhausted() }
+            ? {
+                listening: gateway.listening,
+                draining: gateway.draining,
+                jwksLoaded: verifier?.ready() ?? true,
+                fdsOk: !fds.exhausted(),
+                ...storeHealth(storeRef),
+              }
             : undefined,
         ),
         ...(options.logger ? { logger: options.logger } : {}),
@@ -80,7 +92,8 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
     await telemetry?.close();
     throw err;
   }
-  const store = options.store ?? new MemoryLimitStore({ maxTrackedKeys: config.limits.maxTrackedKeys });
+  const store = options.store ?? (await createLimitStore(config.limits, observer, logger));
+  storeRef = store;
   observer.trackedClientsSource(() => store.size());
   observer.gatewayStateSource(() => {
     const { open, limit } = fds.sample();

@@ -1,9 +1,8 @@
 import { GatewayError, isGatewayError, toGatewayError } from '../errors.ts';
+import { STORE_RETRY_AFTER_MS } from '../limits/limit-store.ts';
 import type { GatewayObserver } from '../telemetry/observer.ts';
 import type { AdmissionContext } from './context.ts';
 import type { AdmissionPolicy } from './policy.ts';
-
-const STORE_RETRY_AFTER_MS = 5_000;
 
 export interface Rejection {
   error: GatewayError;
@@ -25,7 +24,8 @@ export async function runAdmission(
       if (pending) await pending;
     } catch (err) {
       // A store or verifier failure that is not already a GatewayError is an outage, not a verdict:
-      // the limit store being down fails closed with 503 and a short Retry-After.
+      // a limit store that throws anything else fails closed with 503 and a short Retry-After (the
+      // Redis store applies the configured onStoreError itself and throws a GatewayError).
       const error = isGatewayError(err)
         ? err
         : policy.name.endsWith('limit')

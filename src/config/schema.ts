@@ -73,6 +73,14 @@ const policyBase = {
   dryRun: z.boolean().default(false).describe('Count what this policy would reject, and let it through.'),
 };
 
+const onStoreError = z
+  .enum(['fail-open', 'fail-closed'])
+  .default('fail-closed')
+  .describe(
+    'When the shared (Redis) limit store cannot answer: fail-open counts locally at this limit ÷ limits.expectedReplicas (at least 1) and reports the store degraded; ' +
+      'fail-closed refuses with 503 store_unavailable and Retry-After.',
+  );
+
 export const configSchema = z
   .object({
     server: z
@@ -153,6 +161,7 @@ export const configSchema = z
           .object({
             max: z.number().int().positive().default(10).describe('Connection attempts per client IP per window.'),
             windowMs: z.number().int().positive().default(3_600_000).describe('Sliding window for connection attempts.'),
+            onStoreError,
             ...policyBase,
           })
           .strict()
@@ -166,6 +175,7 @@ export const configSchema = z
               .positive()
               .default(30)
               .describe('Retry-After sent with a concurrent-limit 429 (a slot frees when some connection closes).'),
+            onStoreError,
             ...policyBase,
           })
           .strict()
@@ -179,6 +189,87 @@ export const configSchema = z
             'Client keys the in-memory limit store tracks at most (about 300 B of heap each at 10 attempts: 30 MB at the default, about 57 MB of RSS). ' +
               'At the cap a client not yet tracked is refused with 503 store_full; tracked ones keep their limits (nothing is evicted).',
           ),
+        store: z
+          .enum(['memory', 'redis'])
+          .default('memory')
+          .describe('Where the per-IP limits are counted: memory (this replica only) or redis (shared by every replica using the same limits.redis.url and keyPrefix).'),
+        expectedReplicas: z
+          .number()
+          .int()
+          .positive()
+          .default(1)
+          .describe('Replicas sharing the Redis store; a fail-open limit counts locally at its max ÷ this (at least 1) while Redis is unavailable.'),
+        redis: z
+          .object({
+            url: z
+              .string()
+              .refine((v) => URL.canParse(v) && ['redis:', 'rediss:'].includes(new URL(v).protocol), 'must be a redis:// or rediss:// URL')
+              .default('redis://127.0.0.1:6379').describe('Standalone Redis URL (redis://[user:password@]host:port[/db], rediss:// for TLS); used with limits.store=redis.'),
+            cluster: z
+              .array(
+                z
+                  .string()
+                  .refine((v) => URL.canParse(v) && ['redis:', 'rediss:'].includes(new URL(v).protocol), 'must be a redis:// or rediss:// URL'),
+              )
+              .default([])
+              .describe('Seed nodes of a Redis Cluster (redis://host:port each); when set, limits.redis.url is not used. Each decision touches one slot (the client key is the hash tag).'),
+            sentinels: z
+              .array(
+                z
+                  .string()
+                  .refine((v) => URL.canParse(v) && ['redis:', 'rediss:'].includes(new URL(v).protocol), 'must be a redis:// or rediss:// URL'),
+              )
+              .default([])
+              .describe(
+                'Redis Sentinel addresses (redis://[:password@]host:port each); when set, the master named limits.redis.sentinelName is used, ' +
+                  "with limits.redis.url's user and password (its host is not used).",
+              ),
+            sentinelName: z.string().min(1).default('mymaster').describe('Master name the sentinels monitor (limits.redis.sentinels).'),
+            keyPrefix: z
+              .string()
+              .refine((v) => !/[{}]/.test(v), 'must not contain { or }: the client key is the hash tag')
+              .default('wsguard:').describe('Prefix of every Redis key; each key then carries the client key as a hash tag ({…}), so one decision touches one slot.'),
+            deadlineMs: z
+              .number()
+              .int()
+              .positive()
+              .default(50)
+              .describe('Deadline of each Redis call; a slower answer counts as a store failure (the handshake follows the limit\'s onStoreError).'),
+            leaseTtlMs: z
+              .number()
+              .int()
+              .min(1_000)
+              .default(30_000)
+              .describe('A concurrent-connection lease expires this long after its last renewal, so a replica that dies stops counting within it.'),
+            renewIntervalMs: z
+              .number()
+              .int()
+              .positive()
+              .optional()
+              .describe('How often live leases are renewed (one pipeline per interval) and re-registered after Redis restarts empty. Default: a third of leaseTtlMs.'),
+            breakerThreshold: z
+              .number()
+              .int()
+              .positive()
+              .default(3)
+              .describe('Consecutive Redis failures that open the circuit breaker: calls then fail at once, without waiting for the deadline.'),
+            breakerCooldownMs: z
+              .number()
+              .int()
+              .positive()
+              .default(1_000)
+              .describe('How long the open breaker waits before one probe call tries Redis again.'),
+          })
+          .strict()
+          .superRefine((r, ctx) => {
+            if (r.cluster.length && r.sentinels.length) {
+              ctx.addIssue({ code: 'custom', path: ['sentinels'], message: 'set limits.redis.cluster or limits.redis.sentinels, not both' });
+            }
+            if (r.renewIntervalMs !== undefined && r.renewIntervalMs >= r.leaseTtlMs) {
+              ctx.addIssue({ code: 'custom', path: ['renewIntervalMs'], message: `must be shorter than limits.redis.leaseTtlMs (${r.leaseTtlMs})` });
+            }
+          })
+          .prefault({}),
       })
       .strict()
       .prefault({}),

@@ -10,6 +10,8 @@ export interface ReadinessParts {
   jwksLoaded: boolean;
   /** The limit store answers, or its degraded mode still admits connections (fail-open); true when unknown. */
   storeOk?: boolean;
+  /** The shared limit store is down and the limits run on their failure policies; reported, not a readiness condition by itself. */
+  storeDegraded?: boolean;
   /** At least server.minFreeFds file descriptors are free; true when unknown. */
   fdsOk?: boolean;
 }
@@ -36,6 +38,7 @@ export function readinessFrom(read: () => ReadinessParts | undefined, onError?: 
       fds: parts.fdsOk ?? true,
       draining: parts.draining,
     };
-    return { ready: checks.listening && checks.jwks && checks.store && checks.fds && !checks.draining, checks };
+    const ready = checks.listening && checks.jwks && checks.store && checks.fds && !checks.draining;
+    return { ready, checks: parts.storeDegraded === undefined ? checks : { ...checks, storeDegraded: parts.storeDegraded } };
   };
 }
