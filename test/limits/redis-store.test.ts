@@ -101,8 +101,9 @@ describe('RedisLimitStore against a real redis-server', () => {
 
   it('renews all live leases in one pipeline and re-registers them after Redis restarts empty', async () => {
     prefixSeq++;
-    const a = store({ redis: { leaseTtlMs: 1_000, renewIntervalMs: 200 } });
-    const b = store({ redis: { leaseTtlMs: 1_000, renewIntervalMs: 200 } });
+    // A TTL well above the renewal interval, so that a busy machine's stalls do not expire the leases.
+    const a = store({ redis: { leaseTtlMs: 3_000, renewIntervalMs: 200 } });
+    const b = store({ redis: { leaseTtlMs: 3_000, renewIntervalMs: 200 } });
     await Promise.all([a.ready(), b.ready()]);
     for (let i = 0; i < 3; i++) expect(await a.tryAcquireSlot(`ip${i}`, 1)).toBe(true);
     const before = a.roundTrips;
@@ -112,6 +113,8 @@ describe('RedisLimitStore against a real redis-server', () => {
     await redis.restart();
     await until(async () => (await redis.admin.zcard(`t${prefixSeq}:{ip0}:c`).catch(() => 0)) === 1);
     await until(() => a.health().degraded === false);
+    // b saw the outage too (its renewal timer probes): it answers again once it has reconnected.
+    await until(() => b.health().degraded === false);
     expect(await b.tryAcquireSlot('ip0', 1)).toBe(false);
     expect(await b.tryAcquireSlot('ip2', 1)).toBe(false);
   }, 20_000);

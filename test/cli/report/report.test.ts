@@ -97,16 +97,19 @@ describe('report', () => {
 
   it('renders a probe result (terminal, Markdown, HTML) instead of refusing it', async () => {
     const json = join(dir, 'probe.json');
-    const probe = await runCli(['probe', echo.url, '--settle', '50', '--json', json]);
+    const probe = await runCli(['probe', echo.url, '--settle', '50', '--json', json], 45_000);
     expect(probe.code).toBe(0);
-    const text = await runCli(['report', json]);
+    // Three renderings of one file: started together, with the time a loaded machine needs to start them.
+    const [text, md, html] = await Promise.all([
+      runCli(['report', json], 45_000),
+      runCli(['report', json, '-f', 'md'], 45_000),
+      runCli(['report', json, '-f', 'html'], 45_000),
+    ]);
     expect(text.stdout).toContain('PASS  a valid client connects: observed opened');
     expect(text.stdout).toContain('verdict: passed (exit 0)');
     expect(text.code).toBe(0);
-    const md = await runCli(['report', json, '-f', 'md']);
     expect(md.stdout).toContain('| a valid client connects | pass | `opened` |');
-    const html = await runCli(['report', json, '-f', 'html']);
     expect(html.stdout).toContain('<div class="verdict verdict-passed" data-exit="0">Verdict: passed (exit 0)');
     expect(html.stdout).toContain('<td>a valid client connects</td>');
-  });
+  }, 90_000);
 });
