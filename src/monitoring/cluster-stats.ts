@@ -113,9 +113,12 @@ export class ClusterStats {
     const now = this.#opts.now();
     const local = this.#opts.local();
     try {
-      const instances = (await withDeadline(this.#opts.redis.smembers(this.#index), this.#opts.deadlineMs)).sort();
-      const others = instances.filter((i) => i !== this.#opts.instance);
-      const values = others.length ? await withDeadline(this.#opts.redis.mget(...others.map((i) => this.#reportKey(i))), this.#opts.deadlineMs) : [];
+      // One deadline for both reads, so that a hanging Redis delays an answer by deadlineMs at most.
+      const read = async () => {
+        const instances = (await this.#opts.redis.smembers(this.#index)).sort().filter((i) => i !== this.#opts.instance);
+        return { others: instances, values: instances.length ? await this.#opts.redis.mget(...instances.map((i) => this.#reportKey(i))) : [] };
+      };
+      const { others, values } = await withDeadline(read(), this.#opts.deadlineMs);
       const replicas: ReplicaReport[] = [{ instance: this.#opts.instance, ...local, reported_at: isoSeconds(now) }];
       const gone: string[] = [];
       others.forEach((instance, n) => {

@@ -153,4 +153,33 @@ describe('cluster-wide monitoring API (limits.store=redis)', () => {
     await redis!.restart();
     await until(() => metrics(a!), (m) => m.scope === 'cluster' && m.active_connections === 2 && liveCount(m) === 2, 10_000, 'sums after Redis returned');
   }, 60_000);
+
+  it('Redis hanging (DEBUG SLEEP): the API answers with the local figures within the read deadline plus a margin', async () => {
+    const [a] = await startCluster(1);
+    await open(a!, 1);
+    await until(() => metrics(a!), (m) => m.scope === 'cluster' && liveCount(m) === 1, 10_000, 'cluster view');
+    const sleeper = redis!.admin.duplicate();
+    const sleeping = sleeper.call('DEBUG', 'SLEEP', '3').catch(() => null);
+    await new Promise((r) => setTimeout(r, 50)); // the sleep must reach Redis first
+    const t0 = performance.now();
+    const body = await metrics(a!);
+    const took = performance.now() - t0;
+    await sleeping;
+    sleeper.disconnect();
+    expect(body).toMatchObject({ scope: 'local', active_connections: 1, local: { active_connections: 1 }, cluster: { available: false } });
+    // Read deadline 500 ms + 1.5 s of slack for a busy 2-core machine; Redis itself slept 3 s.
+    expect(took).toBeLessThan(500 + 1_500);
+  }, 60_000);
+
+  it('a malformed report in Redis is skipped, not summed and not fatal', async () => {
+    const [a] = await startCluster(1);
+    await open(a!, 1);
+    await until(() => metrics(a!), (m) => m.scope === 'cluster' && liveCount(m) === 1, 10_000, 'cluster view');
+    await redis!.admin.sadd('wsguard:{monitor}:replicas', 'bogus-1', 'bogus-2');
+    await redis!.admin.set('wsguard:{monitor}:r:bogus-1', 'not json', 'PX', 60_000);
+    await redis!.admin.set('wsguard:{monitor}:r:bogus-2', JSON.stringify({ active_connections: -5, connections_today: 'x', t: 0 }), 'PX', 60_000);
+    const body = await metrics(a!);
+    expect(body).toMatchObject({ scope: 'cluster', active_connections: 1, connections_today: 1 });
+    expect(liveCount(body)).toBe(1);
+  }, 60_000);
 });
