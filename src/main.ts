@@ -6,9 +6,12 @@ import { demoConfig } from './demo/demo-config.ts';
 import { startDemoUpstream, type DemoUpstream } from './demo/demo-upstream.ts';
 import { startGateway, type Gateway } from './gateway/gateway.ts';
 import { createLimitStore } from './limits/create-store.ts';
+import { RedisLimitStore } from './limits/redis-store.ts';
+import { ClusterStats } from './monitoring/cluster-stats.ts';
 import { startFdBudget } from './monitoring/fd-budget.ts';
 import type { LimitStore } from './limits/limit-store.ts';
 import { readinessFrom } from './monitoring/readiness.ts';
+import { resolveInstanceId } from './telemetry/config.ts';
 import { createNoopObserver, type GatewayObserver } from './telemetry/observer.ts';
 import { startTelemetry, type Telemetry } from './telemetry/start.ts';
 
@@ -45,6 +48,7 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
   let gateway: Gateway | undefined;
   let verifier: TokenVerifier | null = null;
   let storeRef: LimitStore | undefined;
+  let clusterStats: ClusterStats | undefined;
   const fds = startFdBudget({ minFree: input.server.minFreeFds });
   const telemetry = options.observer
     ? null
@@ -65,6 +69,7 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
             : undefined,
         ),
         ...(options.logger ? { logger: options.logger } : {}),
+        cluster: () => clusterStats,
       });
   const logger = options.logger ?? telemetry?.logger ?? pino({ level: 'info', redact: ['req.headers.authorization', 'token'] });
   const observer = options.observer ?? telemetry?.observer ?? createNoopObserver();
@@ -94,6 +99,20 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
   }
   const store = options.store ?? (await createLimitStore(config.limits, observer, logger));
   storeRef = store;
+  // Each replica publishes its monitoring figures through the shared Redis, so the API can sum them.
+  const liveStats = telemetry?.stats;
+  if (store instanceof RedisLimitStore && liveStats) {
+    clusterStats = new ClusterStats({
+      redis: store.redis,
+      keyPrefix: config.limits.redis.keyPrefix,
+      instance: resolveInstanceId(config.telemetry),
+      local: () => {
+        const s = liveStats.snapshot();
+        return { active_connections: s.active_connections, connections_today: s.connections_today };
+      },
+      logger,
+    });
+  }
   observer.trackedClientsSource(() => store.size());
   observer.gatewayStateSource(() => {
     const { open, limit } = fds.sample();
@@ -105,6 +124,7 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
     fds.stop();
     demo?.close();
     verifier?.close();
+    await clusterStats?.stop();
     await store.close();
     await telemetry?.close();
     throw err;
@@ -113,6 +133,7 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
     fds.stop();
     demo?.close();
     verifier?.close();
+    await clusterStats?.stop();
     await store.close();
     await telemetry?.close();
   };

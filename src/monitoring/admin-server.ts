@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { AdminClaimRule } from '../telemetry/config.ts';
 import { authenticateAdmin, type VerifyToken } from './admin-auth.ts';
-import type { LiveStats } from './live-stats.ts';
+import type { ClusterStats, ClusterView, LocalFigures } from './cluster-stats.ts';
+import type { LiveStats, MonitoringMetrics } from './live-stats.ts';
 
 /**
  * The admin listener: Prometheus scrape, liveness, readiness and the monitoring API. It is plain
@@ -24,6 +25,8 @@ export interface AdminServerOptions {
   verifyToken: VerifyToken;
   adminClaims: readonly AdminClaimRule[];
   stats: LiveStats;
+  /** With limits.store=redis: the figures across replicas (read lazily: the store starts after the admin listener). */
+  cluster?: () => ClusterStats | undefined;
   logger: Logger;
 }
 
@@ -59,6 +62,28 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 /** Django-style paths end in '/'; accept the form without it too. */
 function normalisePath(pathname: string): string {
   return pathname.startsWith('/api/') && !pathname.endsWith('/') ? `${pathname}/` : pathname;
+}
+
+/** What the metrics endpoint adds with the Redis store (docs/monitoring-api.md, "Across replicas"). */
+export interface ClusterFields {
+  /** "cluster" when active_connections and connections_today are sums over the live replicas, "local" when Redis did not answer. */
+  scope: 'cluster' | 'local';
+  local: LocalFigures;
+  cluster: ClusterView;
+}
+
+/**
+ * The metrics answer: the reference guide's seven fields, unchanged with the memory store. With the
+ * Redis store it adds `scope`, `local` and `cluster`; the two cross-replica fields are then the
+ * cluster sums, or this replica's own when Redis does not answer (`scope: "local"`).
+ */
+async function monitoringMetrics(stats: LiveStats, cluster: ClusterStats | undefined): Promise<MonitoringMetrics & Partial<ClusterFields>> {
+  const snap = stats.snapshot();
+  if (!cluster) return snap;
+  const local = { active_connections: snap.active_connections, connections_today: snap.connections_today };
+  const view = await cluster.view();
+  if (!view.available) return { ...snap, scope: 'local', local, cluster: view };
+  return { ...snap, active_connections: view.active_connections, connections_today: view.connections_today, scope: 'cluster', local, cluster: view };
 }
 
 export async function startAdminServer(opts: AdminServerOptions): Promise<AdminServer> {
@@ -97,9 +122,14 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
           return;
         }
         if (path === MONITORING_PATHS.metrics) {
-          sendJson(res, 200, opts.stats.snapshot());
+          sendJson(res, 200, await monitoringMetrics(opts.stats, opts.cluster?.()));
         } else if (path === MONITORING_PATHS.activeConnections) {
-          sendJson(res, 200, { active_connections: opts.stats.snapshot().active_connections });
+          const m = await monitoringMetrics(opts.stats, opts.cluster?.());
+          sendJson(
+            res,
+            200,
+            m.local ? { active_connections: m.active_connections, scope: m.scope, local: { active_connections: m.local.active_connections } } : { active_connections: m.active_connections },
+          );
         } else {
           const top = Number.parseInt(url.searchParams.get('top') ?? '', 10);
           sendJson(res, 200, opts.stats.rejections(Number.isFinite(top) && top > 0 ? top : DEFAULT_TOP_OFFENDERS));

@@ -14,6 +14,7 @@ import {
 import type { DestinationStream, Logger } from 'pino';
 import type { VerifyToken } from '../monitoring/admin-auth.ts';
 import { startAdminServer, type AdminServer, type Readiness } from '../monitoring/admin-server.ts';
+import type { ClusterStats } from '../monitoring/cluster-stats.ts';
 import { LiveStats } from '../monitoring/live-stats.ts';
 import { resolveInstanceId, type TelemetryConfig } from './config.ts';
 import { GatewayMetrics } from './gateway-metrics.ts';
@@ -41,6 +42,8 @@ export interface TelemetryDeps {
   now?: () => number;
   /** Environment for OTEL_* variables (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** With limits.store=redis: the cross-replica monitoring figures (read lazily, the store starts later). */
+  cluster?: () => ClusterStats | undefined;
 }
 
 export interface Telemetry {
@@ -50,6 +53,8 @@ export interface Telemetry {
   admin: AdminServer | undefined;
   /** Whether spans are recorded and exported. */
   tracing: boolean;
+  /** The monitoring API's local figures (undefined when telemetry is disabled). */
+  stats: LiveStats | undefined;
   /** Current Prometheus exposition (what /metrics serves). */
   metricsText(): Promise<string>;
   /** Flushes logs and spans, ends open connection spans, closes the admin listener. Idempotent. */
@@ -84,6 +89,7 @@ export async function startTelemetry(config: TelemetryConfig, deps: TelemetryDep
       observer: createNoopObserver(),
       logger,
       admin: undefined,
+      stats: undefined,
       tracing: false,
       metricsText: async () => '',
       close: async () => {},
@@ -167,6 +173,7 @@ export async function startTelemetry(config: TelemetryConfig, deps: TelemetryDep
       verifyToken: deps.verifyToken,
       adminClaims: config.monitoring.adminClaims,
       stats,
+      ...(deps.cluster ? { cluster: deps.cluster } : {}),
       logger,
     });
   } catch (err) {
@@ -189,6 +196,7 @@ export async function startTelemetry(config: TelemetryConfig, deps: TelemetryDep
     observer,
     logger,
     admin,
+    stats,
     tracing: tracer !== undefined,
     metricsText,
     close() {
