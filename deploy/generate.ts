@@ -45,11 +45,13 @@ export const DEPLOY = {
   monitoringNamespace: 'monitoring',
   authSecret: { name: 'wsguard-auth', key: 'secret' },
   resources: {
-    // Memory: the in-memory limit store holds about 57 MB of RSS at limits.maxTrackedKeys' default
-    // (docs/configuration.md); 256 Mi leaves room for sockets' buffers on top of Node's own ~60 MB.
-    requests: { cpu: '100m', memory: '128Mi' },
+    // Memory: `wsguard serve --demo` idles at 155 MB RSS (ps, Node 20; tsx compiles the sources at
+    // start-up, and the demo upstream is in that figure), and the in-memory limit store, the
+    // fail-open fallback, adds up to about 57 MB at limits.maxTrackedKeys' default
+    // (docs/configuration.md); 384 Mi leaves the rest for socket buffers.
+    requests: { cpu: '100m', memory: '192Mi' },
     // One core: uWS runs the relay on the one JavaScript thread, so more would go unused.
-    limits: { cpu: '1', memory: '256Mi' },
+    limits: { cpu: '1', memory: '384Mi' },
   },
 } as const;
 
