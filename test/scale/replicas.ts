@@ -28,8 +28,8 @@ export function startReplica(args: string[]): Promise<Replica> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       void stop();
-      reject(new Error(`no banner within 15 s\nstdout: ${out}\nstderr: ${err}`));
-    }, 15_000);
+      reject(new Error(`no banner within 30 s\nstdout: ${out}\nstderr: ${err}`));
+    }, 30_000);
     child.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
       const ws = out.match(/wsguard listening on (ws:\/\/127\.0\.0\.1:\d+)/);

@@ -10,7 +10,7 @@ export interface CliRun {
 }
 
 /** Runs the real CLI as a child process; killed after `timeoutMs` so a test can never hang. */
-export function runCli(args: string[], timeoutMs = 15_000): Promise<CliRun> {
+export function runCli(args: string[], timeoutMs = 40_000): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
