@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseSoftFdLimit, reserveFor, startFdBudget } from '../../src/monitoring/fd-budget.ts';
+import { readdirSync } from 'node:fs';
+import { parseSoftFdLimit, readOpenFds, reserveFor, startFdBudget } from '../../src/monitoring/fd-budget.ts';
 
 const LIMITS = `Limit                     Soft Limit           Hard Limit           Units
 Max cpu time              unlimited            unlimited            seconds
@@ -49,5 +50,11 @@ describe('fd budget', () => {
     } finally {
       budget.stop();
     }
+  });
+
+  it('counts open fds from the size of /proc/self/fd, without opening one (the listing holds one more: its own)', () => {
+    const counted = readOpenFds();
+    const listed = readdirSync('/proc/self/fd').length;
+    expect(counted).toBe(listed - 1);
   });
 });
