@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 
 /**
@@ -9,13 +10,13 @@ import { readFileSync, statSync } from 'node:fs';
  * client; the budget is what the gateway sheds new handshakes on (503 `overloaded`), readiness
  * reports, and /metrics exports (process_open_fds, process_max_fds).
  *
- * The count is the size `stat` reports for /proc/self/fd (Linux 6.2 and later), which opens no file
- * descriptor. Listing the directory instead (readdir, which opens and closes one) once a second made
- * uWS drop a freshly opened connection right after its 101 now and then: `bench/upgrade-race.ts` lost
- * a connection in 2 of 16 runs with the listing, in 0 of 100 with the listing switched off, and in 0
- * of 100 before the fd budget existed. Why uWS minds is not understood; the stat needs no fd at all. A listing also cost about 3 µs per open fd (19.7 ms at 6,756 fds). On an
- * older kernel the size is 0: the budget is then unknown and never sheds. The sampler re-reads at
- * most every `minIntervalMs`, and backs off so that sampling never takes more than about 2% of a core.
+ * The count is the size `stat` reports for /proc/<pid>/fd (Linux 6.2 and later; 0 on older kernels,
+ * where the budget is unknown and never sheds), read once a second by a small watcher child process,
+ * not by the gateway itself: any synchronous fs call in the gateway process while connections open
+ * made uWS drop one right after its 101 now and then. `bench/upgrade-race.ts` lost a connection in 0
+ * of 100 runs before the budget existed, in 2 of 16 with a /proc/self/fd listing once a second, in 9
+ * of 41 with a stat per handshake, and in 5 of 25 with a stat of /tmp per handshake instead; why uWS
+ * minds is not understood. One watcher serves the whole process (tests run many gateways).
  */
 export interface FdSample {
   /** Open file descriptors, or null where /proc is not available (non-Linux). */
@@ -25,7 +26,7 @@ export interface FdSample {
 }
 
 export interface FdBudget {
-  /** The last sample (refreshed in the background). */
+  /** The latest count the watcher sent (at most about `minIntervalMs` old). */
   sample(): FdSample;
   /** Fds to keep free; new handshakes are shed below this headroom. */
   readonly reserve: number;
@@ -51,22 +52,72 @@ export function reserveFor(limit: number | null, configured: number): number {
 export interface FdBudgetOptions {
   /** server.minFreeFds */
   minFree: number;
+  /** How often the watcher child reads the count (default 1000 ms). */
   minIntervalMs?: number;
   /** Tests inject readings. */
   readOpen?: () => number | null;
   readLimit?: () => number | null;
 }
 
-/** Open fds from the size of /proc/self/fd; null where that is not reported (non-Linux, kernel < 6.2). */
-export function readOpenFds(): number | null {
+/** Open fds of process `pid` from the size of /proc/<pid>/fd; null where that is not reported (non-Linux, kernel < 6.2). */
+export function readOpenFds(pid: number = process.pid): number | null {
   try {
-    const size = statSync('/proc/self/fd').size;
+    const size = statSync(`/proc/${pid}/fd`).size;
     // Every process holds at least stdin/stdout/stderr: 0 means the kernel does not report a count.
     return size > 0 ? size : null;
   } catch {
     // Not Linux (or /proc not mounted): the budget is unknown and never sheds.
     return null;
   }
+}
+
+/** The watcher child: stats the parent's fd directory every `intervalMs` and sends the count. */
+const WATCHER_SOURCE = `
+const { statSync } = require('node:fs');
+const pid = Number(process.argv[1]);
+const every = Number(process.argv[2]);
+const read = () => { try { const n = statSync('/proc/' + pid + '/fd').size; return n > 0 ? n : null; } catch { return null; } };
+const tick = () => process.send({ open: read() }, () => {});
+tick();
+const timer = setInterval(tick, every);
+process.on('disconnect', () => { clearInterval(timer); process.exit(0); });
+`;
+
+let watcher: { child: ChildProcess; latest: number | null; users: number } | null = null;
+
+/** Starts (or joins) the process-wide watcher; returns a reader of its latest count and a release. */
+function watchOwnFds(intervalMs: number): { read: () => number | null; release: () => void } {
+  if (!watcher) {
+    const child = spawn(process.execPath, ['-e', WATCHER_SOURCE, String(process.pid), String(intervalMs)], {
+      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+    });
+    const w = { child, latest: null as number | null, users: 0 };
+    child.on('message', (m: { open?: number | null }) => {
+      if (typeof m?.open === 'number' || m?.open === null) w.latest = m.open ?? null;
+    });
+    // A watcher that cannot start or dies leaves the budget unknown (never sheds); it is not fatal.
+    child.on('error', () => {});
+    child.on('exit', () => {
+      if (watcher === w) watcher = null;
+    });
+    child.unref();
+    (child.channel as unknown as { unref?: () => void } | undefined)?.unref?.();
+    watcher = w;
+  }
+  const w = watcher;
+  w.users++;
+  let released = false;
+  return {
+    read: () => w.latest,
+    release: () => {
+      if (released) return;
+      released = true;
+      if (--w.users === 0 && watcher === w) {
+        watcher = null;
+        w.child.disconnect();
+      }
+    },
+  };
 }
 
 function readFdLimit(): number | null {
@@ -78,37 +129,24 @@ function readFdLimit(): number | null {
 }
 
 export function startFdBudget(options: FdBudgetOptions): FdBudget {
-  const readOpen = options.readOpen ?? readOpenFds;
   const readLimit = options.readLimit ?? readFdLimit;
-  const minIntervalMs = options.minIntervalMs ?? 1000;
   const limit = readLimit();
   const reserve = reserveFor(limit, options.minFree);
-  let current: FdSample = { open: readOpen(), limit };
-  let timer: NodeJS.Timeout | null = null;
-  let stopped = false;
-
-  const schedule = (costMs: number) => {
-    if (stopped) return;
-    // Keep sampling under ~2% of a core: a 60 ms listing (20k fds) is taken every 3 s.
-    timer = setTimeout(tick, Math.max(minIntervalMs, costMs * 50)).unref();
-  };
-  const tick = () => {
-    const t0 = performance.now();
-    current = { open: readOpen(), limit };
-    schedule(performance.now() - t0);
-  };
-  schedule(0);
+  // The first count is taken here, before any connection exists; later ones come from the watcher.
+  const initial = options.readOpen ? options.readOpen() : readOpenFds();
+  const own = options.readOpen ? null : watchOwnFds(options.minIntervalMs ?? 1000);
+  const readOpen = options.readOpen ?? (() => own!.read() ?? initial);
+  const sample = (): FdSample => ({ open: readOpen(), limit });
 
   return {
-    sample: () => current,
+    sample,
     reserve,
     exhausted() {
-      const { open } = current;
+      const { open } = sample();
       return open !== null && limit !== null && limit - open < reserve;
     },
     stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
+      own?.release();
     },
   };
 }

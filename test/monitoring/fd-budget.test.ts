@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readdirSync } from 'node:fs';
+import net from 'node:net';
 import { parseSoftFdLimit, readOpenFds, reserveFor, startFdBudget } from '../../src/monitoring/fd-budget.ts';
 
 const LIMITS = `Limit                     Soft Limit           Hard Limit           Units
@@ -28,8 +29,8 @@ describe('fd budget', () => {
       expect(budget.reserve).toBe(256);
       expect(budget.exhausted()).toBe(false);
       open = 800;
-      // The first sample is taken at start; later ones on the timer, so nothing changed yet.
-      expect(budget.sample()).toEqual({ open: 700, limit: 1024 });
+      expect(budget.sample()).toEqual({ open: 800, limit: 1024 });
+      expect(budget.exhausted()).toBe(true);
     } finally {
       budget.stop();
     }
@@ -56,5 +57,28 @@ describe('fd budget', () => {
     const counted = readOpenFds();
     const listed = readdirSync('/proc/self/fd').length;
     expect(counted).toBe(listed - 1);
+  });
+
+  it('follows the count through its watcher child, not by stat calls in this process', async () => {
+    const budget = startFdBudget({ minFree: 16, minIntervalMs: 100 });
+    const sockets: net.Socket[] = [];
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const until = async (check: () => boolean) => {
+        for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 50));
+        expect(check()).toBe(true);
+      };
+      await until(() => budget.sample().open !== null);
+      const before = budget.sample().open!;
+      const port = (server.address() as net.AddressInfo).port;
+      for (let i = 0; i < 40; i++) sockets.push(net.connect(port, '127.0.0.1'));
+      // 40 client sockets and the 40 the server accepted: at least 60 more fds, reported within 5 s.
+      await until(() => budget.sample().open! >= before + 60);
+    } finally {
+      for (const s of sockets) s.destroy();
+      server.close();
+      budget.stop();
+    }
   });
 });
