@@ -10,10 +10,11 @@
  * files outside the kustomization's own directory: a copy keeps `kubectl apply -k deploy/k8s` working
  * without --load-restrictor LoadRestrictionsNone.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { runGenerator, staleFiles } from '../ops/generated-files.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -353,31 +354,7 @@ export function renderAll(d = DEPLOY): Map<string, string> {
 
 /** Files whose committed content differs from what the source renders. */
 export function drift(): string[] {
-  const stale: string[] = [];
-  for (const [path, text] of renderAll()) {
-    let disk: string | null;
-    try {
-      disk = readFileSync(join(ROOT, path), 'utf8');
-    } catch {
-      disk = null;
-    }
-    if (disk !== text) stale.push(path);
-  }
-  return stale;
+  return staleFiles(ROOT, renderAll());
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  if (process.argv.includes('--check')) {
-    const stale = drift();
-    if (stale.length) {
-      process.stderr.write(`out of date (run npm run deploy:generate): ${stale.join(', ')}\n`);
-      process.exit(1);
-    }
-  } else {
-    for (const [path, text] of renderAll()) {
-      mkdirSync(dirname(join(ROOT, path)), { recursive: true });
-      writeFileSync(join(ROOT, path), text);
-      process.stdout.write(`wrote ${path}\n`);
-    }
-  }
-}
+runGenerator(import.meta.url, 'deploy:generate', ROOT, () => renderAll());

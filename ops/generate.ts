@@ -4,10 +4,10 @@
  * WSGUARD_RUNBOOK_BASE=https://… makes runbook_url absolute for your own copy (the committed files
  * use the repository-relative path).
  */
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { runGenerator, staleFiles } from './generated-files.ts';
 import { buildDashboard, dashboardsMarkdown } from './dashboard.ts';
 import { PRODUCTION, prometheusRule, ruleGroups } from './rules.ts';
 import { ruleTests } from './rule-tests.ts';
@@ -53,31 +53,7 @@ export function renderAll(runbookBase = ''): Map<string, string> {
 
 /** Files whose committed content differs from what the source renders. */
 export function drift(): string[] {
-  const stale: string[] = [];
-  for (const [path, text] of renderAll()) {
-    let disk: string | null = null;
-    try {
-      disk = readFileSync(join(ROOT, path), 'utf8');
-    } catch {
-      disk = null;
-    }
-    if (disk !== text) stale.push(path);
-  }
-  return stale;
+  return staleFiles(ROOT, renderAll());
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  if (process.argv.includes('--check')) {
-    const stale = drift();
-    if (stale.length) {
-      process.stderr.write(`out of date (run npm run ops:generate): ${stale.join(', ')}\n`);
-      process.exit(1);
-    }
-  } else {
-    for (const [path, text] of renderAll(process.env['WSGUARD_RUNBOOK_BASE'] ?? '')) {
-      mkdirSync(dirname(join(ROOT, path)), { recursive: true });
-      writeFileSync(join(ROOT, path), text);
-      process.stdout.write(`wrote ${path}\n`);
-    }
-  }
-}
+runGenerator(import.meta.url, 'ops:generate', ROOT, () => renderAll(process.env['WSGUARD_RUNBOOK_BASE'] ?? ''));
