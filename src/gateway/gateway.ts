@@ -144,10 +144,14 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   }
 
   /** Answers a request refused before admission starts (no route, not an upgrade), counted like any rejection. */
-  function refuseEarly(res: HttpResponse, request: HandshakeRequest, routeLabel: string, error: GatewayError): void {
-    const ip = resolveClientIp(request.peerIp, request.headers['x-forwarded-for'] ?? '', trusted);
-    observer.rejected(routeLabel, error.reason ?? 'internal', 'enforced', clientKey(ip, config.server.ipv6PrefixLength));
+  function refuseEarly(res: HttpResponse, routeLabel: string, key: string, error: GatewayError): void {
+    observer.rejected(routeLabel, error.reason ?? 'internal', 'enforced', key);
     writeHttpRejection(res, error);
+  }
+
+  /** The key per-client limits count a request under (the client as resolved through trusted proxies). */
+  function keyOf(request: HandshakeRequest): string {
+    return clientKey(resolveClientIp(request.peerIp, request.headers['x-forwarded-for'] ?? '', trusted), config.server.ipv6PrefixLength);
   }
 
   async function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): Promise<void> {
@@ -155,7 +159,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     const request = readRequest(res, req);
     const match = route(request.path);
     if (!match) {
-      refuseEarly(res, request, UNROUTED, new GatewayError('not_found', 'no route for this path'));
+      refuseEarly(res, UNROUTED, keyOf(request), new GatewayError('not_found', 'no route for this path'));
       return;
     }
     const routePath = match.route.path;
@@ -185,9 +189,8 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
         ? new GatewayError('pending_limit', 'too many handshakes in progress from this client', { retryAfterMs: 1_000 })
         : null;
     if (shed) {
-      observer.rejected(routePath, shed.reason ?? 'internal', 'enforced', ctx.clientKey);
       span.end(shed.reason ?? 'internal', 'gateway');
-      writeHttpRejection(res, shed);
+      refuseEarly(res, routePath, ctx.clientKey, shed);
       return;
     }
     let pendingHeld = true;
@@ -392,8 +395,8 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   app.any('/*', (res, req) => {
     const request = readRequest(res, req);
     const match = route(request.path);
-    if (!match) return refuseEarly(res, request, UNROUTED, new GatewayError('not_found', 'no route for this path'));
-    refuseEarly(res, request, match.route.path, new GatewayError('bad_request', match.kind === 'refused' ? match.message : 'expected a WebSocket upgrade'));
+    if (!match) return refuseEarly(res, UNROUTED, keyOf(request), new GatewayError('not_found', 'no route for this path'));
+    refuseEarly(res, match.route.path, keyOf(request), new GatewayError('bad_request', match.kind === 'refused' ? match.message : 'expected a WebSocket upgrade'));
   });
 
   const bound = await listen(app, config.server.host, config.server.port, 'server.port');

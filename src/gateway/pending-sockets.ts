@@ -36,9 +36,4 @@ export class PendingSockets {
   get size(): number {
     return this.total;
   }
-
-  /** Client keys with at least one pending socket (bounded by the number of pending sockets). */
-  get keys(): number {
-    return this.byKey.size;
-  }
 }

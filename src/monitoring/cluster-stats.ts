@@ -46,6 +46,8 @@ export interface ClusterStatsOptions {
 }
 
 export const CLUSTER_REPORT_INTERVAL_MS = 2_000;
+/** A report outlives three intervals: one lost report does not drop a live replica. */
+export const CLUSTER_REPORT_TTL_FACTOR = 3;
 const DEFAULT_DEADLINE_MS = 500;
 
 interface StoredReport extends LocalFigures {
@@ -80,7 +82,7 @@ export class ClusterStats {
     this.#opts = { intervalMs: CLUSTER_REPORT_INTERVAL_MS, deadlineMs: DEFAULT_DEADLINE_MS, now: Date.now, ...opts };
     this.#index = `${opts.keyPrefix}{monitor}:replicas`;
     this.#own = this.#reportKey(opts.instance);
-    this.#ttlMs = this.#opts.intervalMs * 3;
+    this.#ttlMs = this.#opts.intervalMs * CLUSTER_REPORT_TTL_FACTOR;
     this.#timer = setInterval(() => void this.publish(), this.#opts.intervalMs).unref();
     void this.publish();
   }

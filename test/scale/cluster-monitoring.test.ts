@@ -1,3 +1,4 @@
+import { CLUSTER_REPORT_INTERVAL_MS, CLUSTER_REPORT_TTL_FACTOR } from '../../src/monitoring/cluster-stats.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
 import { attempt } from '../helpers/client.ts';
@@ -10,8 +11,7 @@ import { startReplica, until, type Replica } from './replicas.ts';
 // the sums over the live replicas, its own figures beside them.
 const METRICS = '/api/monitoring/websocket/metrics/';
 const ACTIVE = '/api/monitoring/websocket/active-connections/';
-/** src/monitoring/cluster-stats.ts: a report every 2 s, kept 3 × that. */
-const REPORT_TTL_MS = 6_000;
+const REPORT_TTL_MS = CLUSTER_REPORT_INTERVAL_MS * CLUSTER_REPORT_TTL_FACTOR;
 
 let redis: TestRedis | null = null;
 let upstream: TestUpstream | null = null;
