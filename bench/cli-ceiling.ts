@@ -52,14 +52,22 @@ function base(url: string, o: Partial<FloodOptions>): FloodOptions {
 
 function line(label: string, r: RunResult, extra: string): void {
   const s = r.saturation;
-  console.log(`${label.padEnd(28)} ${extra.padEnd(40)} verdict=${s.verdict.padEnd(9)} eld.p99=${s.eventLoopP99Ms}ms lag.p99=${s.sendLagP99Ms}ms cpu=${s.cpuCores}`);
+  console.log(
+    `${label.padEnd(28)} ${extra.padEnd(40)} verdict=${s.verdict.padEnd(9)} eld.p99=${s.eventLoopP99Ms}ms lag.p99=${s.sendLagP99Ms}ms cpu=${s.cpuCores}`,
+  );
 }
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
-  console.log(`wsguard CLI ceiling: node ${process.version}, ${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown'}), 64 B messages, uWS echo in a child process`);
+  console.log(
+    `wsguard CLI ceiling: node ${process.version}, ${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown'}), 64 B messages, uWS echo in a child process`,
+  );
   // Other work on the machine takes cores from the generator; the load average says how much.
-  console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `load average at start: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   const { child, url } = await startServer();
   try {
     console.log('\n-- messages/s: 50 connections, paced per-connection rates, 3 s each');
@@ -88,8 +96,14 @@ async function main(): Promise<void> {
         misses = 0;
       } else if (++misses === 2) break;
     }
-    console.log(`\nceiling per generator thread (one core): ~${bestMsgs} msg/s sent (+ the same echoed back), ~${bestConns} new connections/s`);
-    console.log(`load average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(
+      `\nceiling per generator thread (one core): ~${bestMsgs} msg/s sent (+ the same echoed back), ~${bestConns} new connections/s`,
+    );
+    console.log(
+      `load average at end: ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
   } finally {
     child.kill();
   }

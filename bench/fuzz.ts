@@ -39,12 +39,18 @@ while (Date.now() < until && total.violations.length === 0) {
   for (const [k, v] of r.outcomes) total.outcomes.set(k, (total.outcomes.get(k) ?? 0) + v);
   total.violations.push(...r.violations.map((v) => `round ${round} (seed ${r.seed}): ${v}`));
   round++;
-  console.log(`round ${round}: ${r.iterations.handshake + r.iterations.clientFrames + r.iterations.upstreamFrames} cases, fds ${fdCount(gw.pid)}, rss ${(rssBytes(gw.pid) / 2 ** 20).toFixed(1)} MiB`);
+  console.log(
+    `round ${round}: ${r.iterations.handshake + r.iterations.clientFrames + r.iterations.upstreamFrames} cases, fds ${fdCount(gw.pid)}, rss ${(rssBytes(gw.pid) / 2 ** 20).toFixed(1)} MiB`,
+  );
 }
 console.log(formatReport(total));
 let failed = total.violations.length > 0;
 if (gw.child.exitCode === null) {
-  const fds = await settle(() => fdCount(gw.pid), (n) => n <= fd0 + 4, 15_000);
+  const fds = await settle(
+    () => fdCount(gw.pid),
+    (n) => n <= fd0 + 4,
+    15_000,
+  );
   const rss = rssBytes(gw.pid);
   console.log(`fds: ${fd0} → ${fds}; rss: ${(rss0 / 2 ** 20).toFixed(1)} → ${(rss / 2 ** 20).toFixed(1)} MiB`);
   if (fds > fd0 + 4) failed = true;

@@ -79,7 +79,12 @@ const echo = await startEchoChild();
 // Every handshake comes from 127.0.0.1: raise the per-client pending cap above the client's concurrency.
 const common = [`server.maxPendingPerClient=${concurrency * 2}`];
 const memory = await startGatewayChild(echo.port, [...common, 'limits.store=memory']);
-const shared = await startGatewayChild(echo.port, [...common, 'limits.store=redis', `limits.redis.url=${redis.url}`, `limits.redis.deadlineMs=${deadlineMs}`]);
+const shared = await startGatewayChild(echo.port, [
+  ...common,
+  'limits.store=redis',
+  `limits.redis.url=${redis.url}`,
+  `limits.redis.deadlineMs=${deadlineMs}`,
+]);
 
 async function commandStats(): Promise<Map<string, number>> {
   const text = await redis.admin.info('commandstats');
@@ -117,7 +122,9 @@ try {
     );
   }
   const ratios = rows.map((x) => x.redis / x.memory).sort((a, b) => a - b);
-  console.log(`median ratio redis/memory: ${ratios[Math.floor(ratios.length / 2)]!.toFixed(3)} (concurrency ${concurrency}, ${seconds} s rounds, deadline ${deadlineMs} ms)`);
+  console.log(
+    `median ratio redis/memory: ${ratios[Math.floor(ratios.length / 2)]!.toFixed(3)} (concurrency ${concurrency}, ${seconds} s rounds, deadline ${deadlineMs} ms)`,
+  );
 } finally {
   await memory.stop();
   await shared.stop();

@@ -81,7 +81,9 @@ function startHostileUpstream(settings: Settings): Promise<Flood> {
       socket.pause();
       const key = /sec-websocket-key:\s*(\S+)/i.exec(head)?.[1] ?? '';
       const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+      );
       const until = Date.now() + settings.seconds * 1000;
       const pump = () => {
         while (!socket.destroyed && written < settings.maxPings && Date.now() < until) {

@@ -10,7 +10,13 @@ import { configSchema } from '../src/config/schema.ts';
 import { startRedis } from '../test/scale/redis-server.ts';
 const redis = await startRedis();
 const limits = configSchema.parse({ routes: [], limits: { redis: { url: redis.url } } }).limits;
-const s = new RedisLimitStore({ redis: { ...limits.redis, deadlineMs: 5000 }, expectedReplicas: 1, attempts: 'fail-closed', concurrent: 'fail-closed', maxTrackedKeys: 1e6 });
+const s = new RedisLimitStore({
+  redis: { ...limits.redis, deadlineMs: 5000 },
+  expectedReplicas: 1,
+  attempts: 'fail-closed',
+  concurrent: 'fail-closed',
+  maxTrackedKeys: 1e6,
+});
 await s.ready();
 const mem = async () => Number((await redis.admin.info('memory')).match(/used_memory:(\d+)/)![1]);
 const keys = 20000;

@@ -147,7 +147,10 @@ async function scrape(): Promise<{ loopP99Ms: number; active: number }> {
     const m = text.match(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.eE+-]+)`, 'm'));
     return m ? Number(m[1]) : NaN;
   };
-  const activeTotal = [...text.matchAll(new RegExp(`^${PROMETHEUS_NAMES.connectionsActive}(?:\\{[^}]*\\})? ([0-9.eE+-]+)`, 'gm'))].reduce((s, m) => s + Number(m[1]), 0);
+  const activeTotal = [...text.matchAll(new RegExp(`^${PROMETHEUS_NAMES.connectionsActive}(?:\\{[^}]*\\})? ([0-9.eE+-]+)`, 'gm'))].reduce(
+    (s, m) => s + Number(m[1]),
+    0,
+  );
   // The runtime gauge is in seconds.
   return { loopP99Ms: value(RUNTIME_PROMETHEUS_NAMES.eventLoopDelayP99) * 1000, active: activeTotal };
 }
@@ -166,7 +169,14 @@ async function sample(t: number): Promise<void> {
   } catch (err) {
     console.log(`scrape failed: ${(err as Error).message}`);
   }
-  const s: Sample = { t, rssMiB: rssBytes(gw.pid) / 2 ** 20, fds: fdCount(gw.pid), loopP99Ms: m.loopP99Ms, handshakeP99Ms: p99(handshakeMs), active: m.active };
+  const s: Sample = {
+    t,
+    rssMiB: rssBytes(gw.pid) / 2 ** 20,
+    fds: fdCount(gw.pid),
+    loopP99Ms: m.loopP99Ms,
+    handshakeP99Ms: p99(handshakeMs),
+    active: m.active,
+  };
   handshakeMs = [];
   samples.push(s);
   console.log(
@@ -185,7 +195,12 @@ while (Date.now() < end && gw.child.exitCode === null) {
   const elapsed = (Date.now() - started) / 1000;
   const jobs: Promise<unknown>[] = [badTokens(), violator()];
   if (tick % Math.max(1, Math.round(30 / everySec)) === 0) jobs.push(storm());
-  if (tick % Math.max(1, Math.round(60 / everySec)) === 0) jobs.push(upstreamDown().then(() => new Promise((r) => setTimeout(r, 1000))).then(upstreamUp));
+  if (tick % Math.max(1, Math.round(60 / everySec)) === 0)
+    jobs.push(
+      upstreamDown()
+        .then(() => new Promise((r) => setTimeout(r, 1000)))
+        .then(upstreamUp),
+    );
   await Promise.all(jobs);
   await sample(elapsed);
 }
@@ -202,16 +217,30 @@ function median(v: number[]): number {
 const judged = samples.slice(Math.floor(samples.length / 6));
 const third = Math.max(1, Math.floor(judged.length / 3));
 // Absolute slack keeps tiny numbers (2 ms of loop delay, a few fds) from failing on noise.
-const curves: Array<[keyof Sample, number]> = [['rssMiB', 8], ['fds', 10], ['loopP99Ms', 5], ['handshakeP99Ms', 10]];
+const curves: Array<[keyof Sample, number]> = [
+  ['rssMiB', 8],
+  ['fds', 10],
+  ['loopP99Ms', 5],
+  ['handshakeP99Ms', 10],
+];
 let flat = judged.length >= 3;
-console.log(`\nsamples ${samples.length} (judged ${judged.length}); opened ${counts.opened}, echoed ${counts.echoed}, rejected ${counts.rejected}, errors ${counts.errors}`);
-console.log(`client closes: ${[...counts.closes].sort((a, b) => a[0] - b[0]).map(([c, n]) => `${c}×${n}`).join(' ')}`);
+console.log(
+  `\nsamples ${samples.length} (judged ${judged.length}); opened ${counts.opened}, echoed ${counts.echoed}, rejected ${counts.rejected}, errors ${counts.errors}`,
+);
+console.log(
+  `client closes: ${[...counts.closes]
+    .sort((a, b) => a[0] - b[0])
+    .map(([c, n]) => `${c}×${n}`)
+    .join(' ')}`,
+);
 for (const [key, slack] of curves) {
   const first = median(judged.slice(0, third).map((s) => s[key]));
   const last = median(judged.slice(-third).map((s) => s[key]));
   const ok = Number.isFinite(first) && Number.isFinite(last) && last <= first * (1 + tolerance) + slack;
   if (!ok) flat = false;
-  console.log(`${key.padEnd(15)} first-third median ${first.toFixed(1).padStart(8)}  last-third median ${last.toFixed(1).padStart(8)}  ${ok ? 'flat' : 'NOT FLAT'}`);
+  console.log(
+    `${key.padEnd(15)} first-third median ${first.toFixed(1).padStart(8)}  last-third median ${last.toFixed(1).padStart(8)}  ${ok ? 'flat' : 'NOT FLAT'}`,
+  );
 }
 if (crashed) console.log(`gateway exited during the soak\n${gw.stderr().slice(-3000)}`);
 if (counts.echoed === 0) flat = false;

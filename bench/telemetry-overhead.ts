@@ -230,7 +230,9 @@ async function hookCostUs(tracing: boolean): Promise<number> {
 }
 const hooksOff = await hookCostUs(false);
 const hooksOn = await hookCostUs(true);
-process.stdout.write(`hooks  observer cost per connection (isolated): ${hooksOff.toFixed(1)} µs without tracing, ${hooksOn.toFixed(1)} µs with tracing (3 spans)\n`);
+process.stdout.write(
+  `hooks  observer cost per connection (isolated): ${hooksOff.toFixed(1)} µs without tracing, ${hooksOn.toFixed(1)} µs with tracing (3 spans)\n`,
+);
 const stalls = (side: 'on' | 'off') => Object.values(results).reduce((n, r) => n + r[side].reduce((m, x) => m + x.stalls, 0), 0);
 process.stdout.write(`spans exported: ${spans.spans}, scrapes: ${scrapes}, stalled connections on/off: ${stalls('on')}/${stalls('off')}\n`);
 

@@ -250,7 +250,9 @@ async function main(): Promise<void> {
       for (const variant of settings.variants) {
         const result = load ? await runRelayRound(variant, port, load, settings) : await runRound(variant, port, settings);
         results.push(result);
-        console.log(`round ${round + 1} ${variant.padEnd(10)} ${result.messagesPerSecond.toLocaleString('en-US').padStart(10)} msg/s round trip`);
+        console.log(
+          `round ${round + 1} ${variant.padEnd(10)} ${result.messagesPerSecond.toLocaleString('en-US').padStart(10)} msg/s round trip`,
+        );
       }
     }
   } finally {

@@ -1,13 +1,7 @@
 import { EXIT_INVALID_RUN, EXIT_USAGE, type ExitCode } from './exit-codes.ts';
 
 /** Stable codes for every way a toolkit command can refuse or abort; tests assert on `code`. */
-export type CliErrorCode =
-  | 'usage'
-  | 'config'
-  | 'unknown_metric'
-  | 'cap_exceeded'
-  | 'preflight'
-  | 'invalid_run';
+export type CliErrorCode = 'usage' | 'config' | 'unknown_metric' | 'cap_exceeded' | 'preflight' | 'invalid_run';
 
 const EXIT_FOR: Readonly<Record<CliErrorCode, ExitCode>> = Object.freeze({
   usage: EXIT_USAGE,

@@ -10,17 +10,41 @@ export function withAuthOptions<T>(y: Argv<T>) {
     .option('header', { type: 'string', array: true, description: "Extra upgrade header 'Name: value' (repeatable)", group: 'Auth:' })
     .option('origin', { type: 'string', description: 'Origin header', group: 'Auth:' })
     .option('token', { type: 'string', description: 'Static token (see --token-in)', group: 'Auth:' })
-    .option('token-in', { choices: ['header', 'query', 'subprotocol'] as const, default: 'header' as const, description: 'Where the token goes', group: 'Auth:' })
-    .option('token-param', { type: 'string', default: DEFAULT_TOKEN_QUERY_PARAM, description: "Query parameter for --token-in query (wsguard serve reads auth.queryParam, default 'access_token')", group: 'Auth:' })
-    .option('token-subprotocol-prefix', { type: 'string', default: 'bearer.', description: 'Subprotocol entry prefix for --token-in subprotocol', group: 'Auth:' })
+    .option('token-in', {
+      choices: ['header', 'query', 'subprotocol'] as const,
+      default: 'header' as const,
+      description: 'Where the token goes',
+      group: 'Auth:',
+    })
+    .option('token-param', {
+      type: 'string',
+      default: DEFAULT_TOKEN_QUERY_PARAM,
+      description: "Query parameter for --token-in query (wsguard serve reads auth.queryParam, default 'access_token')",
+      group: 'Auth:',
+    })
+    .option('token-subprotocol-prefix', {
+      type: 'string',
+      default: 'bearer.',
+      description: 'Subprotocol entry prefix for --token-in subprotocol',
+      group: 'Auth:',
+    })
     .option('subprotocol', { type: 'string', array: true, description: 'Application subprotocol to offer (repeatable)', group: 'Auth:' })
-    .option('jwt-alg', { choices: ['HS256', 'RS256', 'ES256'] as const, description: 'Mint a JWT per virtual user with this algorithm', group: 'Auth:' })
+    .option('jwt-alg', {
+      choices: ['HS256', 'RS256', 'ES256'] as const,
+      description: 'Mint a JWT per virtual user with this algorithm',
+      group: 'Auth:',
+    })
     .option('jwt-secret', { type: 'string', description: 'HS256 secret', group: 'Auth:' })
     .option('jwt-key-file', { type: 'string', description: 'RS256/ES256 private key (PKCS#8 PEM)', group: 'Auth:' })
     .option('jwt-claims', { type: 'string', description: 'Claims JSON template; {{i}} is the user index', group: 'Auth:' })
     .option('jwt-exp', { type: 'number', default: 300, description: 'Token lifetime in seconds', group: 'Auth:' })
     .option('jwt-kid', { type: 'string', description: 'kid header', group: 'Auth:' })
-    .option('insecure', { type: 'boolean', default: false, description: 'Accept any TLS certificate (self-signed test setups)', group: 'Auth:' });
+    .option('insecure', {
+      type: 'boolean',
+      default: false,
+      description: 'Accept any TLS certificate (self-signed test setups)',
+      group: 'Auth:',
+    });
 }
 
 export interface AuthArgs {
@@ -86,7 +110,8 @@ export function sourceIpsFromArgs(list: string[] | undefined, url: string, peakC
   for (const item of list) {
     const m = /^(\d+\.\d+\.\d+\.)(\d+)-(?:\d+\.\d+\.\d+\.)?(\d+)$/.exec(item);
     if (!m) {
-      if (isIP(item) === 0) throw new CliError('usage', `--source-ip ${item}: expected an IP address, a range like 127.0.0.2-127.0.0.20, or auto`);
+      if (isIP(item) === 0)
+        throw new CliError('usage', `--source-ip ${item}: expected an IP address, a range like 127.0.0.2-127.0.0.20, or auto`);
       out.push(item);
       continue;
     }

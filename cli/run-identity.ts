@@ -32,7 +32,8 @@ export function checkOneRun(files: string[], results: RunResult[]): void {
   };
   const seen = new Map<string, number>();
   results.forEach((r, i) => {
-    const other = r.kind !== first.kind || r.target !== first.target || (r.runId !== undefined && first.runId !== undefined && r.runId !== first.runId);
+    const other =
+      r.kind !== first.kind || r.target !== first.target || (r.runId !== undefined && first.runId !== undefined && r.runId !== first.runId);
     if (other) throw new CliError('usage', `${describe(i)} is not from the same run as ${describe(0)}: merge only the shards of one run`);
     if (!r.shard) throw new CliError('usage', `${describe(i)} is a whole run, not a shard: report it on its own`);
     if (r.shard.count !== first.shard?.count) throw new CliError('usage', `${describe(i)} and ${describe(0)} split the run differently`);

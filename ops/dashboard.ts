@@ -4,7 +4,7 @@
  * (schemaVersion 39) and docs/dashboards.md from the same list.
  */
 import { CPU_MODES, RUNTIME_ATTR } from '../src/telemetry/names.ts';
-import { CLIENT_TO_UPSTREAM, DRY_RUN, ENFORCED, eq, histogramBucket, histogramCount, L, M, R, reasonsRe, sel } from './promql.ts';
+import { DRY_RUN, ENFORCED, eq, histogramBucket, histogramCount, L, M, R, reasonsRe, sel } from './promql.ts';
 
 export interface Target {
   expr: string;
@@ -49,7 +49,8 @@ export const ROWS: RowSpec[] = [
       {
         title: 'Active connections',
         healthy: 'A smooth daily curve; the instances carry similar shares and the sum follows your users.',
-        unhealthy: 'A cliff to zero (a replica or the app went away; see WsguardDown), one instance far above the others (sticky load balancing), or a sawtooth (clients reconnecting in a loop).',
+        unhealthy:
+          'A cliff to zero (a replica or the app went away; see WsguardDown), one instance far above the others (sticky load balancing), or a sawtooth (clients reconnecting in a loop).',
         unit: 'short',
         targets: [
           { expr: `sum by (instance) (${sel(M.connectionsActive, INSTANCE, ROUTE)})`, legend: '{{instance}}' },
@@ -59,7 +60,8 @@ export const ROWS: RowSpec[] = [
       {
         title: 'Accepts, rejects and closes per second',
         healthy: 'Accepts and closes track each other; enforced rejections are a small fraction of accepts.',
-        unhealthy: 'Accepts several times their usual level (WsguardConnectionSpike), rejects above accepts (an attack or a misconfigured client fleet), closes far above accepts (mass disconnect).',
+        unhealthy:
+          'Accepts several times their usual level (WsguardConnectionSpike), rejects above accepts (an attack or a misconfigured client fleet), closes far above accepts (mass disconnect).',
         unit: 'ops',
         targets: [
           { expr: sumRate('', sel(M.connectionsAccepted, INSTANCE, ROUTE)), legend: 'accepted' },
@@ -75,7 +77,8 @@ export const ROWS: RowSpec[] = [
       {
         title: 'Rejections by reason (enforced)',
         healthy: 'Near zero, with a trickle of auth (expired tokens) and not_found (scanners).',
-        unhealthy: 'One reason dominating: auth (WsguardAuthFailureSpike), origin (WsguardOriginRejectionsSpike), conn_limit/attempt_limit (WsguardRateLimitViolationsHigh, WsguardReconnectStorm), upstream_* (WsguardUpstreamUnavailable), overloaded/auth_unavailable/store_unavailable (WsguardNotReady).',
+        unhealthy:
+          'One reason dominating: auth (WsguardAuthFailureSpike), origin (WsguardOriginRejectionsSpike), conn_limit/attempt_limit (WsguardRateLimitViolationsHigh, WsguardReconnectStorm), upstream_* (WsguardUpstreamUnavailable), overloaded/auth_unavailable/store_unavailable (WsguardNotReady).',
         unit: 'ops',
         stack: true,
         targets: [{ expr: sumRate(L.reason, sel(M.connectionsRejected, INSTANCE, ROUTE, eq(L.decision, ENFORCED))), legend: '{{reason}}' }],
@@ -91,12 +94,19 @@ export const ROWS: RowSpec[] = [
       {
         title: 'Rate-limit violations',
         healthy: 'Zero or a few per minute: a well-behaved client stays under messages.rate and limits.*.',
-        unhealthy: 'A steady stream of messages over the limit (drop or close with 4129) or of 429s (conn_limit, attempt_limit): an abusive or buggy client, or limits set below real usage.',
+        unhealthy:
+          'A steady stream of messages over the limit (drop or close with 4129) or of 429s (conn_limit, attempt_limit): an abusive or buggy client, or limits set below real usage.',
         unit: 'ops',
         stack: true,
         targets: [
           { expr: sumRate(L.action, sel(M.messagesRateLimited, INSTANCE, ROUTE)), legend: 'messages {{action}}' },
-          { expr: sumRate(L.reason, sel(M.connectionsRejected, INSTANCE, ROUTE, reasonsRe('conn_limit', 'attempt_limit'), eq(L.decision, ENFORCED))), legend: '429 {{reason}}' },
+          {
+            expr: sumRate(
+              L.reason,
+              sel(M.connectionsRejected, INSTANCE, ROUTE, reasonsRe('conn_limit', 'attempt_limit'), eq(L.decision, ENFORCED)),
+            ),
+            legend: '429 {{reason}}',
+          },
         ],
       },
       {
@@ -114,7 +124,8 @@ export const ROWS: RowSpec[] = [
       {
         title: 'Messages per second',
         healthy: 'Both directions follow the active connections; the ratio between them is stable for your protocol.',
-        unhealthy: 'One direction flat while the other moves (a stuck upstream or client side), or a jump with no matching rise in connections (a chatty client).',
+        unhealthy:
+          'One direction flat while the other moves (a stuck upstream or client side), or a jump with no matching rise in connections (a chatty client).',
         unit: 'ops',
         targets: [{ expr: sumRate(L.direction, sel(M.messages, INSTANCE, ROUTE)), legend: '{{direction}}' }],
       },
@@ -128,7 +139,8 @@ export const ROWS: RowSpec[] = [
       {
         title: 'Connection duration percentiles',
         healthy: 'p50 in minutes or hours, as long as your clients stay.',
-        unhealthy: 'p50 under a few seconds: clients connect and drop in a loop (WsguardReconnectStorm), or connections are closed by a policy right after open.',
+        unhealthy:
+          'p50 under a few seconds: clients connect and drop in a loop (WsguardReconnectStorm), or connections are closed by a policy right after open.',
         unit: 's',
         targets: [
           ...quantiles(M.connectionDuration, INSTANCE, ROUTE),
@@ -138,12 +150,16 @@ export const ROWS: RowSpec[] = [
       {
         title: 'Close codes by range',
         healthy: 'Mostly normal closes (1000, 1001 during deploys).',
-        unhealthy: 'Failures (1006 abnormal, 1011 internal, 1014 bad gateway) or policy closes (4xxx: 4100/4101 limits, 4129 message rate, 4102 backpressure, 4200 token expired) rising.',
+        unhealthy:
+          'Failures (1006 abnormal, 1011 internal, 1014 bad gateway) or policy closes (4xxx: 4100/4101 limits, 4129 message rate, 4102 backpressure, 4200 token expired) rising.',
         unit: 'ops',
         stack: true,
         targets: [
           { expr: sumRate('', sel(M.connectionsClosed, INSTANCE, ROUTE, `${L.code}=~"1000|1001"`)), legend: 'normal (1000, 1001)' },
-          { expr: sumRate('', sel(M.connectionsClosed, INSTANCE, ROUTE, `${L.code}=~"1006|1011|1014"`)), legend: 'failure (1006, 1011, 1014)' },
+          {
+            expr: sumRate('', sel(M.connectionsClosed, INSTANCE, ROUTE, `${L.code}=~"1006|1011|1014"`)),
+            legend: 'failure (1006, 1011, 1014)',
+          },
           { expr: sumRate('', sel(M.connectionsClosed, INSTANCE, ROUTE, `${L.code}=~"4..."`)), legend: 'policy (4xxx)' },
           { expr: sumRate('', sel(M.connectionsClosed, INSTANCE, ROUTE, `${L.code}!~"1000|1001|1006|1011|1014|4..."`)), legend: 'other' },
         ],
@@ -156,7 +172,8 @@ export const ROWS: RowSpec[] = [
       {
         title: 'Upstream errors by kind',
         healthy: 'Empty.',
-        unhealthy: 'refused/upstream_unavailable (the app is down), timeout/upstream_timeout (slow), protocol/closed (the app or the gateway broke the leg): WsguardUpstreamUnavailable.',
+        unhealthy:
+          'refused/upstream_unavailable (the app is down), timeout/upstream_timeout (slow), protocol/closed (the app or the gateway broke the leg): WsguardUpstreamUnavailable.',
         unit: 'ops',
         stack: true,
         targets: [{ expr: sumRate(L.kind, sel(M.upstreamErrors, INSTANCE, ROUTE)), legend: '{{kind}}' }],
@@ -164,9 +181,12 @@ export const ROWS: RowSpec[] = [
       {
         title: 'Backpressure episodes',
         healthy: 'Occasional pauses; no closes.',
-        unhealthy: 'Closes (4102) at a steady rate: clients on bad networks or an upstream that cannot keep up (WsguardBackpressureCloses).',
+        unhealthy:
+          'Closes (4102) at a steady rate: clients on bad networks or an upstream that cannot keep up (WsguardBackpressureCloses).',
         unit: 'ops',
-        targets: [{ expr: sumRate(`${L.direction}, ${L.action}`, sel(M.backpressure, INSTANCE, ROUTE)), legend: '{{direction}} {{action}}' }],
+        targets: [
+          { expr: sumRate(`${L.direction}, ${L.action}`, sel(M.backpressure, INSTANCE, ROUTE)), legend: '{{direction}} {{action}}' },
+        ],
       },
       {
         title: 'JWKS refreshes',
@@ -178,7 +198,8 @@ export const ROWS: RowSpec[] = [
       {
         title: 'Limit-store health',
         healthy: 'degraded 0, no errors; tracked clients well below limits.maxTrackedKeys.',
-        unhealthy: 'degraded 1 (WsguardLimitStoreDegraded), errors per second above zero, or tracked clients near the cap (store_full 503s follow).',
+        unhealthy:
+          'degraded 1 (WsguardLimitStoreDegraded), errors per second above zero, or tracked clients near the cap (store_full 503s follow).',
         unit: 'short',
         targets: [
           { expr: `max by (${L.store}) (${sel(M.limitStoreDegraded, INSTANCE)})`, legend: 'degraded {{store}}' },
@@ -222,7 +243,8 @@ export const ROWS: RowSpec[] = [
       {
         title: 'File descriptors and pending handshakes',
         healthy: 'Open fds well below the limit (each connection costs two: client and upstream); pending handshakes near zero.',
-        unhealthy: 'Open fds within server.minFreeFds of the limit (503 overloaded, /readyz not ready: WsguardNotReady), or pending handshakes piling up (slow upstream dial or a slowloris).',
+        unhealthy:
+          'Open fds within server.minFreeFds of the limit (503 overloaded, /readyz not ready: WsguardNotReady), or pending handshakes piling up (slow upstream dial or a slowloris).',
         unit: 'short',
         targets: [
           { expr: `max by (instance) (${sel(M.openFds, INSTANCE)})`, legend: '{{instance}} open fds' },
@@ -276,7 +298,13 @@ export function buildDashboard(rows: RowSpec[] = ROWS): Record<string, unknown> 
           overrides: [],
         },
         options: { legend: { displayMode: 'list', placement: 'bottom', showLegend: true }, tooltip: { mode: 'multi', sort: 'desc' } },
-        targets: p.targets.map((t, i) => ({ refId: String.fromCharCode(65 + i), datasource: DS, expr: t.expr, legendFormat: t.legend, range: true })),
+        targets: p.targets.map((t, i) => ({
+          refId: String.fromCharCode(65 + i),
+          datasource: DS,
+          expr: t.expr,
+          legendFormat: t.legend,
+          range: true,
+        })),
       });
     }
     if (x > 0) y += PANEL_HEIGHT;
@@ -298,7 +326,8 @@ export function buildDashboard(rows: RowSpec[] = ROWS): Record<string, unknown> 
   return {
     uid: 'wsguard',
     title: 'wsguard',
-    description: 'wsguard WebSocket sidecar: connections, admission, traffic, dependencies, process (generated by ops/generate.ts; see docs/dashboards.md).',
+    description:
+      'wsguard WebSocket sidecar: connections, admission, traffic, dependencies, process (generated by ops/generate.ts; see docs/dashboards.md).',
     tags: ['wsguard', 'websocket'],
     timezone: 'browser',
     editable: true,
@@ -360,7 +389,16 @@ export function dashboardsMarkdown(rows: RowSpec[] = ROWS): string {
   for (const row of rows) {
     out.push(`## ${row.title}`, '');
     for (const p of row.panels) {
-      out.push(`### ${p.title}`, '', `**Healthy:** ${p.healthy}`, '', `**Unhealthy:** ${p.unhealthy}`, '', '| legend | query |', '|---|---|');
+      out.push(
+        `### ${p.title}`,
+        '',
+        `**Healthy:** ${p.healthy}`,
+        '',
+        `**Unhealthy:** ${p.unhealthy}`,
+        '',
+        '| legend | query |',
+        '|---|---|',
+      );
       for (const t of p.targets) out.push(`| ${t.legend.replace(/\|/g, '\\|')} | \`${t.expr.replace(/\|/g, '\\|')}\` |`);
       out.push('');
     }

@@ -24,7 +24,9 @@ export function renderAll(runbookBase = ''): Map<string, string> {
       'grafana/provisioning/datasources/prometheus.yaml',
       yaml({
         apiVersion: 1,
-        datasources: [{ name: 'Prometheus', type: 'prometheus', uid: 'prometheus', access: 'proxy', url: 'http://prometheus:9090', isDefault: true }],
+        datasources: [
+          { name: 'Prometheus', type: 'prometheus', uid: 'prometheus', access: 'proxy', url: 'http://prometheus:9090', isDefault: true },
+        ],
       }),
     ],
     [

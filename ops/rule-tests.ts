@@ -48,7 +48,10 @@ interface Case {
 }
 
 const accepted = (perSec: number, minutes: number): [string, string] => [series(M.connectionsAccepted, ROUTE), counter([perSec, minutes])];
-const handshakes = (perSec: number, minutes: number): [string, string] => [series(histogramCount(M.handshakeDuration), ROUTE, eq(L.outcome, 'accepted')), counter([perSec, minutes])];
+const handshakes = (perSec: number, minutes: number): [string, string] => [
+  series(histogramCount(M.handshakeDuration), ROUTE, eq(L.outcome, 'accepted')),
+  counter([perSec, minutes]),
+];
 const rejected = (reason: string, ...segments: Array<[number, number]>): [string, string] => [
   series(M.connectionsRejected, ROUTE, eq(L.reason, reason), eq(L.decision, ENFORCED)),
   counter(...segments),
@@ -58,32 +61,75 @@ const PER_INSTANCE = { job: JOB, instance: INSTANCE };
 
 const CASES: Record<string, Case[]> = {
   WsguardConnectionSpike: [
-    { name: 'a burst to 15x the hour before fires', input: [[series(M.connectionsAccepted, ROUTE), counter([2, 80], [30, 20])]], evalMin: 90, fires: { labels: JOB_ONLY, value: '30' } },
-    { name: 'just under the factor (2.9x) does not fire', input: [[series(M.connectionsAccepted, ROUTE), counter([4, 80], [11.6, 20])]], evalMin: 90 },
-    { name: 'a quiet service far above its baseline but under the floor does not fire', input: [[series(M.connectionsAccepted, ROUTE), counter([0.1, 80], [9, 20])]], evalMin: 90 },
-    { name: 'a 2-minute blip (shorter than for) does not fire', input: [[series(M.connectionsAccepted, ROUTE), counter([2, 80], [30, 2], [2, 18])]], evalMin: 82, blip: true },
+    {
+      name: 'a burst to 15x the hour before fires',
+      input: [[series(M.connectionsAccepted, ROUTE), counter([2, 80], [30, 20])]],
+      evalMin: 90,
+      fires: { labels: JOB_ONLY, value: '30' },
+    },
+    {
+      name: 'just under the factor (2.9x) does not fire',
+      input: [[series(M.connectionsAccepted, ROUTE), counter([4, 80], [11.6, 20])]],
+      evalMin: 90,
+    },
+    {
+      name: 'a quiet service far above its baseline but under the floor does not fire',
+      input: [[series(M.connectionsAccepted, ROUTE), counter([0.1, 80], [9, 20])]],
+      evalMin: 90,
+    },
+    {
+      name: 'a 2-minute blip (shorter than for) does not fire',
+      input: [[series(M.connectionsAccepted, ROUTE), counter([2, 80], [30, 2], [2, 18])]],
+      evalMin: 82,
+      blip: true,
+    },
   ],
   WsguardRateLimitViolationsHigh: [
     {
       name: 'messages dropped at 3/s, 12% of traffic, fires',
-      input: [accepted(1, 30), handshakes(1, 30), [series(M.messages, ROUTE, eq(L.direction, CLIENT_TO_UPSTREAM)), counter([20, 30])], [series(M.messagesRateLimited, ROUTE, eq(L.action, 'drop')), counter([3, 30])]],
+      input: [
+        accepted(1, 30),
+        handshakes(1, 30),
+        [series(M.messages, ROUTE, eq(L.direction, CLIENT_TO_UPSTREAM)), counter([20, 30])],
+        [series(M.messagesRateLimited, ROUTE, eq(L.action, 'drop')), counter([3, 30])],
+      ],
       evalMin: 25,
       fires: { labels: JOB_ONLY, value: '3' },
     },
-    { name: '429s (conn_limit) at 2/s fire', input: [accepted(1, 30), handshakes(3, 30), rejected('conn_limit', [2, 30])], evalMin: 25, fires: { labels: JOB_ONLY, value: '2' } },
+    {
+      name: '429s (conn_limit) at 2/s fire',
+      input: [accepted(1, 30), handshakes(3, 30), rejected('conn_limit', [2, 30])],
+      evalMin: 25,
+      fires: { labels: JOB_ONLY, value: '2' },
+    },
     {
       name: 'just under the rate (0.9/s) does not fire',
-      input: [accepted(1, 30), handshakes(1, 30), [series(M.messages, ROUTE, eq(L.direction, CLIENT_TO_UPSTREAM)), counter([5, 30])], [series(M.messagesRateLimited, ROUTE, eq(L.action, 'drop')), counter([0.9, 30])]],
+      input: [
+        accepted(1, 30),
+        handshakes(1, 30),
+        [series(M.messages, ROUTE, eq(L.direction, CLIENT_TO_UPSTREAM)), counter([5, 30])],
+        [series(M.messagesRateLimited, ROUTE, eq(L.action, 'drop')), counter([0.9, 30])],
+      ],
       evalMin: 25,
     },
     {
       name: 'a small share of heavy traffic (2/s of 100/s) does not fire',
-      input: [accepted(1, 30), handshakes(1, 30), [series(M.messages, ROUTE, eq(L.direction, CLIENT_TO_UPSTREAM)), counter([100, 30])], [series(M.messagesRateLimited, ROUTE, eq(L.action, 'close')), counter([2, 30])]],
+      input: [
+        accepted(1, 30),
+        handshakes(1, 30),
+        [series(M.messages, ROUTE, eq(L.direction, CLIENT_TO_UPSTREAM)), counter([100, 30])],
+        [series(M.messagesRateLimited, ROUTE, eq(L.action, 'close')), counter([2, 30])],
+      ],
       evalMin: 25,
     },
     {
       name: 'a 2-minute blip does not fire',
-      input: [accepted(1, 30), handshakes(1, 30), [series(M.messages, ROUTE, eq(L.direction, CLIENT_TO_UPSTREAM)), counter([20, 30])], [series(M.messagesRateLimited, ROUTE, eq(L.action, 'drop')), counter([0, 10], [6, 2], [0, 18])]],
+      input: [
+        accepted(1, 30),
+        handshakes(1, 30),
+        [series(M.messages, ROUTE, eq(L.direction, CLIENT_TO_UPSTREAM)), counter([20, 30])],
+        [series(M.messagesRateLimited, ROUTE, eq(L.action, 'drop')), counter([0, 10], [6, 2], [0, 18])],
+      ],
       evalMin: 14,
       blip: true,
     },
@@ -91,76 +137,228 @@ const CASES: Record<string, Case[]> = {
   WsguardReconnectStorm: [
     {
       name: 'attempt-limit 429s and short-lived connections together fire',
-      input: [accepted(3, 20), rejected('attempt_limit', [2, 20]), [series(histogramBucket(M.connectionDuration), ROUTE, eq('le', THRESHOLDS.shortLivedSec)), counter([3, 20])]],
+      input: [
+        accepted(3, 20),
+        rejected('attempt_limit', [2, 20]),
+        [series(histogramBucket(M.connectionDuration), ROUTE, eq('le', THRESHOLDS.shortLivedSec)), counter([3, 20])],
+      ],
       evalMin: 15,
       fires: { labels: JOB_ONLY, value: '2' },
     },
     {
       name: '429s without short-lived connections do not fire',
-      input: [accepted(3, 20), rejected('attempt_limit', [2, 20]), [series(histogramBucket(M.connectionDuration), ROUTE, eq('le', THRESHOLDS.shortLivedSec)), counter([0.5, 20])]],
+      input: [
+        accepted(3, 20),
+        rejected('attempt_limit', [2, 20]),
+        [series(histogramBucket(M.connectionDuration), ROUTE, eq('le', THRESHOLDS.shortLivedSec)), counter([0.5, 20])],
+      ],
       evalMin: 15,
     },
     {
       name: 'just under the 429 rate (0.4/s) does not fire',
-      input: [accepted(3, 20), rejected('attempt_limit', [0.4, 20]), [series(histogramBucket(M.connectionDuration), ROUTE, eq('le', THRESHOLDS.shortLivedSec)), counter([3, 20])]],
+      input: [
+        accepted(3, 20),
+        rejected('attempt_limit', [0.4, 20]),
+        [series(histogramBucket(M.connectionDuration), ROUTE, eq('le', THRESHOLDS.shortLivedSec)), counter([3, 20])],
+      ],
       evalMin: 15,
     },
     {
       name: 'a 1-minute blip does not fire',
-      input: [accepted(3, 20), rejected('attempt_limit', [0, 5], [4, 1], [0, 14]), [series(histogramBucket(M.connectionDuration), ROUTE, eq('le', THRESHOLDS.shortLivedSec)), counter([3, 20])]],
+      input: [
+        accepted(3, 20),
+        rejected('attempt_limit', [0, 5], [4, 1], [0, 14]),
+        [series(histogramBucket(M.connectionDuration), ROUTE, eq('le', THRESHOLDS.shortLivedSec)), counter([3, 20])],
+      ],
       evalMin: 10,
       blip: true,
     },
   ],
   WsguardAuthFailureSpike: [
-    { name: '2/s of 5/s handshakes refused for auth fires', input: [accepted(3, 30), handshakes(5, 30), rejected('auth', [2, 30])], evalMin: 25, fires: { labels: JOB_ONLY, value: '2' } },
-    { name: 'just under the rate (0.9/s) does not fire', input: [accepted(1, 30), handshakes(2, 30), rejected('auth', [0.9, 30])], evalMin: 25 },
-    { name: 'a small share (2/s of 20/s) does not fire', input: [accepted(18, 30), handshakes(20, 30), rejected('auth', [2, 30])], evalMin: 25 },
-    { name: 'a 2-minute blip does not fire', input: [accepted(3, 30), handshakes(5, 30), rejected('auth', [0, 10], [4, 2], [0, 18])], evalMin: 14, blip: true },
+    {
+      name: '2/s of 5/s handshakes refused for auth fires',
+      input: [accepted(3, 30), handshakes(5, 30), rejected('auth', [2, 30])],
+      evalMin: 25,
+      fires: { labels: JOB_ONLY, value: '2' },
+    },
+    {
+      name: 'just under the rate (0.9/s) does not fire',
+      input: [accepted(1, 30), handshakes(2, 30), rejected('auth', [0.9, 30])],
+      evalMin: 25,
+    },
+    {
+      name: 'a small share (2/s of 20/s) does not fire',
+      input: [accepted(18, 30), handshakes(20, 30), rejected('auth', [2, 30])],
+      evalMin: 25,
+    },
+    {
+      name: 'a 2-minute blip does not fire',
+      input: [accepted(3, 30), handshakes(5, 30), rejected('auth', [0, 10], [4, 2], [0, 18])],
+      evalMin: 14,
+      blip: true,
+    },
   ],
   WsguardOriginRejectionsSpike: [
-    { name: '2/s of 5/s handshakes refused for origin fires', input: [accepted(3, 30), handshakes(5, 30), rejected('origin', [2, 30])], evalMin: 25, fires: { labels: JOB_ONLY, value: '2' } },
-    { name: 'just under the rate (0.9/s) does not fire', input: [accepted(1, 30), handshakes(2, 30), rejected('origin', [0.9, 30])], evalMin: 25 },
-    { name: 'a 2-minute blip does not fire', input: [accepted(3, 30), handshakes(5, 30), rejected('origin', [0, 10], [4, 2], [0, 18])], evalMin: 14, blip: true },
+    {
+      name: '2/s of 5/s handshakes refused for origin fires',
+      input: [accepted(3, 30), handshakes(5, 30), rejected('origin', [2, 30])],
+      evalMin: 25,
+      fires: { labels: JOB_ONLY, value: '2' },
+    },
+    {
+      name: 'just under the rate (0.9/s) does not fire',
+      input: [accepted(1, 30), handshakes(2, 30), rejected('origin', [0.9, 30])],
+      evalMin: 25,
+    },
+    {
+      name: 'a 2-minute blip does not fire',
+      input: [accepted(3, 30), handshakes(5, 30), rejected('origin', [0, 10], [4, 2], [0, 18])],
+      evalMin: 14,
+      blip: true,
+    },
   ],
   WsguardUpstreamUnavailable: [
-    { name: '502s at 1/s of 5/s handshakes fire', input: [accepted(4, 20), handshakes(5, 20), rejected('upstream_unavailable', [1, 20])], evalMin: 15, fires: { labels: JOB_ONLY, value: '1' } },
     {
-      name: '1014 closes at 1/s of 2/s closes fire',
-      input: [accepted(2, 20), handshakes(2, 20), [series(M.connectionsClosed, ROUTE, eq(L.code, 1014), eq(L.initiator, 'upstream')), counter([1, 20])], [series(M.connectionsClosed, ROUTE, eq(L.code, 1000), eq(L.initiator, 'client')), counter([1, 20])]],
+      name: '502s at 1/s of 5/s handshakes fire',
+      input: [accepted(4, 20), handshakes(5, 20), rejected('upstream_unavailable', [1, 20])],
       evalMin: 15,
       fires: { labels: JOB_ONLY, value: '1' },
     },
-    { name: 'just under the rate (0.15/s) does not fire', input: [accepted(0.5, 20), handshakes(0.65, 20), rejected('upstream_timeout', [0.15, 20])], evalMin: 15 },
-    { name: 'a 30-second blip does not fire', input: [accepted(4, 20), handshakes(5, 20), rejected('upstream_unavailable', [0, 5], [10, 0.5], [0, 14.5])], evalMin: 9, blip: true },
+    {
+      name: '1014 closes at 1/s of 2/s closes fire',
+      input: [
+        accepted(2, 20),
+        handshakes(2, 20),
+        [series(M.connectionsClosed, ROUTE, eq(L.code, 1014), eq(L.initiator, 'upstream')), counter([1, 20])],
+        [series(M.connectionsClosed, ROUTE, eq(L.code, 1000), eq(L.initiator, 'client')), counter([1, 20])],
+      ],
+      evalMin: 15,
+      fires: { labels: JOB_ONLY, value: '1' },
+    },
+    {
+      name: 'just under the rate (0.15/s) does not fire',
+      input: [accepted(0.5, 20), handshakes(0.65, 20), rejected('upstream_timeout', [0.15, 20])],
+      evalMin: 15,
+    },
+    {
+      name: 'a 30-second blip does not fire',
+      input: [accepted(4, 20), handshakes(5, 20), rejected('upstream_unavailable', [0, 5], [10, 0.5], [0, 14.5])],
+      evalMin: 9,
+      blip: true,
+    },
   ],
   WsguardBackpressureCloses: [
-    { name: '0.5 closes/s for 30 minutes fire', input: [accepted(1, 30), [series(M.backpressure, ROUTE, eq(L.direction, 'upstream_to_client'), eq(L.action, 'close')), counter([0.5, 30])]], evalMin: 25, fires: { labels: JOB_ONLY, value: '500m' } },
-    { name: 'just under (0.09/s) does not fire', input: [accepted(1, 30), [series(M.backpressure, ROUTE, eq(L.direction, 'upstream_to_client'), eq(L.action, 'close')), counter([0.09, 30])]], evalMin: 25 },
-    { name: 'a 2-minute blip does not fire', input: [accepted(1, 30), [series(M.backpressure, ROUTE, eq(L.direction, 'upstream_to_client'), eq(L.action, 'close')), counter([0, 5], [1, 2], [0, 23])]], evalMin: 11, blip: true },
+    {
+      name: '0.5 closes/s for 30 minutes fire',
+      input: [
+        accepted(1, 30),
+        [series(M.backpressure, ROUTE, eq(L.direction, 'upstream_to_client'), eq(L.action, 'close')), counter([0.5, 30])],
+      ],
+      evalMin: 25,
+      fires: { labels: JOB_ONLY, value: '500m' },
+    },
+    {
+      name: 'just under (0.09/s) does not fire',
+      input: [
+        accepted(1, 30),
+        [series(M.backpressure, ROUTE, eq(L.direction, 'upstream_to_client'), eq(L.action, 'close')), counter([0.09, 30])],
+      ],
+      evalMin: 25,
+    },
+    {
+      name: 'a 2-minute blip does not fire',
+      input: [
+        accepted(1, 30),
+        [series(M.backpressure, ROUTE, eq(L.direction, 'upstream_to_client'), eq(L.action, 'close')), counter([0, 5], [1, 2], [0, 23])],
+      ],
+      evalMin: 11,
+      blip: true,
+    },
   ],
   WsguardDown: [
-    { name: 'up == 0 fires', input: [['up{job="wsguard",instance="wsguard-0:9464"}', gauge([0, 10])]], evalMin: 5, fires: { labels: PER_INSTANCE, value: '0', description: `Prometheus cannot scrape ${INSTANCE} (up = 0).` } },
-    { name: 'no wsguard target at all fires', input: [['up{job="other",instance="x:1"}', gauge([1, 10])]], evalMin: 5, fires: { labels: JOB_ONLY, value: '1', description: `No target of job ${JOB} exists (absent(up) = 1).` } },
+    {
+      name: 'up == 0 fires',
+      input: [['up{job="wsguard",instance="wsguard-0:9464"}', gauge([0, 10])]],
+      evalMin: 5,
+      fires: { labels: PER_INSTANCE, value: '0', description: `Prometheus cannot scrape ${INSTANCE} (up = 0).` },
+    },
+    {
+      name: 'no wsguard target at all fires',
+      input: [['up{job="other",instance="x:1"}', gauge([1, 10])]],
+      evalMin: 5,
+      fires: { labels: JOB_ONLY, value: '1', description: `No target of job ${JOB} exists (absent(up) = 1).` },
+    },
     { name: 'up == 1 does not fire', input: [['up{job="wsguard",instance="wsguard-0:9464"}', gauge([1, 10])]], evalMin: 5 },
-    { name: 'a 1-minute scrape failure does not fire', input: [['up{job="wsguard",instance="wsguard-0:9464"}', gauge([1, 2], [0, 1], [1, 7])]], evalMin: 3, blip: true },
+    {
+      name: 'a 1-minute scrape failure does not fire',
+      input: [['up{job="wsguard",instance="wsguard-0:9464"}', gauge([1, 2], [0, 1], [1, 7])]],
+      evalMin: 3,
+      blip: true,
+    },
   ],
   WsguardNotReady: [
-    { name: '503 overloaded for 10 minutes fires', input: [accepted(1, 20), rejected('overloaded', [1, 20])], evalMin: 10, fires: { labels: PER_INSTANCE, value: '1' } },
-    { name: 'file descriptors 80% used fire', input: [accepted(1, 20), [series(M.openFds), gauge([800, 20])], [series(M.fdLimit), gauge([1000, 20])]], evalMin: 10, fires: { labels: PER_INSTANCE, value: '800m' } },
-    { name: 'fds 70% used and no 503s do not fire', input: [accepted(1, 20), [series(M.openFds), gauge([700, 20])], [series(M.fdLimit), gauge([1000, 20])]], evalMin: 10 },
-    { name: 'a 1-minute drain does not fire', input: [accepted(1, 20), rejected('draining', [0, 5], [2, 1], [0, 14])], evalMin: 6, blip: true },
+    {
+      name: '503 overloaded for 10 minutes fires',
+      input: [accepted(1, 20), rejected('overloaded', [1, 20])],
+      evalMin: 10,
+      fires: { labels: PER_INSTANCE, value: '1' },
+    },
+    {
+      name: 'file descriptors 80% used fire',
+      input: [accepted(1, 20), [series(M.openFds), gauge([800, 20])], [series(M.fdLimit), gauge([1000, 20])]],
+      evalMin: 10,
+      fires: { labels: PER_INSTANCE, value: '800m' },
+    },
+    {
+      name: 'fds 70% used and no 503s do not fire',
+      input: [accepted(1, 20), [series(M.openFds), gauge([700, 20])], [series(M.fdLimit), gauge([1000, 20])]],
+      evalMin: 10,
+    },
+    {
+      name: 'a 1-minute drain does not fire',
+      input: [accepted(1, 20), rejected('draining', [0, 5], [2, 1], [0, 14])],
+      evalMin: 6,
+      blip: true,
+    },
   ],
   WsguardEventLoopLagHigh: [
-    { name: 'p99 200 ms for 10 minutes fires', input: [[series(R.eventLoopDelayP99), gauge([0.2, 10])]], evalMin: 8, fires: { labels: PER_INSTANCE, value: '200ms' } },
+    {
+      name: 'p99 200 ms for 10 minutes fires',
+      input: [[series(R.eventLoopDelayP99), gauge([0.2, 10])]],
+      evalMin: 8,
+      fires: { labels: PER_INSTANCE, value: '200ms' },
+    },
     { name: 'p99 90 ms does not fire', input: [[series(R.eventLoopDelayP99), gauge([0.09, 10])]], evalMin: 8 },
-    { name: 'a 2-minute stall does not fire', input: [[series(R.eventLoopDelayP99), gauge([0.01, 3], [0.5, 2], [0.01, 5])]], evalMin: 5, blip: true },
+    {
+      name: 'a 2-minute stall does not fire',
+      input: [[series(R.eventLoopDelayP99), gauge([0.01, 3], [0.5, 2], [0.01, 5])]],
+      evalMin: 5,
+      blip: true,
+    },
   ],
   WsguardLimitStoreDegraded: [
-    { name: 'degraded for 5 minutes fires', input: [[series(M.limitStoreDegraded, eq(L.store, 'redis')), gauge([1, 5])]], evalMin: 4, fires: { labels: { ...PER_INSTANCE, store: 'redis' }, value: '1' } },
-    { name: 'store errors at 2/s fire', input: [[series(M.limitStoreDegraded, eq(L.store, 'redis')), gauge([0, 10])], [series(M.limitStoreErrors, eq(L.store, 'redis')), counter([2, 10])]], evalMin: 8, fires: { labels: { ...PER_INSTANCE, store: 'redis' }, value: '2' } },
+    {
+      name: 'degraded for 5 minutes fires',
+      input: [[series(M.limitStoreDegraded, eq(L.store, 'redis')), gauge([1, 5])]],
+      evalMin: 4,
+      fires: { labels: { ...PER_INSTANCE, store: 'redis' }, value: '1' },
+    },
+    {
+      name: 'store errors at 2/s fire',
+      input: [
+        [series(M.limitStoreDegraded, eq(L.store, 'redis')), gauge([0, 10])],
+        [series(M.limitStoreErrors, eq(L.store, 'redis')), counter([2, 10])],
+      ],
+      evalMin: 8,
+      fires: { labels: { ...PER_INSTANCE, store: 'redis' }, value: '2' },
+    },
     { name: 'healthy does not fire', input: [[series(M.limitStoreDegraded, eq(L.store, 'redis')), gauge([0, 10])]], evalMin: 8 },
-    { name: 'a 30-second blip does not fire', input: [[series(M.limitStoreDegraded, eq(L.store, 'redis')), gauge([0, 2], [1, 0.5], [0, 7.5])]], evalMin: 2.5, blip: true },
+    {
+      name: 'a 30-second blip does not fire',
+      input: [[series(M.limitStoreDegraded, eq(L.store, 'redis')), gauge([0, 2], [1, 0.5], [0, 7.5])]],
+      evalMin: 2.5,
+      blip: true,
+    },
   ],
 };
 
@@ -174,9 +372,11 @@ export function ruleTests(options: { blipsOnly?: boolean; rulesFile?: string } =
     for (const c of cases) {
       if (options.blipsOnly && !c.blip) continue;
       const labels = c.fires?.labels ?? {};
-      const description = c.fires?.description ?? a.description
-        .replace(/\{\{ \$value[^}]*\}\}/g, c.fires?.value ?? '')
-        .replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, l: string) => labels[l] ?? '');
+      const description =
+        c.fires?.description ??
+        a.description
+          .replace(/\{\{ \$value[^}]*\}\}/g, c.fires?.value ?? '')
+          .replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, l: string) => labels[l] ?? '');
       tests.push({
         name: `${name}: ${c.name}`,
         interval: `${STEP_SEC}s`,
@@ -202,4 +402,13 @@ export function ruleTests(options: { blipsOnly?: boolean; rulesFile?: string } =
 }
 
 /** Alerts with a firing case and a not-firing case (test/ops/rules.test.ts checks every alert is here). */
-export const COVERED = Object.fromEntries(Object.entries(CASES).map(([k, cs]) => [k, { firing: cs.filter((c) => c.fires).length, quiet: cs.filter((c) => !c.fires && !c.blip).length, blip: cs.filter((c) => c.blip).length }]));
+export const COVERED = Object.fromEntries(
+  Object.entries(CASES).map(([k, cs]) => [
+    k,
+    {
+      firing: cs.filter((c) => c.fires).length,
+      quiet: cs.filter((c) => !c.fires && !c.blip).length,
+      blip: cs.filter((c) => c.blip).length,
+    },
+  ]),
+);

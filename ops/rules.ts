@@ -213,7 +213,8 @@ export function alertRules(p: Profile): AlertRule[] {
       for: p.for('5m'),
       severity: 'critical',
       summary: 'A replica refuses handshakes for a reason /readyz reports',
-      description: '{{ $labels.instance }}: {{ $value | humanize }} (503s for auth_unavailable, overloaded, store_unavailable or draining per second, or the share of file descriptors in use); /readyz answers not ready.',
+      description:
+        '{{ $labels.instance }}: {{ $value | humanize }} (503s for auth_unavailable, overloaded, store_unavailable or draining per second, or the share of file descriptors in use); /readyz answers not ready.',
       panel: 'Rejections by reason (enforced)',
     },
     {

@@ -79,17 +79,23 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
     fds.stop();
     await telemetry?.close();
     // Silently fronting the demo (which admits anyone) was the old behaviour of a config that lost its routes.
-    throw new Error('no routes configured: add routes (a config file, WSGUARD_ROUTES or --route PATH=URL), or run --demo for the built-in demo');
+    throw new Error(
+      'no routes configured: add routes (a config file, WSGUARD_ROUTES or --route PATH=URL), or run --demo for the built-in demo',
+    );
   }
   const demo = options.demo ? await startDemoUpstream() : null;
   const config = demo ? demoConfig(input, demo.port) : input;
   const hasKeys = Boolean(config.auth.secret || config.auth.publicKeys.length || config.auth.jwksUrl);
   try {
     verifier = hasKeys
-      ? await createTokenVerifier(config.auth, {
-          onRefresh: (outcome) => observer.jwksRefreshed(outcome),
-          onError: (err) => logger.warn({ err: err.message }, 'JWKS refresh failed; keeping the last good key set'),
-        }, { monitoringAudience: config.telemetry.monitoring.audience })
+      ? await createTokenVerifier(
+          config.auth,
+          {
+            onRefresh: (outcome) => observer.jwksRefreshed(outcome),
+            onError: (err) => logger.warn({ err: err.message }, 'JWKS refresh failed; keeping the last good key set'),
+          },
+          { monitoringAudience: config.telemetry.monitoring.audience },
+        )
       : null;
   } catch (err) {
     fds.stop();

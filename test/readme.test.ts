@@ -28,7 +28,9 @@ describe("the README's toolkit examples against npm start's demo", () => {
   let out = '';
 
   beforeAll(async () => {
-    child = spawn(process.execPath, [BIN, 'serve', '--demo', '--port', '0', '--set', 'telemetry.admin.port=0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, [BIN, 'serve', '--demo', '--port', '0', '--set', 'telemetry.admin.port=0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     port = await new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no banner within 15 s: ${out}`)), 15_000);
       child.stdout!.on('data', (d: Buffer) => {

@@ -7,7 +7,10 @@ import { fileURLToPath } from 'node:url';
 
 const BIN = fileURLToPath(new URL('../../bin/wsguard.js', import.meta.url));
 
-export async function startGatewayChild(upstreamPort: number, settings: string[] = []): Promise<{ child: ChildProcess; port: number; stop(): Promise<void> }> {
+export async function startGatewayChild(
+  upstreamPort: number,
+  settings: string[] = [],
+): Promise<{ child: ChildProcess; port: number; stop(): Promise<void> }> {
   const args = [
     BIN,
     'serve',

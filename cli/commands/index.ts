@@ -11,11 +11,4 @@ import { stormCommand } from './storm.ts';
  * under cli/commands/ and is added here with one line.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [
-  serveCommand,
-  floodCommand,
-  stormCommand,
-  probeCommand,
-  reportCommand,
-  configCommand,
-];
+export const commands: CommandModule<any, any>[] = [serveCommand, floodCommand, stormCommand, probeCommand, reportCommand, configCommand];

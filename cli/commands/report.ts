@@ -35,8 +35,10 @@ function load(path: string): Loaded {
   }
   const d = doc as Omit<Partial<RunResult>, 'kind'> & Partial<Omit<ProbeReport, 'kind' | 'version'>> & { kind?: string };
   // Probe results written before they carried a kind are recognised by their shape.
-  if (d.kind === 'probe' || (d.kind === undefined && Array.isArray(d.checks) && typeof d.target === 'string')) return { kind: 'probe', probe: d as unknown as ProbeReport };
-  if (d.version !== 1 || (d.kind !== 'flood' && d.kind !== 'storm')) throw new CliError('config', `${path}: not a wsguard result (write one with --json on flood, storm or probe)`);
+  if (d.kind === 'probe' || (d.kind === undefined && Array.isArray(d.checks) && typeof d.target === 'string'))
+    return { kind: 'probe', probe: d as unknown as ProbeReport };
+  if (d.version !== 1 || (d.kind !== 'flood' && d.kind !== 'storm'))
+    throw new CliError('config', `${path}: not a wsguard result (write one with --json on flood, storm or probe)`);
   return { kind: 'run', result: d as RunResult };
 }
 
@@ -51,13 +53,17 @@ function writeOut(a: ReportArgs, text: string): void {
 }
 
 function reportProbe(a: ReportArgs, p: ProbeReport): number {
-  if (a.threshold || a.thresholdsFile) throw new CliError('usage', '--threshold applies to flood and storm results; a probe result has checks');
+  if (a.threshold || a.thresholdsFile)
+    throw new CliError('usage', '--threshold applies to flood and storm results; a probe result has checks');
   if (a.format === 'ndjson') throw new CliError('usage', 'a probe result has no time series: use -f text, md, html or json');
   const text =
-    a.format === 'html' ? renderProbeHtml(p)
-    : a.format === 'md' ? renderProbeMarkdown(p)
-    : a.format === 'json' ? JSON.stringify(p, null, 2) + '\n'
-    : renderProbeTerminal(p);
+    a.format === 'html'
+      ? renderProbeHtml(p)
+      : a.format === 'md'
+        ? renderProbeMarkdown(p)
+        : a.format === 'json'
+          ? JSON.stringify(p, null, 2) + '\n'
+          : renderProbeTerminal(p);
   writeOut(a, text);
   return probeVerdict(p).exitCode;
 }
@@ -79,11 +85,15 @@ async function handler(a: ReportArgs): Promise<number> {
     r.verdict = decideVerdict(r, r.thresholds!);
   }
   const text =
-    a.format === 'html' ? renderHtml(r)
-    : a.format === 'md' ? renderMarkdown(r)
-    : a.format === 'json' ? JSON.stringify(r, null, 2) + '\n'
-    : a.format === 'ndjson' ? toNdjson(r)
-    : renderTerminal(r);
+    a.format === 'html'
+      ? renderHtml(r)
+      : a.format === 'md'
+        ? renderMarkdown(r)
+        : a.format === 'json'
+          ? JSON.stringify(r, null, 2) + '\n'
+          : a.format === 'ndjson'
+            ? toNdjson(r)
+            : renderTerminal(r);
   writeOut(a, text);
   return r.verdict?.exitCode ?? EXIT_PASSED;
 }
@@ -93,14 +103,29 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
   describe: 'Render saved results (text, Markdown, HTML with charts, JSON, NDJSON); merge shards',
   builder: ((y: Argv) =>
     y
-      .positional('files', { type: 'string', array: true, demandOption: true, description: 'Result JSON files written with --json (flood, storm, probe); several: the shards of one run' })
-      .option('format', { alias: 'f', choices: ['text', 'md', 'html', 'json', 'ndjson'] as const, default: 'text' as const, description: 'Output format' })
+      .positional('files', {
+        type: 'string',
+        array: true,
+        demandOption: true,
+        description: 'Result JSON files written with --json (flood, storm, probe); several: the shards of one run',
+      })
+      .option('format', {
+        alias: 'f',
+        choices: ['text', 'md', 'html', 'json', 'ndjson'] as const,
+        default: 'text' as const,
+        description: 'Output format',
+      })
       .option('out', { alias: 'o', type: 'string', description: 'Write to this file instead of stdout' })
       .option('threshold', { type: 'string', array: true, description: 'Re-evaluate thresholds on the (merged) result' })
       .option('thresholds-file', { type: 'string', description: 'YAML/JSON list of threshold expressions' })
       .example('$0 report result.json', 'terminal summary')
       .example('$0 report result.json -f html -o report.html', 'self-contained HTML with charts')
-      .example("$0 report shard-*.json -f md --threshold 'p99_rtt_ms<50'", 'merge shards, Markdown summary, exit 1 if the merged p99 is too high')
-      .epilogue('Exit codes: 0 passed (or no thresholds), 1 threshold failed, 2 a merged shard was invalid, 3 usage/config error.')) as unknown as CommandModule<object, ReportArgs>['builder'],
+      .example(
+        "$0 report shard-*.json -f md --threshold 'p99_rtt_ms<50'",
+        'merge shards, Markdown summary, exit 1 if the merged p99 is too high',
+      )
+      .epilogue(
+        'Exit codes: 0 passed (or no thresholds), 1 threshold failed, 2 a merged shard was invalid, 3 usage/config error.',
+      )) as unknown as CommandModule<object, ReportArgs>['builder'],
   handler: runCommand(handler),
 };

@@ -91,7 +91,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('set', { type: 'string', array: true, default: [], describe: 'OPTION=VALUE override, repeatable' })
       .example('$0 serve --demo', 'Start with the built-in demo upstream on 127.0.0.1:8080')
       .example('$0 serve -c wsguard.yaml', 'Start from a config file (env WSGUARD_* and flags override it)')
-      .example("$0 serve --route /ws/=ws://127.0.0.1:8000/ws/ --set auth.secret=$SECRET", 'Front an app with a shared HS256 secret'),
+      .example('$0 serve --route /ws/=ws://127.0.0.1:8000/ws/ --set auth.secret=$SECRET', 'Front an app with a shared HS256 secret'),
   handler: async (args) => {
     let server: Server;
     try {

@@ -71,7 +71,11 @@ export function createJwtMinter(spec: JwtSpec): Minter {
     const exp = nowSec + spec.expSec;
     const header: { alg: string; typ: string; kid?: string } = { alg: spec.alg, typ: 'JWT' };
     if (spec.kid) header.kid = spec.kid;
-    const token = await new SignJWT(claims).setProtectedHeader(header).setIssuedAt(nowSec).setExpirationTime(exp).sign(await key());
+    const token = await new SignJWT(claims)
+      .setProtectedHeader(header)
+      .setIssuedAt(nowSec)
+      .setExpirationTime(exp)
+      .sign(await key());
     cache.set(i, { token, exp });
     return token;
   };

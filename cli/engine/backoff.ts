@@ -8,9 +8,7 @@ import { CliError } from '../cli-error.ts';
 export type Jitter = 'none' | 'full' | 'equal' | 'decorrelated';
 
 export type BackoffPolicy =
-  | { kind: 'immediate' }
-  | { kind: 'fixed'; delayMs: number }
-  | { kind: 'exponential'; baseMs: number; capMs: number; jitter: Jitter };
+  { kind: 'immediate' } | { kind: 'fixed'; delayMs: number } | { kind: 'exponential'; baseMs: number; capMs: number; jitter: Jitter };
 
 /** Exponential ceiling for `attempt` (1-based): min(cap, base · 2^(attempt-1)). */
 function ceiling(p: { baseMs: number; capMs: number }, attempt: number): number {
@@ -95,7 +93,8 @@ export function parsePolicy(s: string): BackoffPolicy {
     case 'exp':
     case 'exponential': {
       const jitter = (parts[3] ?? 'full') as Jitter;
-      if (!['none', 'full', 'equal', 'decorrelated'].includes(jitter)) throw new CliError('usage', `--policy ${s}: jitter must be none, full, equal or decorrelated`);
+      if (!['none', 'full', 'equal', 'decorrelated'].includes(jitter))
+        throw new CliError('usage', `--policy ${s}: jitter must be none, full, equal or decorrelated`);
       const baseMs = num(parts[1] ?? '100', 'base');
       const capMs = num(parts[2] ?? '30000', 'cap');
       if (baseMs <= 0 || capMs < baseMs) throw new CliError('usage', `--policy ${s}: need 0 < base <= cap`);
@@ -107,5 +106,9 @@ export function parsePolicy(s: string): BackoffPolicy {
 }
 
 export function describePolicy(p: BackoffPolicy): string {
-  return p.kind === 'immediate' ? 'immediate' : p.kind === 'fixed' ? `fixed ${p.delayMs} ms` : `exponential base ${p.baseMs} ms cap ${p.capMs} ms, ${p.jitter} jitter`;
+  return p.kind === 'immediate'
+    ? 'immediate'
+    : p.kind === 'fixed'
+      ? `fixed ${p.delayMs} ms`
+      : `exponential base ${p.baseMs} ms cap ${p.capMs} ms, ${p.jitter} jitter`;
 }

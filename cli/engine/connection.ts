@@ -112,7 +112,9 @@ export function connect(opts: ConnectOptions): Promise<ConnectResult> {
     });
     // A 101 followed by an immediate close still opens first; close before open without error
     // means the TCP connection ended mid-handshake.
-    ws.once('close', (code) => settle({ ok: false, outcome: `closed.${code}`, detail: 'closed before open', connectMs: performance.now() - started }));
+    ws.once('close', (code) =>
+      settle({ ok: false, outcome: `closed.${code}`, detail: 'closed before open', connectMs: performance.now() - started }),
+    );
   });
 }
 

@@ -8,58 +8,58 @@ export interface HeapItem {
 }
 
 export class DueHeap<T extends HeapItem> {
-  private readonly items: T[] = [];
+  readonly #items: T[] = [];
 
   get size(): number {
-    return this.items.length;
+    return this.#items.length;
   }
 
   peek(): T | undefined {
-    return this.items[0];
+    return this.#items[0];
   }
 
   push(item: T): void {
-    item.heapIndex = this.items.length;
-    this.items.push(item);
-    this.up(item.heapIndex);
+    item.heapIndex = this.#items.length;
+    this.#items.push(item);
+    this.#up(item.heapIndex);
   }
 
   pop(): T | undefined {
-    const top = this.items[0];
+    const top = this.#items[0];
     if (top === undefined) return undefined;
-    this.removeAt(0);
+    this.#removeAt(0);
     return top;
   }
 
   remove(item: T): void {
-    if (item.heapIndex < 0 || this.items[item.heapIndex] !== item) return;
-    this.removeAt(item.heapIndex);
+    if (item.heapIndex < 0 || this.#items[item.heapIndex] !== item) return;
+    this.#removeAt(item.heapIndex);
   }
 
-  private removeAt(i: number): void {
-    const removed = this.items[i]!;
-    const last = this.items.pop()!;
+  #removeAt(i: number): void {
+    const removed = this.#items[i]!;
+    const last = this.#items.pop()!;
     removed.heapIndex = -1;
-    if (i < this.items.length) {
-      this.items[i] = last;
+    if (i < this.#items.length) {
+      this.#items[i] = last;
       last.heapIndex = i;
-      this.up(i);
-      this.down(last.heapIndex);
+      this.#up(i);
+      this.#down(last.heapIndex);
     }
   }
 
-  private up(i: number): void {
-    const a = this.items;
+  #up(i: number): void {
+    const a = this.#items;
     while (i > 0) {
       const p = (i - 1) >> 1;
       if (a[p]!.due <= a[i]!.due) break;
-      this.swap(i, p);
+      this.#swap(i, p);
       i = p;
     }
   }
 
-  private down(i: number): void {
-    const a = this.items;
+  #down(i: number): void {
+    const a = this.#items;
     for (;;) {
       const l = 2 * i + 1;
       const r = l + 1;
@@ -67,13 +67,13 @@ export class DueHeap<T extends HeapItem> {
       if (l < a.length && a[l]!.due < a[m]!.due) m = l;
       if (r < a.length && a[r]!.due < a[m]!.due) m = r;
       if (m === i) return;
-      this.swap(i, m);
+      this.#swap(i, m);
       i = m;
     }
   }
 
-  private swap(i: number, j: number): void {
-    const a = this.items;
+  #swap(i: number, j: number): void {
+    const a = this.#items;
     const t = a[i]!;
     a[i] = a[j]!;
     a[j] = t;

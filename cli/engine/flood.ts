@@ -133,7 +133,10 @@ function validate(o: FloodOptions): void {
   if (o.msgRate < 0) throw new CliError('usage', '--rate must be >= 0');
   const msgRate = peak * o.msgRate;
   if (msgRate > o.caps.maxMsgRate) {
-    throw new CliError('cap_exceeded', `${peak} connections × ${o.msgRate} msg/s = ${msgRate} msg/s exceeds --max-msg-rate ${o.caps.maxMsgRate}`);
+    throw new CliError(
+      'cap_exceeded',
+      `${peak} connections × ${o.msgRate} msg/s = ${msgRate} msg/s exceeds --max-msg-rate ${o.caps.maxMsgRate}`,
+    );
   }
   let url: URL;
   try {
@@ -172,7 +175,13 @@ function publicConfig(o: FloodOptions): Record<string, unknown> {
   const { auth, ...rest } = o;
   return {
     ...rest,
-    auth: auth ? { tokenIn: auth.tokenIn, jwt: auth.jwt ? { alg: auth.jwt.alg, expSec: auth.jwt.expSec, claimsTemplate: auth.jwt.claimsTemplate } : undefined, headers: Object.keys(auth.headers ?? {}) } : undefined,
+    auth: auth
+      ? {
+          tokenIn: auth.tokenIn,
+          jwt: auth.jwt ? { alg: auth.jwt.alg, expSec: auth.jwt.expSec, claimsTemplate: auth.jwt.claimsTemplate } : undefined,
+          headers: Object.keys(auth.headers ?? {}),
+        }
+      : undefined,
   };
 }
 
@@ -200,143 +209,161 @@ export async function runFlood(opts: FloodOptions, hooks: FloodHooks = {}): Prom
 }
 
 class FloodRun {
-  private readonly outcomes = new OutcomeCounter();
-  private readonly rtt = createHistogram();
-  private readonly rttRaw = createHistogram();
-  private readonly connectH = createHistogram();
-  private readonly sendLag = createHistogram();
-  private readonly intervalRtt = createHistogram();
-  private readonly heap = new DueHeap<Conn>();
-  private readonly conns = new Set<Conn>();
-  private readonly buffered = new Set<Conn>();
-  private readonly series: SeriesPoint[] = [];
-  private readonly monitor = new SaturationMonitor();
-  private readonly handshake;
-  private readonly periodMs: number;
-  private readonly t0 = performance.now();
-  private readonly startedAt = new Date();
-  private readonly endAt: number;
-  private nextId = 0;
-  private attempts = 0;
-  private opened = 0;
-  private open = 0;
-  private opening = 0;
-  private peakOpen = 0;
+  readonly #outcomes = new OutcomeCounter();
+  readonly #rtt = createHistogram();
+  readonly #rttRaw = createHistogram();
+  readonly #connectH = createHistogram();
+  readonly #sendLag = createHistogram();
+  readonly #intervalRtt = createHistogram();
+  readonly #heap = new DueHeap<Conn>();
+  readonly #conns = new Set<Conn>();
+  readonly #buffered = new Set<Conn>();
+  readonly #series: SeriesPoint[] = [];
+  readonly #monitor = new SaturationMonitor();
+  readonly #handshake;
+  readonly #periodMs: number;
+  readonly #t0 = performance.now();
+  readonly #startedAt = new Date();
+  readonly #endAt: number;
+  #nextId = 0;
+  #attempts = 0;
+  #opened = 0;
+  #open = 0;
+  #opening = 0;
+  #peakOpen = 0;
   /** Open connections we sent a close to and that have not ended yet. */
-  private closing = 0;
-  private sent = 0;
-  private received = 0;
-  private unmatched = 0;
-  private bytesOut = 0;
-  private bytesIn = 0;
-  private unsentLate = 0;
+  #closing = 0;
+  #sent = 0;
+  #received = 0;
+  #unmatched = 0;
+  #bytesOut = 0;
+  #bytesIn = 0;
+  #unsentLate = 0;
   /** Starts at 1 so the first connection goes out on the first tick. */
-  private connectBudget = 1;
-  private lastTick: number;
-  private phase: 'running' | 'draining' | 'closing' | 'done' = 'running';
-  private aborted: { reason: string; atSec: number } | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private hardTimer: NodeJS.Timeout | undefined;
-  private nextSampleAt: number;
-  private last = { attempts: 0, opened: 0, sent: 0, received: 0, bytesOut: 0, bytesIn: 0, outcomes: new Map<string, number>() };
-  private finish!: () => void;
+  #connectBudget = 1;
+  #lastTick: number;
+  #phase: 'running' | 'draining' | 'closing' | 'done' = 'running';
+  #aborted: { reason: string; atSec: number } | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #hardTimer: NodeJS.Timeout | undefined;
+  #nextSampleAt: number;
+  #last = { attempts: 0, opened: 0, sent: 0, received: 0, bytesOut: 0, bytesIn: 0, outcomes: new Map<string, number>() };
+  #finish!: () => void;
+
+  readonly #o: FloodOptions;
+
+  readonly #hooks: FloodHooks;
+
+  readonly #preflight: PreflightCheck[];
+
+  readonly #fdLimit: number | undefined;
 
   constructor(
-    private readonly o: FloodOptions,
-    private readonly hooks: FloodHooks,
-    private readonly preflight: PreflightCheck[],
-    private readonly fdLimit: number | undefined,
+    o: FloodOptions,
+
+    hooks: FloodHooks,
+
+    preflight: PreflightCheck[],
+
+    fdLimit: number | undefined,
   ) {
-    this.handshake = createHandshakeAuth(o.url, o.auth);
-    this.periodMs = o.msgRate > 0 ? 1000 / o.msgRate : Infinity;
-    this.endAt = this.t0 + o.durationSec * 1000;
-    this.lastTick = this.t0;
-    this.nextSampleAt = this.t0 + 1000;
+    this.#o = o;
+
+    this.#hooks = hooks;
+
+    this.#preflight = preflight;
+
+    this.#fdLimit = fdLimit;
+    this.#handshake = createHandshakeAuth(o.url, o.auth);
+    this.#periodMs = o.msgRate > 0 ? 1000 / o.msgRate : Infinity;
+    this.#endAt = this.#t0 + o.durationSec * 1000;
+    this.#lastTick = this.#t0;
+    this.#nextSampleAt = this.#t0 + 1000;
   }
 
   async run(): Promise<RunResult> {
-    const done = new Promise<void>((resolve) => (this.finish = resolve));
-    const onAbort = (): void => this.abort('aborted by signal (SIGINT)');
-    this.hooks.signal?.addEventListener('abort', onAbort, { once: true });
+    const done = new Promise<void>((resolve) => (this.#finish = resolve));
+    const onAbort = (): void => this.#abort('aborted by signal (SIGINT)');
+    this.#hooks.signal?.addEventListener('abort', onAbort, { once: true });
     // Hard limit: whatever happens (a server that never answers close, a stuck handshake), the run
     // ends by this deadline.
-    const hardMs = this.o.durationSec * 1000 + this.o.drainMs + this.o.closeGraceMs + this.o.handshakeTimeoutMs + 2_000;
-    this.hardTimer = setTimeout(() => this.hardStop(), hardMs);
-    this.schedule();
+    const hardMs = this.#o.durationSec * 1000 + this.#o.drainMs + this.#o.closeGraceMs + this.#o.handshakeTimeoutMs + 2_000;
+    this.#hardTimer = setTimeout(() => this.#hardStop(), hardMs);
+    this.#schedule();
     await done;
-    this.hooks.signal?.removeEventListener('abort', onAbort);
-    return this.result();
+    this.#hooks.signal?.removeEventListener('abort', onAbort);
+    return this.#result();
   }
 
-  private schedule(): void {
-    this.timer = setTimeout(() => this.tick(), TICK_MS);
+  #schedule(): void {
+    this.#timer = setTimeout(() => this.#tick(), TICK_MS);
   }
 
-  private tick(): void {
+  #tick(): void {
     const now = performance.now();
-    const dt = (now - this.lastTick) / 1000;
-    this.lastTick = now;
-    if (this.phase === 'running') {
-      if (now >= this.endAt) this.beginDrain();
+    const dt = (now - this.#lastTick) / 1000;
+    this.#lastTick = now;
+    if (this.#phase === 'running') {
+      if (now >= this.#endAt) this.#beginDrain();
       else {
-        this.arrivals(now, dt);
-        this.sendDue(now);
+        this.#arrivals(now, dt);
+        this.#sendDue(now);
       }
     }
-    if (now >= this.nextSampleAt) this.sample(now);
-    if (this.phase === 'draining' && (this.inFlightTotal() === 0 || now >= this.endAt + this.o.drainMs)) this.beginClose();
-    if (this.phase === 'closing' && this.open + this.opening === 0) this.complete();
-    if (this.phase !== 'done') this.schedule();
+    if (now >= this.#nextSampleAt) this.#sample(now);
+    if (this.#phase === 'draining' && (this.#inFlightTotal() === 0 || now >= this.#endAt + this.#o.drainMs)) this.#beginClose();
+    if (this.#phase === 'closing' && this.#open + this.#opening === 0) this.#complete();
+    if (this.#phase !== 'done') this.#schedule();
   }
 
   // ---- arrivals ------------------------------------------------------------------------------
 
-  private arrivals(now: number, dt: number): void {
-    const elapsed = (now - this.t0) / 1000;
-    const o = this.o;
+  #arrivals(now: number, dt: number): void {
+    const elapsed = (now - this.#t0) / 1000;
+    const o = this.#o;
     if (o.arrivalRate !== undefined) {
       const want = Math.floor(o.arrivalRate * elapsed) + 1;
-      while (this.attempts < want) {
+      while (this.#attempts < want) {
         // Open-model arrivals have intended times too; lateness here is the generator's.
-        recordMs(this.sendLag, now - (this.t0 + (this.attempts * 1000) / o.arrivalRate));
-        this.startConnection();
+        recordMs(this.#sendLag, now - (this.#t0 + (this.#attempts * 1000) / o.arrivalRate));
+        this.#startConnection();
       }
       return;
     }
     const target = o.connections ?? stageTarget(o.stages!, elapsed);
     const rate = o.connectRate ?? o.caps.maxConnRate;
     // Token bucket so a large fixed N opens at the connect-rate cap, not in one burst.
-    this.connectBudget = Math.min(Math.max(1, rate), this.connectBudget + rate * dt);
+    this.#connectBudget = Math.min(Math.max(1, rate), this.#connectBudget + rate * dt);
     // Connections we already asked to close no longer count, or a ramp-down would close too many.
-    const live = this.open + this.opening - this.closing;
+    const live = this.#open + this.#opening - this.#closing;
     if (o.connections !== undefined) {
-      while (this.attempts < target && this.connectBudget >= 1) {
-        this.connectBudget -= 1;
-        this.startConnection();
+      while (this.#attempts < target && this.#connectBudget >= 1) {
+        this.#connectBudget -= 1;
+        this.#startConnection();
       }
       return;
     }
     let n = live;
-    while (n < target && this.connectBudget >= 1) {
-      this.connectBudget -= 1;
-      this.startConnection();
+    while (n < target && this.#connectBudget >= 1) {
+      this.#connectBudget -= 1;
+      this.#startConnection();
       n++;
     }
-    if (n > target) this.rampDown(n - target);
+    if (n > target) this.#rampDown(n - target);
   }
 
-  private rampDown(excess: number): void {
-    for (const c of this.conns) {
+  #rampDown(excess: number): void {
+    for (const c of this.#conns) {
       if (excess <= 0) return;
       if (c.state !== 'open' || c.clientClosing) continue;
-      this.closeConn(c, 1000, 'wsguard ramp down');
+      this.#closeConn(c, 1000, 'wsguard ramp down');
       excess--;
     }
   }
 
-  private startConnection(): void {
-    const id = this.nextId++;
-    const userIndex = (this.o.userOffset ?? 0) + id * (this.o.userStride ?? 1);
+  #startConnection(): void {
+    const id = this.#nextId++;
+    const userIndex = (this.#o.userOffset ?? 0) + id * (this.#o.userStride ?? 1);
     const c: Conn = {
       id,
       userIndex,
@@ -352,23 +379,23 @@ class FloodRun {
       blocked: false,
       unblockedAt: 0,
     };
-    this.attempts++;
-    this.opening++;
-    this.conns.add(c);
-    void this.dial(c);
+    this.#attempts++;
+    this.#opening++;
+    this.#conns.add(c);
+    void this.#dial(c);
   }
 
-  private async dial(c: Conn): Promise<void> {
-    const o = this.o;
+  async #dial(c: Conn): Promise<void> {
+    const o = this.#o;
     let h;
     try {
-      h = await this.handshake(c.userIndex);
+      h = await this.#handshake(c.userIndex);
     } catch (err) {
       // Minting was checked before the run; a later failure is counted, not thrown into the void.
-      this.opening--;
+      this.#opening--;
       c.state = 'ended';
-      this.conns.delete(c);
-      this.outcomes.add('error.TOKEN_MINT', (err as Error).message);
+      this.#conns.delete(c);
+      this.#outcomes.add('error.TOKEN_MINT', (err as Error).message);
       return;
     }
     const sources = o.sourceIps;
@@ -381,105 +408,108 @@ class FloodRun {
       localAddress: sources && sources.length > 0 ? sources[c.id % sources.length] : undefined,
       rejectUnauthorized: o.insecure ? false : undefined,
     });
-    this.opening--;
+    this.#opening--;
     if (!r.ok) {
       c.state = 'ended';
-      this.conns.delete(c);
-      this.outcomes.add(r.outcome, r.detail);
+      this.#conns.delete(c);
+      this.#outcomes.add(r.outcome, r.detail);
       return;
     }
     // Handshake time of connections that opened: a refusal's few microseconds would pull the
     // percentiles down and make a closed port look fast.
-    recordMs(this.connectH, r.connectMs);
+    recordMs(this.#connectH, r.connectMs);
     const ws = r.ws;
     c.ws = ws;
     c.state = 'open';
-    this.opened++;
-    this.open++;
-    this.peakOpen = Math.max(this.peakOpen, this.open);
+    this.#opened++;
+    this.#open++;
+    this.#peakOpen = Math.max(this.#peakOpen, this.#open);
     const now = performance.now();
     c.openedAt = now;
     if (o.arrivalRate !== undefined && o.holdSec !== undefined) c.closeAt = now + o.holdSec * 1000;
-    watchEnd(ws, () => c.clientClosing, (outcome, _code, reason) => this.onEnd(c, outcome, reason));
-    ws.on('message', (data: Buffer) => this.onMessage(c, data));
-    if (this.phase !== 'running') {
-      this.closeConn(c, 1001, 'wsguard flood complete');
+    watchEnd(
+      ws,
+      () => c.clientClosing,
+      (outcome, _code, reason) => this.#onEnd(c, outcome, reason),
+    );
+    ws.on('message', (data: Buffer) => this.#onMessage(c, data));
+    if (this.#phase !== 'running') {
+      this.#closeConn(c, 1001, 'wsguard flood complete');
       return;
     }
     if (o.msgRate > 0 || c.closeAt !== Infinity) {
       c.payload = createPayloadFactory(o.payload, c.userIndex);
       if (o.expectEcho) c.sendTimes = new Map();
       // Spread first sends over one period so N connections do not fire in lockstep.
-      const phase = o.msgRate > 0 ? ((c.id * 0.618_033_988_75) % 1) * this.periodMs : 0;
+      const phase = o.msgRate > 0 ? ((c.id * 0.618_033_988_75) % 1) * this.#periodMs : 0;
       c.firstDue = now + phase;
       c.due = Math.min(o.msgRate > 0 ? c.firstDue : Infinity, c.closeAt);
-      this.heap.push(c);
+      this.#heap.push(c);
     }
   }
 
-  private onEnd(c: Conn, outcome: string, reason: string): void {
+  #onEnd(c: Conn, outcome: string, reason: string): void {
     if (c.state !== 'open') return;
     c.state = 'ended';
-    this.open--;
-    if (c.clientClosing) this.closing--;
-    this.heap.remove(c);
-    this.buffered.delete(c);
-    this.conns.delete(c);
-    this.outcomes.add(outcome, reason);
+    this.#open--;
+    if (c.clientClosing) this.#closing--;
+    this.#heap.remove(c);
+    this.#buffered.delete(c);
+    this.#conns.delete(c);
+    this.#outcomes.add(outcome, reason);
   }
 
-  private closeConn(c: Conn, code: number, reason: string): void {
+  #closeConn(c: Conn, code: number, reason: string): void {
     if (c.clientClosing) return;
     c.clientClosing = true;
-    if (c.state === 'open') this.closing++;
-    this.heap.remove(c);
-    this.buffered.delete(c);
+    if (c.state === 'open') this.#closing++;
+    this.#heap.remove(c);
+    this.#buffered.delete(c);
     c.ws?.close(code, reason);
   }
 
   // ---- sending -------------------------------------------------------------------------------
 
-  private sendDue(now: number): void {
+  #sendDue(now: number): void {
     let budget = MAX_SENDS_PER_TICK;
     // Connections paused on a full send buffer resume once the kernel has taken the bytes.
-    for (const c of this.buffered) {
-      if ((c.ws?.bufferedAmount ?? 0) < this.o.maxBufferedBytes) {
-        this.buffered.delete(c);
+    for (const c of this.#buffered) {
+      if ((c.ws?.bufferedAmount ?? 0) < this.#o.maxBufferedBytes) {
+        this.#buffered.delete(c);
         c.unblockedAt = now;
-        this.heap.push(c);
+        this.#heap.push(c);
       }
     }
-    for (let c = this.heap.peek(); c && c.due <= now && budget > 0; c = this.heap.peek()) {
-      this.heap.pop();
+    for (let c = this.#heap.peek(); c && c.due <= now && budget > 0; c = this.#heap.peek()) {
+      this.#heap.pop();
       if (c.closeAt <= now) {
-        this.closeConn(c, 1000, 'wsguard hold time over');
+        this.#closeConn(c, 1000, 'wsguard hold time over');
         continue;
       }
-      budget -= this.sendFrom(c, now, budget);
-      if (c.blocked || this.buffered.has(c)) continue;
+      budget -= this.#sendFrom(c, now, budget);
+      if (c.blocked || this.#buffered.has(c)) continue;
       c.due = Math.min(c.due, c.closeAt);
-      this.heap.push(c);
+      this.#heap.push(c);
     }
   }
 
   /** Sends every message of `c` that is due, within the window; returns how many were sent. */
-  private sendFrom(c: Conn, now: number, budget: number): number {
+  #sendFrom(c: Conn, now: number, budget: number): number {
     const ws = c.ws!;
-    const o = this.o;
-    let n = 0;
+    let n: number;
     // Corked while a backlog of due messages goes out, so they leave in one writev, not one each.
     const sock = (ws as unknown as { _socket?: import('node:net').Socket })._socket;
     sock?.cork();
     try {
-      n = this.sendLoop(c, ws, now, budget);
+      n = this.#sendLoop(c, ws, now, budget);
     } finally {
       sock?.uncork();
     }
     return n;
   }
 
-  private sendLoop(c: Conn, ws: WebSocket, now: number, budget: number): number {
-    const o = this.o;
+  #sendLoop(c: Conn, ws: WebSocket, now: number, budget: number): number {
+    const o = this.#o;
     let n = 0;
     while (c.due <= now && n < budget && c.due < c.closeAt) {
       if (o.maxInFlight > 0 && o.expectEcho && c.inFlight >= o.maxInFlight) {
@@ -487,198 +517,205 @@ class FloodRun {
         return n;
       }
       if (ws.bufferedAmount >= o.maxBufferedBytes) {
-        this.buffered.add(c);
+        this.#buffered.add(c);
         return n;
       }
       const seq = c.nextSeq++;
       const data = c.payload!(seq);
       ws.send(data);
       n++;
-      this.sent++;
-      this.bytesOut += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+      this.#sent++;
+      this.#bytesOut += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
       // Lateness the target did not cause: measured from when the message was both due and allowed.
-      recordMs(this.sendLag, now - Math.max(c.due, c.unblockedAt));
+      recordMs(this.#sendLag, now - Math.max(c.due, c.unblockedAt));
       if (c.sendTimes) {
         c.sendTimes.set(seq, now);
         c.inFlight++;
       }
-      c.due = c.firstDue + c.nextSeq * this.periodMs;
+      c.due = c.firstDue + c.nextSeq * this.#periodMs;
     }
     return n;
   }
 
-  private onMessage(c: Conn, data: Buffer): void {
+  #onMessage(c: Conn, data: Buffer): void {
     const now = performance.now();
-    this.received++;
-    this.bytesIn += data.length;
+    this.#received++;
+    this.#bytesIn += data.length;
     if (!c.sendTimes) return;
     const seq = parseMarker(data);
     const actual = seq >= 0 ? c.sendTimes.get(seq) : undefined;
     if (actual === undefined) {
-      this.unmatched++;
+      this.#unmatched++;
       return;
     }
     c.sendTimes.delete(seq);
     c.inFlight--;
     // Coordinated-omission correction: the clock starts when the message was meant to leave,
     // so time the target made us wait before sending counts against the target.
-    const intended = c.firstDue + seq * this.periodMs;
-    recordMs(this.rtt, now - intended);
-    recordMs(this.intervalRtt, now - intended);
-    recordMs(this.rttRaw, now - actual);
-    if (c.blocked && c.inFlight < this.o.maxInFlight && this.phase === 'running' && c.state === 'open') {
+    const intended = c.firstDue + seq * this.#periodMs;
+    recordMs(this.#rtt, now - intended);
+    recordMs(this.#intervalRtt, now - intended);
+    recordMs(this.#rttRaw, now - actual);
+    if (c.blocked && c.inFlight < this.#o.maxInFlight && this.#phase === 'running' && c.state === 'open') {
       c.blocked = false;
       c.unblockedAt = now;
-      this.heap.push(c);
+      this.#heap.push(c);
     }
   }
 
-  private inFlightTotal(): number {
-    if (!this.o.expectEcho) return 0;
+  #inFlightTotal(): number {
+    if (!this.#o.expectEcho) return 0;
     let n = 0;
-    for (const c of this.conns) n += c.inFlight;
+    for (const c of this.#conns) n += c.inFlight;
     return n;
   }
 
   // ---- phases --------------------------------------------------------------------------------
 
-  private beginDrain(): void {
-    this.phase = 'draining';
+  #beginDrain(): void {
+    this.#phase = 'draining';
     // Messages that were due but never left, on connections the target was not holding back.
-    for (const c of this.conns) {
-      if (c.state !== 'open' || c.blocked || this.buffered.has(c) || this.o.msgRate === 0) continue;
-      const stop = Math.min(this.endAt, c.closeAt);
-      if (c.due <= stop) this.unsentLate += Math.floor((stop - c.due) / this.periodMs) + 1;
+    for (const c of this.#conns) {
+      if (c.state !== 'open' || c.blocked || this.#buffered.has(c) || this.#o.msgRate === 0) continue;
+      const stop = Math.min(this.#endAt, c.closeAt);
+      if (c.due <= stop) this.#unsentLate += Math.floor((stop - c.due) / this.#periodMs) + 1;
     }
-    while (this.heap.pop());
-    this.buffered.clear();
+    while (this.#heap.pop());
+    this.#buffered.clear();
   }
 
-  private beginClose(): void {
-    this.phase = 'closing';
-    for (const c of this.conns) {
-      if (c.state === 'open') this.closeConn(c, 1001, 'wsguard flood complete');
+  #beginClose(): void {
+    this.#phase = 'closing';
+    for (const c of this.#conns) {
+      if (c.state === 'open') this.#closeConn(c, 1001, 'wsguard flood complete');
     }
     setTimeout(() => {
       // The target did not answer our close frame in time: end the sockets ourselves.
-      for (const c of this.conns) if (c.state === 'open') c.ws?.terminate();
-    }, this.o.closeGraceMs).unref();
+      for (const c of this.#conns) if (c.state === 'open') c.ws?.terminate();
+    }, this.#o.closeGraceMs).unref();
   }
 
-  private abort(reason: string): void {
-    if (this.aborted || this.phase === 'done') return;
-    this.aborted = { reason, atSec: Math.round((performance.now() - this.t0) / 100) / 10 };
-    if (this.phase === 'running') this.beginDrain();
-    if (this.phase === 'draining') this.beginClose();
+  #abort(reason: string): void {
+    if (this.#aborted || this.#phase === 'done') return;
+    this.#aborted = { reason, atSec: Math.round((performance.now() - this.#t0) / 100) / 10 };
+    if (this.#phase === 'running') this.#beginDrain();
+    if (this.#phase === 'draining') this.#beginClose();
   }
 
-  private hardStop(): void {
-    if (this.phase === 'done') return;
-    this.aborted ??= { reason: 'hard duration limit reached', atSec: Math.round((performance.now() - this.t0) / 100) / 10 };
-    for (const c of this.conns) {
+  #hardStop(): void {
+    if (this.#phase === 'done') return;
+    this.#aborted ??= { reason: 'hard duration limit reached', atSec: Math.round((performance.now() - this.#t0) / 100) / 10 };
+    for (const c of this.#conns) {
       if (c.state === 'open') c.ws?.terminate();
     }
-    this.complete();
+    this.#complete();
   }
 
-  private complete(): void {
-    if (this.phase === 'done') return;
-    this.phase = 'done';
-    clearTimeout(this.timer);
-    clearTimeout(this.hardTimer);
+  #complete(): void {
+    if (this.#phase === 'done') return;
+    this.#phase = 'done';
+    clearTimeout(this.#timer);
+    clearTimeout(this.#hardTimer);
     // Handshakes still pending at the hard stop are counted, not forgotten.
-    if (this.opening > 0) this.outcomes.add('dropped.cancelled', 'handshake pending at end of run', this.opening);
-    this.finish();
+    if (this.#opening > 0) this.#outcomes.add('dropped.cancelled', 'handshake pending at end of run', this.#opening);
+    this.#finish();
   }
 
   // ---- sampling ------------------------------------------------------------------------------
 
-  private sample(now: number): void {
-    this.nextSampleAt += 1000;
-    const { cpuCores } = this.monitor.sample();
+  #sample(now: number): void {
+    this.#nextSampleAt += 1000;
+    const { cpuCores } = this.#monitor.sample();
     const outcomes: Record<string, number> = {};
-    for (const [k, v] of this.outcomes.counts) {
-      const d = v - (this.last.outcomes.get(k) ?? 0);
+    for (const [k, v] of this.#outcomes.counts) {
+      const d = v - (this.#last.outcomes.get(k) ?? 0);
       if (d > 0) outcomes[k] = d;
-      this.last.outcomes.set(k, v);
+      this.#last.outcomes.set(k, v);
     }
     const ms = (h: Histogram, p: number): number => (h.totalCount === 0 ? 0 : Math.round(h.getValueAtPercentile(p)) / 1000);
     const point: SeriesPoint = {
-      t: Math.round((now - this.t0) / 1000),
-      open: this.open,
-      opening: this.opening,
-      attempts: this.attempts - this.last.attempts,
-      opened: this.opened - this.last.opened,
+      t: Math.round((now - this.#t0) / 1000),
+      open: this.#open,
+      opening: this.#opening,
+      attempts: this.#attempts - this.#last.attempts,
+      opened: this.#opened - this.#last.opened,
       outcomes,
-      sent: this.sent - this.last.sent,
-      received: this.received - this.last.received,
-      bytesOut: this.bytesOut - this.last.bytesOut,
-      bytesIn: this.bytesIn - this.last.bytesIn,
-      rttP50Ms: ms(this.intervalRtt, 50),
-      rttP99Ms: ms(this.intervalRtt, 99),
-      rttCount: this.intervalRtt.totalCount,
+      sent: this.#sent - this.#last.sent,
+      received: this.#received - this.#last.received,
+      bytesOut: this.#bytesOut - this.#last.bytesOut,
+      bytesIn: this.#bytesIn - this.#last.bytesIn,
+      rttP50Ms: ms(this.#intervalRtt, 50),
+      rttP99Ms: ms(this.#intervalRtt, 99),
+      rttCount: this.#intervalRtt.totalCount,
       cpuCores,
     };
-    this.intervalRtt.reset();
-    Object.assign(this.last, { attempts: this.attempts, opened: this.opened, sent: this.sent, received: this.received, bytesOut: this.bytesOut, bytesIn: this.bytesIn });
-    this.series.push(point);
-    this.hooks.onSample?.(point);
-    this.checkKillSwitch();
+    this.#intervalRtt.reset();
+    Object.assign(this.#last, {
+      attempts: this.#attempts,
+      opened: this.#opened,
+      sent: this.#sent,
+      received: this.#received,
+      bytesOut: this.#bytesOut,
+      bytesIn: this.#bytesIn,
+    });
+    this.#series.push(point);
+    this.#hooks.onSample?.(point);
+    this.#checkKillSwitch();
   }
 
-  private checkKillSwitch(): void {
-    if (!this.o.killSwitch || this.phase !== 'running') return;
-    const reason = killSwitchReason(this.series, this.o.killSwitch);
-    if (reason) this.abort(reason);
+  #checkKillSwitch(): void {
+    if (!this.#o.killSwitch || this.#phase !== 'running') return;
+    const reason = killSwitchReason(this.#series, this.#o.killSwitch);
+    if (reason) this.#abort(reason);
   }
 
-  private result(): RunResult {
-    const durationMs = performance.now() - this.t0;
-    const activeMs = Math.max(1, Math.min(durationMs, this.o.durationSec * 1000));
-    const eld = this.monitor.stop();
-    const outcomes = this.outcomes.toJSON();
+  #result(): RunResult {
+    const durationMs = performance.now() - this.#t0;
+    const activeMs = Math.max(1, Math.min(durationMs, this.#o.durationSec * 1000));
+    const eld = this.#monitor.stop();
+    const outcomes = this.#outcomes.toJSON();
     let lost = 0;
-    for (const c of this.conns) lost += c.inFlight;
-    const lostTotal = this.o.expectEcho ? this.sent - (this.received - this.unmatched) : 0;
+    for (const c of this.#conns) lost += c.inFlight;
+    const lostTotal = this.#o.expectEcho ? this.#sent - (this.#received - this.#unmatched) : 0;
     const saturation = judgeSaturation(
       {
         ...eld,
-        cpuCoresPeak: this.monitor.cpuPeak,
-        sendLagP99Ms: this.sendLag.totalCount === 0 ? 0 : Math.round(this.sendLag.getValueAtPercentile(99)) / 1000,
-        scheduled: this.sent + this.unsentLate,
-        sent: this.sent,
-        fdPeak: this.monitor.fdPeak,
-        fdLimit: this.fdLimit,
+        cpuCoresPeak: this.#monitor.cpuPeak,
+        sendLagP99Ms: this.#sendLag.totalCount === 0 ? 0 : Math.round(this.#sendLag.getValueAtPercentile(99)) / 1000,
+        scheduled: this.#sent + this.#unsentLate,
+        sent: this.#sent,
+        fdPeak: this.#monitor.fdPeak,
+        fdLimit: this.#fdLimit,
         outcomes,
       },
-      this.o.saturation ?? DEFAULT_SATURATION_LIMITS,
+      this.#o.saturation ?? DEFAULT_SATURATION_LIMITS,
     );
     return {
       kind: 'flood',
       version: 1,
-      target: this.o.url,
-      startedAt: this.startedAt.toISOString(),
+      target: this.#o.url,
+      startedAt: this.#startedAt.toISOString(),
       durationMs: Math.round(durationMs),
-      config: publicConfig(this.o),
+      config: publicConfig(this.#o),
       shards: 1,
-      connections: { attempts: this.attempts, opened: this.opened, peakOpen: this.peakOpen },
+      connections: { attempts: this.#attempts, opened: this.#opened, peakOpen: this.#peakOpen },
       outcomes,
-      outcomeDetails: this.outcomes.detailsJSON(),
+      outcomeDetails: this.#outcomes.detailsJSON(),
       messages: {
-        sent: this.sent,
-        received: this.received,
+        sent: this.#sent,
+        received: this.#received,
         lost: Math.max(lost, lostTotal),
-        unmatched: this.unmatched,
-        bytesOut: this.bytesOut,
-        bytesIn: this.bytesIn,
-        ratePerSecOut: Math.round((this.sent / activeMs) * 1000),
-        ratePerSecIn: Math.round((this.received / activeMs) * 1000),
+        unmatched: this.#unmatched,
+        bytesOut: this.#bytesOut,
+        bytesIn: this.#bytesIn,
+        ratePerSecOut: Math.round((this.#sent / activeMs) * 1000),
+        ratePerSecIn: Math.round((this.#received / activeMs) * 1000),
       },
-      latency: { rtt: summarize(this.rtt), rttUncorrected: summarize(this.rttRaw), connect: summarize(this.connectH) },
+      latency: { rtt: summarize(this.#rtt), rttUncorrected: summarize(this.#rttRaw), connect: summarize(this.#connectH) },
       saturation,
-      preflight: this.preflight,
-      aborted: this.aborted,
-      series: this.series,
+      preflight: this.#preflight,
+      aborted: this.#aborted,
+      series: this.#series,
     };
   }
 }

@@ -29,7 +29,8 @@ export interface LatencySummary {
 
 export function summarize(h: Histogram): LatencySummary {
   const ms = (us: number): number => Math.round(us) / 1000;
-  if (h.totalCount === 0) return { count: 0, min: 0, mean: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0, hdr: hdr.encodeIntoCompressedBase64(h) };
+  if (h.totalCount === 0)
+    return { count: 0, min: 0, mean: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0, hdr: hdr.encodeIntoCompressedBase64(h) };
   return {
     count: h.totalCount,
     min: ms(h.minNonZeroValue),

@@ -40,7 +40,11 @@ export function mergeResults(parts: RunResult[], opts: { sameProcess?: boolean }
     durationMs,
     shards: sum((r) => r.shards),
     shard: undefined,
-    connections: { attempts: sum((r) => r.connections.attempts), opened: sum((r) => r.connections.opened), peakOpen: sum((r) => r.connections.peakOpen) },
+    connections: {
+      attempts: sum((r) => r.connections.attempts),
+      opened: sum((r) => r.connections.opened),
+      peakOpen: sum((r) => r.connections.peakOpen),
+    },
     outcomes: addMaps(parts.map((p) => p.outcomes)),
     outcomeDetails: details,
     messages: {
@@ -59,15 +63,25 @@ export function mergeResults(parts: RunResult[], opts: { sameProcess?: boolean }
       connect: mergeSummaries(parts.map((p) => p.latency.connect)),
     },
     saturation: {
-      verdict: sat.some((x) => x.verdict === 'saturated') ? 'saturated' : sat.some((x) => x.verdict === 'machine_busy') ? 'machine_busy' : 'ok',
+      verdict: sat.some((x) => x.verdict === 'saturated')
+        ? 'saturated'
+        : sat.some((x) => x.verdict === 'machine_busy')
+          ? 'machine_busy'
+          : 'ok',
       reasons,
       cause: sat.find((x) => x.verdict === 'saturated')?.cause ?? sat.find((x) => x.cause)?.cause,
-      threadCpuCoresPeak: sat.some((x) => x.threadCpuCoresPeak !== undefined) ? Math.max(...sat.map((x) => x.threadCpuCoresPeak ?? 0)) : undefined,
+      threadCpuCoresPeak: sat.some((x) => x.threadCpuCoresPeak !== undefined)
+        ? Math.max(...sat.map((x) => x.threadCpuCoresPeak ?? 0))
+        : undefined,
       machine: sat.find((x) => x.machine)?.machine,
       eventLoopP99Ms: Math.max(...sat.map((s) => s.eventLoopP99Ms)),
       eventLoopMaxMs: Math.max(...sat.map((s) => s.eventLoopMaxMs)),
-      cpuCores: opts.sameProcess ? Math.max(...sat.map((s) => s.cpuCores)) : Math.round(sat.reduce((a, s) => a + s.cpuCores, 0) * 100) / 100,
-      cpuCoresPeak: opts.sameProcess ? Math.max(...sat.map((s) => s.cpuCoresPeak)) : Math.round(sat.reduce((a, s) => a + s.cpuCoresPeak, 0) * 100) / 100,
+      cpuCores: opts.sameProcess
+        ? Math.max(...sat.map((s) => s.cpuCores))
+        : Math.round(sat.reduce((a, s) => a + s.cpuCores, 0) * 100) / 100,
+      cpuCoresPeak: opts.sameProcess
+        ? Math.max(...sat.map((s) => s.cpuCoresPeak))
+        : Math.round(sat.reduce((a, s) => a + s.cpuCoresPeak, 0) * 100) / 100,
       sendLagP99Ms: Math.max(...sat.map((s) => s.sendLagP99Ms)),
       scheduled: sat.reduce((a, s) => a + s.scheduled, 0),
       sent: sat.reduce((a, s) => a + s.sent, 0),
@@ -77,7 +91,10 @@ export function mergeResults(parts: RunResult[], opts: { sameProcess?: boolean }
     },
     preflight: parts.flatMap((p) => p.preflight.filter((c) => !c.ok)),
     aborted,
-    series: mergeSeries(parts.map((p) => p.series), opts.sameProcess === true),
+    series: mergeSeries(
+      parts.map((p) => p.series),
+      opts.sameProcess === true,
+    ),
     storm: first.storm ? mergeStorm(parts.map((p) => p.storm!)) : undefined,
     thresholds: undefined,
     verdict: undefined,
@@ -120,7 +137,8 @@ function mergeStorm(parts: StormSection[]): StormSection {
   for (const pct of Object.keys(parts[0]!.timeToPercentMs)) {
     const need = Math.ceil((dropped * Number(pct)) / 100);
     // The need-th fastest recovery is the merged histogram's value at need/recovered.
-    timeToPercentMs[pct] = need === 0 ? 0 : recovered >= need ? Math.round(recoverH.getValueAtPercentile((need / recovered) * 100) / 1000) : null;
+    timeToPercentMs[pct] =
+      need === 0 ? 0 : recovered >= need ? Math.round(recoverH.getValueAtPercentile((need / recovered) * 100) / 1000) : null;
   }
   const hist: Record<string, number> = {};
   let weighted = 0;
@@ -142,7 +160,11 @@ function mergeStorm(parts: StormSection[]): StormSection {
     timeToPercentMs,
     recovered,
     gaveUp: parts.reduce((a, p) => a + p.gaveUp, 0),
-    attemptsPerClient: { mean: clients ? Math.round((weighted / clients) * 100) / 100 : 0, max: Math.max(...parts.map((p) => p.attemptsPerClient.max)), histogram: hist },
+    attemptsPerClient: {
+      mean: clients ? Math.round((weighted / clients) * 100) / 100 : 0,
+      max: Math.max(...parts.map((p) => p.attemptsPerClient.max)),
+      histogram: hist,
+    },
     rejectionsDuringRecovery: rej,
     delaysMs: mergeSummaries(parts.map((p) => p.delaysMs)),
     retryAfterHonoured: parts.reduce((a, p) => a + p.retryAfterHonoured, 0),

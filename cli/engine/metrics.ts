@@ -62,7 +62,14 @@ export function flattenMetrics(r: RunResult): Record<string, number> {
   const m: Record<string, number> = {};
   const rtt = r.latency.rtt;
   if (rtt.count > 0) {
-    Object.assign(m, { p50_rtt_ms: rtt.p50, p90_rtt_ms: rtt.p90, p99_rtt_ms: rtt.p99, p999_rtt_ms: rtt.p999, max_rtt_ms: rtt.max, mean_rtt_ms: rtt.mean });
+    Object.assign(m, {
+      p50_rtt_ms: rtt.p50,
+      p90_rtt_ms: rtt.p90,
+      p99_rtt_ms: rtt.p99,
+      p999_rtt_ms: rtt.p999,
+      max_rtt_ms: rtt.max,
+      mean_rtt_ms: rtt.mean,
+    });
   }
   if (r.latency.rttUncorrected.count > 0) m.p99_rtt_uncorrected_ms = r.latency.rttUncorrected.p99;
   const connect = r.latency.connect;
@@ -92,7 +99,8 @@ export function flattenMetrics(r: RunResult): Record<string, number> {
   if (r.connections.attempts > 0) m.error_rate = failures / r.connections.attempts;
   const s = r.storm;
   if (s) {
-    if (s.recover.count > 0) Object.assign(m, { recover_p50_ms: s.recover.p50, recover_p99_ms: s.recover.p99, recover_max_ms: s.recover.max });
+    if (s.recover.count > 0)
+      Object.assign(m, { recover_p50_ms: s.recover.p50, recover_p99_ms: s.recover.p99, recover_max_ms: s.recover.max });
     Object.assign(m, {
       recovered: s.recovered,
       gave_up: s.gaveUp,

@@ -134,7 +134,7 @@ export function classifyError(err: unknown): { key: string; detail: string } {
 export class OutcomeCounter {
   readonly counts = new Map<string, number>();
   readonly details = new Map<string, Map<string, number>>();
-  private static readonly MAX_DETAILS = 8;
+  static readonly #MAX_DETAILS = 8;
 
   add(key: string, detail?: string, n = 1): void {
     this.counts.set(key, (this.counts.get(key) ?? 0) + n);
@@ -142,7 +142,7 @@ export class OutcomeCounter {
     let d = this.details.get(key);
     if (!d) this.details.set(key, (d = new Map()));
     // Bounded: a server that puts a counter in its close reason must not grow memory without limit.
-    if (d.has(detail) || d.size < OutcomeCounter.MAX_DETAILS) d.set(detail, (d.get(detail) ?? 0) + n);
+    if (d.has(detail) || d.size < OutcomeCounter.#MAX_DETAILS) d.set(detail, (d.get(detail) ?? 0) + n);
   }
 
   get(key: string): number {

@@ -74,7 +74,8 @@ export function runPreflight(input: PreflightInput, limits: HostLimits = readHos
       name: 'fd_limit',
       ok: need <= limits.fdLimit,
       fatal: true,
-      message: `ulimit -n is ${limits.fdLimit}; the run needs about ${need} descriptors (${input.peakConnections} sockets + ${FD_MARGIN})` +
+      message:
+        `ulimit -n is ${limits.fdLimit}; the run needs about ${need} descriptors (${input.peakConnections} sockets + ${FD_MARGIN})` +
         (need <= limits.fdLimit ? '' : ': raise it with `ulimit -n` or lower the connection count'),
     });
   }
@@ -83,12 +84,13 @@ export function runPreflight(input: PreflightInput, limits: HostLimits = readHos
     const perSource = limits.portRange.size;
     const capacity = perSource * Math.max(1, input.sourceIpCount);
     const churn = Math.min(input.connRate * Math.min(60, input.durationSec), Number.MAX_SAFE_INTEGER);
-    const need = input.peakConnections + (limits.tcpTwReuse === 1 || limits.tcpTwReuse === 2 && input.targetIsLoopback ? 0 : churn);
+    const need = input.peakConnections + (limits.tcpTwReuse === 1 || (limits.tcpTwReuse === 2 && input.targetIsLoopback) ? 0 : churn);
     checks.push({
       name: 'ephemeral_ports',
       ok: input.peakConnections <= capacity,
       fatal: true,
-      message: `ip_local_port_range ${limits.portRange.low}-${limits.portRange.high} gives ${perSource} ports per source address × ${Math.max(1, input.sourceIpCount)} source(s); peak ${input.peakConnections} connections` +
+      message:
+        `ip_local_port_range ${limits.portRange.low}-${limits.portRange.high} gives ${perSource} ports per source address × ${Math.max(1, input.sourceIpCount)} source(s); peak ${input.peakConnections} connections` +
         (input.peakConnections <= capacity ? '' : ': add --source-ip addresses or lower the count'),
     });
     if (need > capacity && input.peakConnections <= capacity) {

@@ -91,36 +91,36 @@ export function machineTicks(): { total: number; idle: number; steal: number } |
 }
 
 export class SaturationMonitor {
-  private readonly eld: IntervalHistogram;
-  private readonly wallStart = performance.now();
-  private readonly cpuStart = process.cpuUsage();
-  private lastCpu = process.cpuUsage();
-  private lastWall = performance.now();
-  private lastThreadCpu = threadCpuMs();
-  private readonly threadCpuStart = this.lastThreadCpu;
-  private readonly machineStart = machineTicks();
+  readonly #eld: IntervalHistogram;
+  readonly #wallStart = performance.now();
+  readonly #cpuStart = process.cpuUsage();
+  #lastCpu = process.cpuUsage();
+  #lastWall = performance.now();
+  #lastThreadCpu = threadCpuMs();
+  readonly #threadCpuStart = this.#lastThreadCpu;
+  readonly #machineStart = machineTicks();
   cpuPeak = 0;
   threadCpuPeak: number | undefined;
   fdPeak: number | undefined;
 
   constructor() {
     // 5 ms resolution: fine enough to see a 20 ms stall, cheap enough not to be one.
-    this.eld = monitorEventLoopDelay({ resolution: 5 });
-    this.eld.enable();
+    this.#eld = monitorEventLoopDelay({ resolution: 5 });
+    this.#eld.enable();
   }
 
   /** Called once per second by the run loop. */
   sample(): { cpuCores: number; fds?: number } {
     const now = performance.now();
-    const cpu = process.cpuUsage(this.lastCpu);
-    const cores = (cpu.user + cpu.system) / 1000 / Math.max(1, now - this.lastWall);
+    const cpu = process.cpuUsage(this.#lastCpu);
+    const cores = (cpu.user + cpu.system) / 1000 / Math.max(1, now - this.#lastWall);
     const thread = threadCpuMs();
-    if (thread !== undefined && this.lastThreadCpu !== undefined) {
-      this.threadCpuPeak = Math.max(this.threadCpuPeak ?? 0, (thread - this.lastThreadCpu) / Math.max(1, now - this.lastWall));
+    if (thread !== undefined && this.#lastThreadCpu !== undefined) {
+      this.threadCpuPeak = Math.max(this.threadCpuPeak ?? 0, (thread - this.#lastThreadCpu) / Math.max(1, now - this.#lastWall));
     }
-    this.lastThreadCpu = thread;
-    this.lastCpu = process.cpuUsage();
-    this.lastWall = now;
+    this.#lastThreadCpu = thread;
+    this.#lastCpu = process.cpuUsage();
+    this.#lastWall = now;
     this.cpuPeak = Math.max(this.cpuPeak, cores);
     const fds = openFdCount();
     if (fds !== undefined) this.fdPeak = Math.max(this.fdPeak ?? 0, fds);
@@ -128,30 +128,31 @@ export class SaturationMonitor {
   }
 
   stop(): { eventLoopP99Ms: number; eventLoopMaxMs: number; cpuCores: number; threadCpuCoresPeak?: number; machine?: MachineLoad } {
-    this.eld.disable();
-    const cpu = process.cpuUsage(this.cpuStart);
-    const wall = Math.max(1, performance.now() - this.wallStart);
+    this.#eld.disable();
+    const cpu = process.cpuUsage(this.#cpuStart);
+    const wall = Math.max(1, performance.now() - this.#wallStart);
     const end = machineTicks();
     const cores = availableParallelism();
     // A run shorter than one sample still gets a reading: the whole run's average.
     const thread = threadCpuMs();
-    if (thread !== undefined && this.threadCpuStart !== undefined) this.threadCpuPeak = Math.max(this.threadCpuPeak ?? 0, (thread - this.threadCpuStart) / wall);
+    if (thread !== undefined && this.#threadCpuStart !== undefined)
+      this.threadCpuPeak = Math.max(this.threadCpuPeak ?? 0, (thread - this.#threadCpuStart) / wall);
     let machine: MachineLoad | undefined;
-    if (this.machineStart && end && end.total > this.machineStart.total) {
-      const total = end.total - this.machineStart.total;
-      const busy = total - (end.idle - this.machineStart.idle);
+    if (this.#machineStart && end && end.total > this.#machineStart.total) {
+      const total = end.total - this.#machineStart.total;
+      const busy = total - (end.idle - this.#machineStart.idle);
       machine = {
         cores,
         loadAvg1: Math.round(loadavg()[0]! * 100) / 100,
         busyCores: Math.round((busy / total) * cores * 100) / 100,
-        stealPct: Math.round(((end.steal - this.machineStart.steal) / total) * 1000) / 10,
+        stealPct: Math.round(((end.steal - this.#machineStart.steal) / total) * 1000) / 10,
       };
     }
     return {
       threadCpuCoresPeak: this.threadCpuPeak === undefined ? undefined : Math.round(this.threadCpuPeak * 100) / 100,
       machine,
-      eventLoopP99Ms: Math.round(this.eld.percentile(99) / 1e4) / 100,
-      eventLoopMaxMs: Math.round(this.eld.max / 1e4) / 100,
+      eventLoopP99Ms: Math.round(this.#eld.percentile(99) / 1e4) / 100,
+      eventLoopMaxMs: Math.round(this.#eld.max / 1e4) / 100,
       cpuCores: Math.round(((cpu.user + cpu.system) / 1000 / wall) * 100) / 100,
     };
   }
@@ -167,22 +168,48 @@ export const SELF_INFLICTED = ['error.EMFILE', 'error.ENFILE', 'error.EADDRNOTAV
  * near one core means it was the bottleneck; well below, with the machine loaded (other processes'
  * CPU, load average at or above the cores, or hypervisor steal), it was waiting for a CPU.
  */
-export function classifyCause(m: { threadCpuCoresPeak?: number; processCpuCoresPeak: number; machine?: MachineLoad }): { cause: 'generator' | 'machine'; explanation: string } {
+export function classifyCause(m: { threadCpuCoresPeak?: number; processCpuCoresPeak: number; machine?: MachineLoad }): {
+  cause: 'generator' | 'machine';
+  explanation: string;
+} {
   const own = m.threadCpuCoresPeak ?? m.processCpuCoresPeak;
   const ownText = `generator thread CPU peak ${own.toFixed(2)} cores${m.threadCpuCoresPeak === undefined ? ' (process-wide; no per-thread reading)' : ''}`;
   const mc = m.machine;
-  const machineText = mc ? `machine: load average ${mc.loadAvg1} on ${mc.cores} cores, all processes ${mc.busyCores} cores, steal ${mc.stealPct}%` : 'machine load unknown';
-  if (own >= GENERATOR_CORE_SHARE) return { cause: 'generator', explanation: `the generator is saturated: ${ownText} (>= ${GENERATOR_CORE_SHARE}); ${machineText}` };
+  const machineText = mc
+    ? `machine: load average ${mc.loadAvg1} on ${mc.cores} cores, all processes ${mc.busyCores} cores, steal ${mc.stealPct}%`
+    : 'machine load unknown';
+  if (own >= GENERATOR_CORE_SHARE)
+    return { cause: 'generator', explanation: `the generator is saturated: ${ownText} (>= ${GENERATOR_CORE_SHARE}); ${machineText}` };
   if (mc) {
     const others = Math.max(0, mc.busyCores - m.processCpuCoresPeak);
     const busy = mc.stealPct >= 10 || mc.loadAvg1 >= mc.cores || others >= mc.cores / 2;
-    if (busy) return { cause: 'machine', explanation: `the machine is busy, not the generator: ${ownText}; ${machineText} (other work about ${others.toFixed(2)} cores)` };
+    if (busy)
+      return {
+        cause: 'machine',
+        explanation: `the machine is busy, not the generator: ${ownText}; ${machineText} (other work about ${others.toFixed(2)} cores)`,
+      };
   }
-  return { cause: 'generator', explanation: `the generator is saturated: ${ownText} and the machine was not busy (${machineText}): something blocked its thread (synchronous work, GC, swapping)` };
+  return {
+    cause: 'generator',
+    explanation: `the generator is saturated: ${ownText} and the machine was not busy (${machineText}): something blocked its thread (synchronous work, GC, swapping)`,
+  };
 }
 
 export function judgeSaturation(
-  m: { eventLoopP99Ms: number; eventLoopMaxMs: number; cpuCores: number; cpuCoresPeak: number; threadCpuCoresPeak?: number; machine?: MachineLoad; sendLagP99Ms: number; scheduled: number; sent: number; fdPeak?: number; fdLimit?: number; outcomes: Record<string, number> },
+  m: {
+    eventLoopP99Ms: number;
+    eventLoopMaxMs: number;
+    cpuCores: number;
+    cpuCoresPeak: number;
+    threadCpuCoresPeak?: number;
+    machine?: MachineLoad;
+    sendLagP99Ms: number;
+    scheduled: number;
+    sent: number;
+    fdPeak?: number;
+    fdLimit?: number;
+    outcomes: Record<string, number>;
+  },
   limits: SaturationLimits = DEFAULT_SATURATION_LIMITS,
 ): SaturationReport {
   /** Late timings: the generator's CPU or the machine's. */
@@ -191,13 +218,19 @@ export function judgeSaturation(
   const local: string[] = [];
   const cpu = `process CPU ${m.cpuCores.toFixed(2)} cores (peak ${m.cpuCoresPeak.toFixed(2)})`;
   if (m.eventLoopP99Ms > limits.maxEventLoopP99Ms) {
-    late.push(`event-loop delay p99 ${m.eventLoopP99Ms} ms > ${limits.maxEventLoopP99Ms} ms (max ${m.eventLoopMaxMs} ms); ${cpu}: latencies include the generator's own queueing`);
+    late.push(
+      `event-loop delay p99 ${m.eventLoopP99Ms} ms > ${limits.maxEventLoopP99Ms} ms (max ${m.eventLoopMaxMs} ms); ${cpu}: latencies include the generator's own queueing`,
+    );
   }
   if (m.sendLagP99Ms > limits.maxSendLagP99Ms) {
-    late.push(`scheduled sends and arrivals left ${m.sendLagP99Ms} ms late at p99 (limit ${limits.maxSendLagP99Ms} ms) for reasons on the generator side; ${cpu}`);
+    late.push(
+      `scheduled sends and arrivals left ${m.sendLagP99Ms} ms late at p99 (limit ${limits.maxSendLagP99Ms} ms) for reasons on the generator side; ${cpu}`,
+    );
   }
   if (m.scheduled > 0 && m.sent / m.scheduled < limits.minSentRatio) {
-    late.push(`only ${m.sent} of ${m.scheduled} scheduled messages were sent (${((m.sent / m.scheduled) * 100).toFixed(1)}% < ${limits.minSentRatio * 100}%): the requested rate was not produced; lower --rate/--connections or add --workers`);
+    late.push(
+      `only ${m.sent} of ${m.scheduled} scheduled messages were sent (${((m.sent / m.scheduled) * 100).toFixed(1)}% < ${limits.minSentRatio * 100}%): the requested rate was not produced; lower --rate/--connections or add --workers`,
+    );
   }
   if (m.fdPeak !== undefined && m.fdLimit !== undefined && m.fdPeak > m.fdLimit * limits.maxFdShare) {
     local.push(`open descriptors peaked at ${m.fdPeak} of ulimit -n ${m.fdLimit}`);
@@ -208,9 +241,16 @@ export function judgeSaturation(
     if (n > 0) selfInflicted[k] = n;
   }
   if (Object.keys(selfInflicted).length > 0) {
-    local.push(`the generator ran out of local resources (${Object.entries(selfInflicted).map(([k, n]) => `${k}×${n}`).join(', ')}): raise ulimit -n or spread over --source-ip addresses`);
+    local.push(
+      `the generator ran out of local resources (${Object.entries(selfInflicted)
+        .map(([k, n]) => `${k}×${n}`)
+        .join(', ')}): raise ulimit -n or spread over --source-ip addresses`,
+    );
   }
-  const cause = late.length > 0 ? classifyCause({ threadCpuCoresPeak: m.threadCpuCoresPeak, processCpuCoresPeak: m.cpuCoresPeak, machine: m.machine }) : undefined;
+  const cause =
+    late.length > 0
+      ? classifyCause({ threadCpuCoresPeak: m.threadCpuCoresPeak, processCpuCoresPeak: m.cpuCoresPeak, machine: m.machine })
+      : undefined;
   const verdict = local.length > 0 || cause?.cause === 'generator' ? 'saturated' : cause ? 'machine_busy' : 'ok';
   return {
     verdict,

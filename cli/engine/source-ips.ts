@@ -9,7 +9,8 @@ import { readHostLimits } from './preflight.ts';
 export function autoSourceIps(url: string, peakConnections: number): string[] | undefined {
   const host = new URL(url).hostname;
   if (!host.startsWith('127.')) {
-    if (host === 'localhost' || host === '[::1]') throw new CliError('usage', '--source-ip auto needs a 127.x.x.x target (use 127.0.0.1 instead of localhost/::1)');
+    if (host === 'localhost' || host === '[::1]')
+      throw new CliError('usage', '--source-ip auto needs a 127.x.x.x target (use 127.0.0.1 instead of localhost/::1)');
     throw new CliError('usage', '--source-ip auto only spreads loopback targets; name addresses you own with --source-ip');
   }
   const perSource = Math.floor((readHostLimits().portRange?.size ?? 28_232) * 0.8);

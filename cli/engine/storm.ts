@@ -91,15 +91,29 @@ const PERCENTS = [50, 90, 99, 100];
 
 export async function runStorm(o: StormOptions, hooks: StormHooks = {}): Promise<RunResult> {
   if (!(o.connections > 0)) throw new CliError('usage', '--connections must be > 0');
-  if (o.connections > o.caps.maxConnections) throw new CliError('cap_exceeded', `--connections ${o.connections} exceeds --max-connections ${o.caps.maxConnections}`);
-  if (o.connectRate > o.caps.maxConnRate) throw new CliError('cap_exceeded', `--connect-rate ${o.connectRate} exceeds --max-conn-rate ${o.caps.maxConnRate}`);
-  if (o.durationSec > o.caps.maxDurationSec) throw new CliError('cap_exceeded', `--duration ${o.durationSec}s exceeds --max-duration ${o.caps.maxDurationSec}s`);
-  if (!(o.dropAtSec > 0 && o.dropAtSec < o.durationSec)) throw new CliError('usage', '--drop-at must be inside the run (0 < drop-at < duration)');
+  if (o.connections > o.caps.maxConnections)
+    throw new CliError('cap_exceeded', `--connections ${o.connections} exceeds --max-connections ${o.caps.maxConnections}`);
+  if (o.connectRate > o.caps.maxConnRate)
+    throw new CliError('cap_exceeded', `--connect-rate ${o.connectRate} exceeds --max-conn-rate ${o.caps.maxConnRate}`);
+  if (o.durationSec > o.caps.maxDurationSec)
+    throw new CliError('cap_exceeded', `--duration ${o.durationSec}s exceeds --max-duration ${o.caps.maxDurationSec}s`);
+  if (!(o.dropAtSec > 0 && o.dropAtSec < o.durationSec))
+    throw new CliError('usage', '--drop-at must be inside the run (0 < drop-at < duration)');
   if (o.dropPercent < 0 || o.dropPercent > 100) throw new CliError('usage', '--drop-percent must be 0..100');
   const limits = readHostLimits();
-  const preflight = runPreflight({ peakConnections: o.connections, connRate: o.connectRate, durationSec: o.durationSec, sourceIpCount: o.sourceIps?.length ?? 1, targetIsLoopback: /\/\/(127\.|localhost|\[::1\])/.test(o.url) }, limits);
+  const preflight = runPreflight(
+    {
+      peakConnections: o.connections,
+      connRate: o.connectRate,
+      durationSec: o.durationSec,
+      sourceIpCount: o.sourceIps?.length ?? 1,
+      targetIsLoopback: /\/\/(127\.|localhost|\[::1\])/.test(o.url),
+    },
+    limits,
+  );
   const fatal = preflight.filter((c) => c.fatal && !c.ok);
-  if (fatal.length > 0 && !o.ignorePreflight) throw new CliError('preflight', `pre-flight failed: ${fatal.map((c) => c.message).join('; ')}`);
+  if (fatal.length > 0 && !o.ignorePreflight)
+    throw new CliError('preflight', `pre-flight failed: ${fatal.map((c) => c.message).join('; ')}`);
 
   const handshake = createHandshakeAuth(o.url, o.auth);
   // A key or claims mistake is a usage error before the run, not N failed attempts.
@@ -148,7 +162,14 @@ export async function runStorm(o: StormOptions, hooks: StormHooks = {}): Promise
     recordMs(delaysH, delay);
     c.timer = setTimeout(() => {
       const actual = performance.now() - scheduledAt;
-      hooks.onAttempt?.({ client: c.id, attempt: c.attempt, plannedDelayMs: delay, actualDelayMs: actual, bounds: delayBounds(o.policy, c.attempt, prev), hintMs });
+      hooks.onAttempt?.({
+        client: c.id,
+        attempt: c.attempt,
+        plannedDelayMs: delay,
+        actualDelayMs: actual,
+        bounds: delayBounds(o.policy, c.attempt, prev),
+        hintMs,
+      });
       void dial(c);
     }, delay);
   };
@@ -179,7 +200,15 @@ export async function runStorm(o: StormOptions, hooks: StormHooks = {}): Promise
       failed(c, 'error.TOKEN_MINT', (err as Error).message, undefined);
       return;
     }
-    const r = await connect({ url: h.url, headers: h.headers, protocols: h.protocols, origin: o.origin, handshakeTimeoutMs: o.handshakeTimeoutMs, localAddress: o.sourceIps?.[c.id % o.sourceIps.length], rejectUnauthorized: o.insecure ? false : undefined });
+    const r = await connect({
+      url: h.url,
+      headers: h.headers,
+      protocols: h.protocols,
+      origin: o.origin,
+      handshakeTimeoutMs: o.handshakeTimeoutMs,
+      localAddress: o.sourceIps?.[c.id % o.sourceIps.length],
+      rejectUnauthorized: o.insecure ? false : undefined,
+    });
     connecting--;
     if (!r.ok) {
       failed(c, r.outcome, r.detail, r.retryAfterMs);
@@ -211,34 +240,38 @@ export async function runStorm(o: StormOptions, hooks: StormHooks = {}): Promise
       c.clientClosing = true;
       ws.close(1001, 'wsguard storm complete');
     }
-    watchEnd(ws, () => c.clientClosing, (outcome, code, reason) => {
-      clearTimeout(settle);
-      open--;
-      c.ws = undefined;
-      if (c.dropping) {
-        outcomes.add(`dropped.${o.dropMode}`);
-        c.dropping = false;
-        scheduleRetry(c, undefined);
-        return;
-      }
-      if (ending || c.clientClosing) {
-        outcomes.add(outcome, reason);
-        return;
-      }
-      const now = performance.now();
-      // In `server` mode the drop is whatever the server does after --drop-at.
-      if (o.dropMode === 'server' && dropTime !== undefined && c.state === 'open' && c.droppedAt === undefined) {
-        c.droppedAt = now;
-        c.attemptsSinceDrop = 0;
-        dropped++;
-      } else if (c.state === 'open' && c.recoveredAt !== undefined) {
-        // A recovered client dropped again is a new drop for the attempts count, not for recovery.
-        c.attemptsSinceDrop = 0;
-      }
-      const hint = isRetryLaterClose(code) ? retryMsFromReason(reason) : undefined;
-      c.state = 'waiting';
-      failed(c, outcome, reason, hint);
-    });
+    watchEnd(
+      ws,
+      () => c.clientClosing,
+      (outcome, code, reason) => {
+        clearTimeout(settle);
+        open--;
+        c.ws = undefined;
+        if (c.dropping) {
+          outcomes.add(`dropped.${o.dropMode}`);
+          c.dropping = false;
+          scheduleRetry(c, undefined);
+          return;
+        }
+        if (ending || c.clientClosing) {
+          outcomes.add(outcome, reason);
+          return;
+        }
+        const now = performance.now();
+        // In `server` mode the drop is whatever the server does after --drop-at.
+        if (o.dropMode === 'server' && dropTime !== undefined && c.state === 'open' && c.droppedAt === undefined) {
+          c.droppedAt = now;
+          c.attemptsSinceDrop = 0;
+          dropped++;
+        } else if (c.state === 'open' && c.recoveredAt !== undefined) {
+          // A recovered client dropped again is a new drop for the attempts count, not for recovery.
+          c.attemptsSinceDrop = 0;
+        }
+        const hint = isRetryLaterClose(code) ? retryMsFromReason(reason) : undefined;
+        c.state = 'waiting';
+        failed(c, outcome, reason, hint);
+      },
+    );
   };
 
   const drop = (): void => {
@@ -280,7 +313,21 @@ export async function runStorm(o: StormOptions, hooks: StormHooks = {}): Promise
       if (d > 0) delta[k] = d;
       last.outcomes.set(k, v);
     }
-    const p: SeriesPoint = { t: Math.round((now - t0) / 1000), open, opening: connecting, attempts: attempts - last.attempts, opened: opened - last.opened, outcomes: delta, sent: 0, received: 0, bytesOut: 0, bytesIn: 0, rttP50Ms: 0, rttP99Ms: 0, cpuCores };
+    const p: SeriesPoint = {
+      t: Math.round((now - t0) / 1000),
+      open,
+      opening: connecting,
+      attempts: attempts - last.attempts,
+      opened: opened - last.opened,
+      outcomes: delta,
+      sent: 0,
+      received: 0,
+      bytesOut: 0,
+      bytesIn: 0,
+      rttP50Ms: 0,
+      rttP99Ms: 0,
+      cpuCores,
+    };
     last.attempts = attempts;
     last.opened = opened;
     series.push(p);
@@ -290,7 +337,16 @@ export async function runStorm(o: StormOptions, hooks: StormHooks = {}): Promise
   // Open the initial N at the connect rate.
   const userOffset = o.userOffset ?? 0;
   for (let i = 0; i < o.connections; i++) {
-    clients.push({ id: i, userIndex: userOffset + i * (o.userStride ?? 1), state: 'idle', attempt: 0, prevDelay: 0, dropping: false, clientClosing: false, attemptsSinceDrop: 0 });
+    clients.push({
+      id: i,
+      userIndex: userOffset + i * (o.userStride ?? 1),
+      state: 'idle',
+      attempt: 0,
+      prevDelay: 0,
+      dropping: false,
+      clientClosing: false,
+      attemptsSinceDrop: 0,
+    });
   }
   const gap = 1000 / o.connectRate;
   const openTimers = clients.map((c, i) => setTimeout(() => void dial(c), i * gap));
@@ -305,11 +361,15 @@ export async function runStorm(o: StormOptions, hooks: StormHooks = {}): Promise
 
   await new Promise<void>((resolve) => {
     const end = setTimeout(resolve, o.durationSec * 1000);
-    hooks.signal?.addEventListener('abort', () => {
-      aborted = { reason: 'aborted by signal (SIGINT)', atSec: Math.round((performance.now() - t0) / 100) / 10 };
-      clearTimeout(end);
-      resolve();
-    }, { once: true });
+    hooks.signal?.addEventListener(
+      'abort',
+      () => {
+        aborted = { reason: 'aborted by signal (SIGINT)', atSec: Math.round((performance.now() - t0) / 100) / 10 };
+        clearTimeout(end);
+        resolve();
+      },
+      { once: true },
+    );
   });
   ending = true;
   for (const t of openTimers) clearTimeout(t);
@@ -353,12 +413,19 @@ export async function runStorm(o: StormOptions, hooks: StormHooks = {}): Promise
     dropped,
     dropMode: o.dropMode,
     dropAtSec: dropTime === undefined ? o.dropAtSec : Math.round((dropTime - t0) / 100) / 10,
-    policy: describePolicy(o.policy) + (o.maxAttempts > 0 ? `, max ${o.maxAttempts} attempts` : '') + (o.honourRetryAfter ? ', honours Retry-After' : ''),
+    policy:
+      describePolicy(o.policy) +
+      (o.maxAttempts > 0 ? `, max ${o.maxAttempts} attempts` : '') +
+      (o.honourRetryAfter ? ', honours Retry-After' : ''),
     recover: summarize(recoverH),
     timeToPercentMs,
     recovered: recoverTimes.length,
     gaveUp,
-    attemptsPerClient: { mean: droppedClients.length ? Math.round((sumAttempts / droppedClients.length) * 100) / 100 : 0, max: maxAttempts, histogram: perClient },
+    attemptsPerClient: {
+      mean: droppedClients.length ? Math.round((sumAttempts / droppedClients.length) * 100) / 100 : 0,
+      max: maxAttempts,
+      histogram: perClient,
+    },
     rejectionsDuringRecovery: duringRecovery.toJSON(),
     delaysMs: summarize(delaysH),
     retryAfterHonoured: hintsHonoured,
@@ -379,7 +446,19 @@ export async function runStorm(o: StormOptions, hooks: StormHooks = {}): Promise
     outcomeDetails: outcomes.detailsJSON(),
     messages: { sent: 0, received: 0, lost: 0, unmatched: 0, bytesOut: 0, bytesIn: 0, ratePerSecOut: 0, ratePerSecIn: 0 },
     latency: { rtt: empty, rttUncorrected: empty, connect: summarize(connectH) },
-    saturation: judgeSaturation({ ...eld, cpuCoresPeak: monitor.cpuPeak, sendLagP99Ms: 0, scheduled: 0, sent: 0, fdPeak: monitor.fdPeak, fdLimit: limits.fdLimit, outcomes: outcomesJson }, o.saturation),
+    saturation: judgeSaturation(
+      {
+        ...eld,
+        cpuCoresPeak: monitor.cpuPeak,
+        sendLagP99Ms: 0,
+        scheduled: 0,
+        sent: 0,
+        fdPeak: monitor.fdPeak,
+        fdLimit: limits.fdLimit,
+        outcomes: outcomesJson,
+      },
+      o.saturation,
+    ),
     preflight,
     aborted,
     series,

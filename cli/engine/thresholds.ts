@@ -80,22 +80,36 @@ export function evaluateThresholds(r: RunResult, thresholds: Threshold[]): Thres
 export function decideVerdict(r: RunResult, results: ThresholdResult[]): Verdict {
   const sat = r.saturation;
   if (sat.verdict === 'saturated') {
-    return { exitCode: EXIT_INVALID_RUN, status: 'invalid_run', reasons: [...(sat.cause ? [`invalid run: ${sat.cause}`] : []), ...sat.reasons.map((x) => `invalid run: ${x}`)] };
+    return {
+      exitCode: EXIT_INVALID_RUN,
+      status: 'invalid_run',
+      reasons: [...(sat.cause ? [`invalid run: ${sat.cause}`] : []), ...sat.reasons.map((x) => `invalid run: ${x}`)],
+    };
   }
   // A busy machine is not the generator's fault: the run stands, with the note on every verdict.
-  const notes = sat.verdict === 'machine_busy' ? [`note: ${sat.cause ?? 'the machine is busy'}; timings include waits for a CPU (${sat.reasons.join('; ')})`] : [];
+  const notes =
+    sat.verdict === 'machine_busy'
+      ? [`note: ${sat.cause ?? 'the machine is busy'}; timings include waits for a CPU (${sat.reasons.join('; ')})`]
+      : [];
   if (r.aborted && !r.aborted.reason.startsWith('kill switch')) {
     return { exitCode: EXIT_INVALID_RUN, status: 'invalid_run', reasons: [`invalid run: ${r.aborted.reason} at ${r.aborted.atSec}s`] };
   }
   const reasons: string[] = [];
   if (r.aborted) reasons.push(`${r.aborted.reason} at ${r.aborted.atSec}s`);
   for (const t of results) {
-    if (!t.ok) reasons.push(`threshold failed: ${t.expr} (${t.actual === null ? 'no data: nothing was measured' : `actual ${formatNumber(t.actual)}`})`);
+    if (!t.ok)
+      reasons.push(
+        `threshold failed: ${t.expr} (${t.actual === null ? 'no data: nothing was measured' : `actual ${formatNumber(t.actual)}`})`,
+      );
   }
   const empty = emptyRunReason(r, results);
   if (empty) return { exitCode: EXIT_THRESHOLD_FAILED, status: 'failed', reasons: [empty, ...reasons, ...notes] };
   if (reasons.length > 0) return { exitCode: EXIT_THRESHOLD_FAILED, status: 'threshold_failed', reasons: [...reasons, ...notes] };
-  return { exitCode: EXIT_PASSED, status: 'passed', reasons: [...results.map((t) => `threshold passed: ${t.expr} (actual ${formatNumber(t.actual ?? 0)})`), ...notes] };
+  return {
+    exitCode: EXIT_PASSED,
+    status: 'passed',
+    reasons: [...results.map((t) => `threshold passed: ${t.expr} (actual ${formatNumber(t.actual ?? 0)})`), ...notes],
+  };
 }
 
 /**
@@ -105,7 +119,11 @@ export function decideVerdict(r: RunResult, results: ThresholdResult[]): Verdict
  */
 export function emptyRunReason(r: RunResult, results: ThresholdResult[]): string | undefined {
   if (results.some((t) => asksForRejections(t.metric))) return undefined;
-  const top = Object.entries(r.outcomes).sort(([, a], [, b]) => b - a).slice(0, 3).map(([k, v]) => `${k}×${v}`).join(', ');
+  const top = Object.entries(r.outcomes)
+    .sort(([, a], [, b]) => b - a)
+    .slice(0, 3)
+    .map(([k, v]) => `${k}×${v}`)
+    .join(', ');
   if (r.connections.opened === 0) {
     return `failed run: no connection opened (${r.connections.attempts} attempts${top ? `: ${top}` : ''}); nothing was tested`;
   }

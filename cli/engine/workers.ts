@@ -10,9 +10,7 @@ const ENTRY = new URL('./worker-entry.mjs', import.meta.url);
 const MODULE = new URL('./flood-worker.ts', import.meta.url).href;
 
 type WorkerMessage =
-  | { type: 'sample'; point: SeriesPoint }
-  | { type: 'result'; result: RunResult }
-  | { type: 'error'; code?: CliErrorCode; message: string };
+  { type: 'sample'; point: SeriesPoint } | { type: 'result'; result: RunResult } | { type: 'error'; code?: CliErrorCode; message: string };
 
 export function resolveWorkerCount(requested: number): number {
   return requested <= 0 ? availableParallelism() : requested;
@@ -27,28 +25,40 @@ export async function runFloodWorkers(o: FloodOptions, workers: number, hooks: F
   const n = Math.max(1, Math.min(workers, peakConnections(o) || 1));
   if (n === 1) return runFlood(o, hooks);
   const pending = new Map<number, SeriesPoint[]>();
-  const running = Array.from({ length: n }, (_, i) =>
-    new Promise<RunResult>((resolve, reject) => {
-      const share = splitShare(o, i, n);
-      const w = new Worker(ENTRY, { workerData: { module: MODULE, options: share } });
-      const onAbort = (): void => void w.terminate();
-      hooks.signal?.addEventListener('abort', onAbort, { once: true });
-      w.on('message', (m: WorkerMessage) => {
-        if (m.type === 'sample') {
-          // Progress is shown once every worker reported that second.
-          const list = pending.get(m.point.t) ?? [];
-          list.push(m.point);
-          pending.set(m.point.t, list);
-          if (list.length === n) {
-            pending.delete(m.point.t);
-            hooks.onSample?.(list.reduce((a, p) => ({ ...a, open: a.open + p.open, opening: a.opening + p.opening, opened: a.opened + p.opened, sent: a.sent + p.sent, received: a.received + p.received, rttP99Ms: Math.max(a.rttP99Ms, p.rttP99Ms) })));
-          }
-        } else if (m.type === 'result') resolve(m.result);
-        else reject(new CliError(m.code ?? 'invalid_run', `worker ${i + 1}: ${m.message}`));
-      });
-      w.on('error', (err) => reject(new CliError('invalid_run', `worker ${i + 1} crashed: ${err.message}`, { cause: err })));
-      w.on('exit', () => hooks.signal?.removeEventListener('abort', onAbort));
-    }),
+  const running = Array.from(
+    { length: n },
+    (_, i) =>
+      new Promise<RunResult>((resolve, reject) => {
+        const share = splitShare(o, i, n);
+        const w = new Worker(ENTRY, { workerData: { module: MODULE, options: share } });
+        const onAbort = (): void => void w.terminate();
+        hooks.signal?.addEventListener('abort', onAbort, { once: true });
+        w.on('message', (m: WorkerMessage) => {
+          if (m.type === 'sample') {
+            // Progress is shown once every worker reported that second.
+            const list = pending.get(m.point.t) ?? [];
+            list.push(m.point);
+            pending.set(m.point.t, list);
+            if (list.length === n) {
+              pending.delete(m.point.t);
+              hooks.onSample?.(
+                list.reduce((a, p) => ({
+                  ...a,
+                  open: a.open + p.open,
+                  opening: a.opening + p.opening,
+                  opened: a.opened + p.opened,
+                  sent: a.sent + p.sent,
+                  received: a.received + p.received,
+                  rttP99Ms: Math.max(a.rttP99Ms, p.rttP99Ms),
+                })),
+              );
+            }
+          } else if (m.type === 'result') resolve(m.result);
+          else reject(new CliError(m.code ?? 'invalid_run', `worker ${i + 1}: ${m.message}`));
+        });
+        w.on('error', (err) => reject(new CliError('invalid_run', `worker ${i + 1} crashed: ${err.message}`, { cause: err })));
+        w.on('exit', () => hooks.signal?.removeEventListener('abort', onAbort));
+      }),
   );
   const results = await Promise.all(running);
   const merged = mergeResults(results, { sameProcess: true });

@@ -9,15 +9,25 @@ import { barChart, escapeXml, lineChart, PALETTE, PERCENTILE_COLORS, type Line }
 function markdownToHtml(md: string): string {
   const out: string[] = [];
   const lines = md.split('\n');
-  const inline = (s: string): string => escapeXml(s).replace(/\*\*(.+?)\*\*/g, '<strong>$1</strong>').replace(/`(.+?)`/g, '<code>$1</code>');
+  const inline = (s: string): string =>
+    escapeXml(s)
+      .replace(/\*\*(.+?)\*\*/g, '<strong>$1</strong>')
+      .replace(/`(.+?)`/g, '<code>$1</code>');
   for (let i = 0; i < lines.length; i++) {
     const l = lines[i]!;
     if (l.startsWith('|')) {
       const rows: string[][] = [];
-      for (; i < lines.length && lines[i]!.startsWith('|'); i++) rows.push(lines[i]!.slice(1, -1).split('|').map((c) => c.trim()));
+      for (; i < lines.length && lines[i]!.startsWith('|'); i++)
+        rows.push(
+          lines[i]!.slice(1, -1)
+            .split('|')
+            .map((c) => c.trim()),
+        );
       i--;
       const [head, , ...body] = rows;
-      out.push(`<table><tr>${head!.map((c) => `<th>${inline(c)}</th>`).join('')}</tr>${body.map((r) => `<tr>${r.map((c) => `<td>${inline(c)}</td>`).join('')}</tr>`).join('')}</table>`);
+      out.push(
+        `<table><tr>${head!.map((c) => `<th>${inline(c)}</th>`).join('')}</tr>${body.map((r) => `<tr>${r.map((c) => `<td>${inline(c)}</td>`).join('')}</tr>`).join('')}</table>`,
+      );
     } else if (l.startsWith('### ')) out.push(`<h3>${inline(l.slice(4))}</h3>`);
     else if (l.startsWith('## ')) out.push(`<h2>${inline(l.slice(3))}</h2>`);
     else if (l.startsWith('- ')) out.push(`<li>${inline(l.slice(2))}</li>`);
@@ -66,7 +76,10 @@ function withoutVerdict(md: string): string {
 export function renderProbeHtml(p: ProbeReport): string {
   const v = probeVerdict(p);
   const failed = p.checks.filter((c) => !c.ok).map((c) => `${c.name}: observed ${c.observed}`);
-  return page(`wsguard probe report`, `${verdictBanner(v.status, v.exitCode, failed)}\n${markdownToHtml(withoutVerdict(renderProbeMarkdown(p)))}`);
+  return page(
+    `wsguard probe report`,
+    `${verdictBanner(v.status, v.exitCode, failed)}\n${markdownToHtml(withoutVerdict(renderProbeMarkdown(p)))}`,
+  );
 }
 
 /** A self-contained HTML report: summary tables plus inline SVG charts, no scripts or external assets. */
@@ -79,8 +92,14 @@ export function renderHtml(r: RunResult): string {
     { name: 'opening', color: PALETTE[3]!, points: s.map((p) => [p.t, p.opening]) },
     { name: 'opened /s', color: PALETTE[2]!, points: s.map((p) => [p.t, p.opened]) },
   ];
-  const keys = [...new Set(s.flatMap((p) => Object.keys(p.outcomes)))].sort((a, b) => Number(isFailure(b)) - Number(isFailure(a)) || a.localeCompare(b)).slice(0, 8);
-  const outcomes: Line[] = keys.map((k, i) => ({ name: k, color: PALETTE[i % PALETTE.length]!, points: s.map((p) => [p.t, p.outcomes[k] ?? 0]) }));
+  const keys = [...new Set(s.flatMap((p) => Object.keys(p.outcomes)))]
+    .sort((a, b) => Number(isFailure(b)) - Number(isFailure(a)) || a.localeCompare(b))
+    .slice(0, 8);
+  const outcomes: Line[] = keys.map((k, i) => ({
+    name: k,
+    color: PALETTE[i % PALETTE.length]!,
+    points: s.map((p) => [p.t, p.outcomes[k] ?? 0]),
+  }));
   const charts = [
     lineChart('Connections over time', connections, { xLabel: 'seconds', yLabel: 'connections', ...gap }),
     lineChart('Outcomes per second', outcomes, { xLabel: 'seconds', yLabel: 'per second', ...gap }),
@@ -88,25 +107,69 @@ export function renderHtml(r: RunResult): string {
   if (r.kind === 'flood') {
     // A second without echoes has no RTT: a gap, not a drop to 0 ms.
     const rtt = (p: SeriesPoint, v: number): number | null => (p.rttCount === 0 ? null : v);
-    charts.push(lineChart('Round trip per second (CO-corrected)', [
-      { name: 'p50', color: PERCENTILE_COLORS.p50!, points: s.map((p) => [p.t, rtt(p, p.rttP50Ms)]) },
-      { name: 'p99', color: PERCENTILE_COLORS.p99!, points: s.map((p) => [p.t, rtt(p, p.rttP99Ms)]) },
-    ], { xLabel: 'seconds', yLabel: 'ms', ...gap }));
-    charts.push(lineChart('Messages per second', [
-      { name: 'sent', color: PALETTE[0]!, points: s.map((p) => [p.t, p.sent]) },
-      { name: 'received', color: PALETTE[2]!, points: s.map((p) => [p.t, p.received]) },
-    ], { xLabel: 'seconds', yLabel: 'messages/s', ...gap }));
+    charts.push(
+      lineChart(
+        'Round trip per second (CO-corrected)',
+        [
+          { name: 'p50', color: PERCENTILE_COLORS.p50!, points: s.map((p) => [p.t, rtt(p, p.rttP50Ms)]) },
+          { name: 'p99', color: PERCENTILE_COLORS.p99!, points: s.map((p) => [p.t, rtt(p, p.rttP99Ms)]) },
+        ],
+        { xLabel: 'seconds', yLabel: 'ms', ...gap },
+      ),
+    );
+    charts.push(
+      lineChart(
+        'Messages per second',
+        [
+          { name: 'sent', color: PALETTE[0]!, points: s.map((p) => [p.t, p.sent]) },
+          { name: 'received', color: PALETTE[2]!, points: s.map((p) => [p.t, p.received]) },
+        ],
+        { xLabel: 'seconds', yLabel: 'messages/s', ...gap },
+      ),
+    );
     const l = r.latency.rtt;
-    charts.push(barChart('RTT percentiles (whole run)', percentileBars([['p50', l.p50], ['p90', l.p90], ['p99', l.p99], ['p99.9', l.p999], ['max', l.max]]), 'ms'));
+    charts.push(
+      barChart(
+        'RTT percentiles (whole run)',
+        percentileBars([
+          ['p50', l.p50],
+          ['p90', l.p90],
+          ['p99', l.p99],
+          ['p99.9', l.p999],
+          ['max', l.max],
+        ]),
+        'ms',
+      ),
+    );
   }
   const c = r.latency.connect;
-  charts.push(barChart('Connect time percentiles (connections that opened)', percentileBars([['p50', c.p50], ['p90', c.p90], ['p99', c.p99], ['max', c.max]]), 'ms'));
+  charts.push(
+    barChart(
+      'Connect time percentiles (connections that opened)',
+      percentileBars([
+        ['p50', c.p50],
+        ['p90', c.p90],
+        ['p99', c.p99],
+        ['max', c.max],
+      ]),
+      'ms',
+    ),
+  );
   if (r.storm) {
     const st = r.storm;
-    charts.push(barChart('Time until share of dropped clients reconnected', Object.entries(st.timeToPercentMs).map(([p, v]) => ({ label: `${p}%${v === null ? ' (not reached)' : ''}`, value: v ?? 0 })), 'ms'));
+    charts.push(
+      barChart(
+        'Time until share of dropped clients reconnected',
+        Object.entries(st.timeToPercentMs).map(([p, v]) => ({ label: `${p}%${v === null ? ' (not reached)' : ''}`, value: v ?? 0 })),
+        'ms',
+      ),
+    );
   }
   const banner = r.verdict ? verdictBanner(r.verdict.status, r.verdict.exitCode, r.verdict.reasons) : '';
-  return page(`wsguard ${r.kind} report`, `${banner}\n${markdownToHtml(withoutVerdict(renderMarkdown(r)))}\n<h3>Charts</h3>\n${charts.join('\n')}`);
+  return page(
+    `wsguard ${r.kind} report`,
+    `${banner}\n${markdownToHtml(withoutVerdict(renderMarkdown(r)))}\n<h3>Charts</h3>\n${charts.join('\n')}`,
+  );
 }
 
 function percentileBars(list: [string, number][]): { label: string; value: number; color: string }[] {

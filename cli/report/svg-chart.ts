@@ -40,7 +40,11 @@ function niceMax(v: number): number {
   return 10 * p;
 }
 
-export function lineChart(title: string, lines: Line[], o: { xLabel: string; yLabel: string; width?: number; height?: number; gapOver?: number }): string {
+export function lineChart(
+  title: string,
+  lines: Line[],
+  o: { xLabel: string; yLabel: string; width?: number; height?: number; gapOver?: number },
+): string {
   const W = o.width ?? 960;
   const H = o.height ?? 280;
   const m = { l: 60, r: 150, t: 28, b: 40 };
@@ -54,7 +58,9 @@ export function lineChart(title: string, lines: Line[], o: { xLabel: string; yLa
   const X = (x: number): number => m.l + (x / xMax) * pw;
   const Y = (y: number): number => m.t + ph - (y / yMax) * ph;
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" preserveAspectRatio="xMinYMin meet" role="img" aria-label="${escapeXml(title)}">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" preserveAspectRatio="xMinYMin meet" role="img" aria-label="${escapeXml(title)}">`,
+  );
   parts.push(`<text x="${m.l}" y="18" font-size="14" font-weight="600">${escapeXml(title)}</text>`);
   // Every label sits on its gridline: y at quarters of a round maximum, x at a round step.
   for (let i = 0; i <= 4; i++) {
@@ -68,7 +74,9 @@ export function lineChart(title: string, lines: Line[], o: { xLabel: string; yLa
   }
   parts.push(`<line x1="${m.l}" x2="${m.l + pw}" y1="${m.t + ph}" y2="${m.t + ph}" stroke="#6b7280"/>`);
   parts.push(`<text x="${m.l + pw / 2}" y="${H - 6}" font-size="11" text-anchor="middle">${escapeXml(o.xLabel)}</text>`);
-  parts.push(`<text x="14" y="${m.t + ph / 2}" font-size="11" text-anchor="middle" transform="rotate(-90 14 ${m.t + ph / 2})">${escapeXml(o.yLabel)}</text>`);
+  parts.push(
+    `<text x="14" y="${m.t + ph / 2}" font-size="11" text-anchor="middle" transform="rotate(-90 14 ${m.t + ph / 2})">${escapeXml(o.yLabel)}</text>`,
+  );
   lines.forEach((l, i) => {
     // Runs of consecutive samples; a null value, or a jump in x wider than gapOver, starts a new run.
     const runs: [number, number][][] = [];
@@ -85,7 +93,8 @@ export function lineChart(title: string, lines: Line[], o: { xLabel: string; yLa
     }
     if (run.length > 0) runs.push(run);
     const d = runs.map((r) => r.map((p, j) => `${j === 0 ? 'M' : 'L'}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join('')).join('');
-    if (d) parts.push(`<path class="series" data-series="${escapeXml(l.name)}" d="${d}" fill="none" stroke="${l.color}" stroke-width="2"/>`);
+    if (d)
+      parts.push(`<path class="series" data-series="${escapeXml(l.name)}" d="${d}" fill="none" stroke="${l.color}" stroke-width="2"/>`);
     // A path of one point draws nothing (seen in Chromium on a 1-second run): mark lone points.
     for (const r of runs.filter((r) => r.length === 1)) {
       parts.push(`<circle cx="${X(r[0]![0]).toFixed(1)}" cy="${Y(r[0]![1]).toFixed(1)}" r="3" fill="${l.color}"/>`);
@@ -93,7 +102,8 @@ export function lineChart(title: string, lines: Line[], o: { xLabel: string; yLa
     parts.push(`<rect x="${m.l + pw + 12}" y="${m.t + i * 18}" width="10" height="10" fill="${l.color}"/>`);
     parts.push(`<text x="${m.l + pw + 27}" y="${m.t + i * 18 + 9}" font-size="11">${escapeXml(l.name)}</text>`);
   });
-  if (ys.length === 0) parts.push(`<text x="${m.l + pw / 2}" y="${m.t + ph / 2}" font-size="12" text-anchor="middle" fill="#6b7280">no data</text>`);
+  if (ys.length === 0)
+    parts.push(`<text x="${m.l + pw / 2}" y="${m.t + ph / 2}" font-size="12" text-anchor="middle" fill="#6b7280">no data</text>`);
   parts.push('</svg>');
   return parts.join('');
 }
@@ -113,7 +123,9 @@ export function barChart(title: string, bars: { label: string; value: number; co
   const max = niceMax(Math.max(0, ...bars.map((b) => b.value)));
   const l = 140;
   const pw = W - l - 90;
-  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" preserveAspectRatio="xMinYMin meet" role="img" aria-label="${escapeXml(title)}">`];
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" preserveAspectRatio="xMinYMin meet" role="img" aria-label="${escapeXml(title)}">`,
+  ];
   parts.push(`<text x="${l}" y="18" font-size="14" font-weight="600">${escapeXml(title)}</text>`);
   bars.forEach((b, i) => {
     const y = 30 + i * row;

@@ -11,9 +11,13 @@ export function attemptLimitPolicy(config: Config['limits']['attempts'], store: 
     async check(ctx) {
       const result = await store.tryAttempt(ctx.clientKey, config.max, config.windowMs, ctx.nowMs);
       if (!result.ok) {
-        throw new GatewayError('attempt_limit', `${config.max} connection attempts in ${config.windowMs / 1000} s already made (limits.attempts.max)`, {
-          retryAfterMs: result.retryAfterMs,
-        });
+        throw new GatewayError(
+          'attempt_limit',
+          `${config.max} connection attempts in ${config.windowMs / 1000} s already made (limits.attempts.max)`,
+          {
+            retryAfterMs: result.retryAfterMs,
+          },
+        );
       }
       ctx.reservations.attempt = () => void store.releaseAttempt(ctx.clientKey, result.id);
     },

@@ -55,88 +55,107 @@ export interface JwksRetry {
  * backoff step however many clients knock (before: one fetch per handshake, each answered 401).
  */
 class JwksCache {
-  private getKey: JWTVerifyGetKey | null = null;
-  private lastFetchMs = 0;
-  private failures = 0;
-  private nextRetryAtMs = 0;
-  private inflight: Promise<void> | null = null;
-  private retryTimer: NodeJS.Timeout | null = null;
-  private closed = false;
-  private readonly timer: NodeJS.Timeout;
+  #getKey: JWTVerifyGetKey | null = null;
+  #lastFetchMs = 0;
+  #failures = 0;
+  #nextRetryAtMs = 0;
+  #inflight: Promise<void> | null = null;
+  #retryTimer: NodeJS.Timeout | null = null;
+  #closed = false;
+  readonly #timer: NodeJS.Timeout;
+
+  readonly #url: string;
+
+  readonly #cooldownMs: number;
+
+  readonly #retry: JwksRetry;
+
+  readonly #events: JwksEvents;
 
   constructor(
-    private readonly url: string,
+    url: string,
+
     refreshSec: number,
-    private readonly cooldownMs: number,
-    private readonly retry: JwksRetry,
-    private readonly events: JwksEvents,
+
+    cooldownMs: number,
+
+    retry: JwksRetry,
+
+    events: JwksEvents,
   ) {
-    this.timer = setInterval(() => void this.refresh(), refreshSec * 1000).unref();
+    this.#url = url;
+
+    this.#cooldownMs = cooldownMs;
+
+    this.#retry = retry;
+
+    this.#events = events;
+    this.#timer = setInterval(() => void this.refresh(), refreshSec * 1000).unref();
     void this.refresh();
   }
 
   get loaded(): boolean {
-    return this.getKey !== null;
+    return this.#getKey !== null;
   }
 
   refresh(): Promise<void> {
-    if (this.inflight) return this.inflight;
-    this.lastFetchMs = Date.now();
-    this.inflight = (async () => {
+    if (this.#inflight) return this.#inflight;
+    this.#lastFetchMs = Date.now();
+    this.#inflight = (async () => {
       try {
-        const res = await fetch(this.url, { signal: AbortSignal.timeout(5000), headers: { accept: 'application/json' } });
-        if (!res.ok) throw new Error(`JWKS ${this.url} answered HTTP ${res.status}`);
+        const res = await fetch(this.#url, { signal: AbortSignal.timeout(5000), headers: { accept: 'application/json' } });
+        if (!res.ok) throw new Error(`JWKS ${this.#url} answered HTTP ${res.status}`);
         const jwks = (await res.json()) as JSONWebKeySet;
-        if (!Array.isArray(jwks.keys)) throw new Error(`JWKS ${this.url} has no keys array`);
-        this.getKey = createLocalJWKSet(jwks);
-        this.failures = 0;
-        this.events.onRefresh?.('success');
+        if (!Array.isArray(jwks.keys)) throw new Error(`JWKS ${this.#url} has no keys array`);
+        this.#getKey = createLocalJWKSet(jwks);
+        this.#failures = 0;
+        this.#events.onRefresh?.('success');
       } catch (err) {
-        this.failed();
-        this.events.onRefresh?.('failure');
-        this.events.onError?.(err as Error);
+        this.#failed();
+        this.#events.onRefresh?.('failure');
+        this.#events.onError?.(err as Error);
       } finally {
-        this.inflight = null;
+        this.#inflight = null;
       }
     })();
-    return this.inflight;
+    return this.#inflight;
   }
 
-  private failed(): void {
-    this.failures++;
-    const delay = Math.min(this.retry.maxMs, this.retry.minMs * 2 ** Math.min(this.failures - 1, 30));
-    this.nextRetryAtMs = Date.now() + delay;
+  #failed(): void {
+    this.#failures++;
+    const delay = Math.min(this.#retry.maxMs, this.#retry.minMs * 2 ** Math.min(this.#failures - 1, 30));
+    this.#nextRetryAtMs = Date.now() + delay;
     // With a last good set the regular refresh timer is enough; without one, nothing can be verified.
-    if (this.getKey || this.closed) return;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
+    if (this.#getKey || this.#closed) return;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
       void this.refresh();
     }, delay).unref();
   }
 
   /** The loaded set; without one, waits for a fetch in flight and otherwise fails with auth_unavailable. */
   async resolver(): Promise<JWTVerifyGetKey> {
-    if (!this.getKey && this.inflight) await this.inflight;
-    if (!this.getKey) {
+    if (!this.#getKey && this.#inflight) await this.#inflight;
+    if (!this.#getKey) {
       throw new GatewayError('auth_unavailable', 'no JWKS key set has loaded yet', {
         // Retry-After is sent in whole seconds: at least one.
-        retryAfterMs: Math.max(1000, this.nextRetryAtMs - Date.now()),
+        retryAfterMs: Math.max(1000, this.#nextRetryAtMs - Date.now()),
       });
     }
-    return this.getKey;
+    return this.#getKey;
   }
 
   /** Refetches at most once per cool-down when a token names a kid the set does not have (key rotation). */
   maybeRefreshForUnknownKid(): Promise<void> | null {
-    if (Date.now() - this.lastFetchMs < this.cooldownMs) return null;
+    if (Date.now() - this.#lastFetchMs < this.#cooldownMs) return null;
     return this.refresh();
   }
 
   close(): void {
-    this.closed = true;
-    clearInterval(this.timer);
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.#closed = true;
+    clearInterval(this.#timer);
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
   }
 }
 
@@ -176,7 +195,9 @@ async function importStaticKeys(config: AuthConfig, algorithms: string[]): Promi
       }
     }
     if (errors.length === candidates.length) {
-      throw new Error(`auth.publicKeys.${i}: cannot import key for ${candidates.join(', ') || 'any pinned algorithm'} (${errors.join('; ')})`);
+      throw new Error(
+        `auth.publicKeys.${i}: cannot import key for ${candidates.join(', ') || 'any pinned algorithm'} (${errors.join('; ')})`,
+      );
     }
   }
   return keys;
@@ -201,11 +222,21 @@ function audiences(payload: JWTPayload): string[] {
 /** The schema's default monitoring audience, for callers that verify client tokens only (tests, tools). */
 const DEFAULT_SCOPE: TokenScope = { monitoringAudience: telemetrySchema.parse({}).monitoring.audience };
 
-export async function createTokenVerifier(config: AuthConfig, events: JwksEvents = {}, scope: TokenScope = DEFAULT_SCOPE): Promise<TokenVerifier> {
+export async function createTokenVerifier(
+  config: AuthConfig,
+  events: JwksEvents = {},
+  scope: TokenScope = DEFAULT_SCOPE,
+): Promise<TokenVerifier> {
   const algorithms = config.algorithms ?? (config.secret ? ['HS256'] : ['RS256']);
   const staticKeys = await importStaticKeys(config, algorithms);
   const jwks = config.jwksUrl
-    ? new JwksCache(config.jwksUrl, config.jwksRefreshSec, config.jwksCooldownSec * 1000, { minMs: config.jwksRetryMinMs, maxMs: config.jwksRetryMaxMs }, events)
+    ? new JwksCache(
+        config.jwksUrl,
+        config.jwksRefreshSec,
+        config.jwksCooldownSec * 1000,
+        { minMs: config.jwksRetryMinMs, maxMs: config.jwksRetryMaxMs },
+        events,
+      )
     : null;
   const common = {
     algorithms,
@@ -244,7 +275,8 @@ export async function createTokenVerifier(config: AuthConfig, events: JwksEvents
     // A malformed token or an algorithm we do not accept is the client's fault whether or not keys
     // are available: judge that before waiting for (or failing on) the key set.
     const { alg } = decodeProtectedHeader(token);
-    if (typeof alg !== 'string' || !(algorithms as readonly string[]).includes(alg)) throw new GatewayError('auth', 'token algorithm not accepted');
+    if (typeof alg !== 'string' || !(algorithms as readonly string[]).includes(alg))
+      throw new GatewayError('auth', 'token algorithm not accepted');
     try {
       return (await jwtVerify(token, await cache.resolver(), options)).payload;
     } catch (err) {

@@ -20,7 +20,8 @@ function typeOf(s: JsonSchema): string {
   if (s.enum) return s.enum.map((v) => `\`${String(v)}\``).join(' \\| ');
   if (s.anyOf) return s.anyOf.map(typeOf).join(' \\| ');
   if (s.type === 'array' && s.items) return `list of ${typeOf(s.items)}`;
-  if (s.type === 'object' && s.additionalProperties && typeof s.additionalProperties === 'object') return `map of ${typeOf(s.additionalProperties)}`;
+  if (s.type === 'object' && s.additionalProperties && typeof s.additionalProperties === 'object')
+    return `map of ${typeOf(s.additionalProperties)}`;
   const t = Array.isArray(s.type) ? s.type.join(' \\| ') : (s.type ?? 'any');
   const bounds: string[] = [];
   if (s.minimum !== undefined && s.minimum !== 0 && s.minimum > -Number.MAX_SAFE_INTEGER) bounds.push(`≥ ${s.minimum}`);
@@ -48,7 +49,12 @@ function rows(schema: JsonSchema, prefix: string, out: string[]): void {
       rows(prop.items, `${path}[]`, out);
       continue;
     }
-    const env = path.includes('[]') ? '' : `<br>\`WSGUARD_${path.split('.').map((p) => p.replace(/([A-Z])/g, '_$1').toUpperCase()).join('__')}\``;
+    const env = path.includes('[]')
+      ? ''
+      : `<br>\`WSGUARD_${path
+          .split('.')
+          .map((p) => p.replace(/([A-Z])/g, '_$1').toUpperCase())
+          .join('__')}\``;
     out.push(`| \`${path}\`${env} | ${typeOf(prop)} | ${defaultOf(prop)} | ${(prop.description ?? '').replace(/\|/g, '\\|')} |`);
   }
 }

@@ -34,7 +34,10 @@ export function envOverrides(env: NodeJS.ProcessEnv): Array<[path: string, value
 
 // ------------------------------------------------------------------ the schema, walked by option path
 
-type AnySchema = { _zod: { def: { type: string; innerType?: AnySchema; in?: AnySchema; element?: AnySchema; valueType?: AnySchema } }; shape?: Record<string, AnySchema> };
+type AnySchema = {
+  _zod: { def: { type: string; innerType?: AnySchema; in?: AnySchema; element?: AnySchema; valueType?: AnySchema } };
+  shape?: Record<string, AnySchema>;
+};
 
 /** Strips defaults, optionals and the like down to the schema that says what the value is. */
 function unwrap(schema: AnySchema): AnySchema {
@@ -215,7 +218,9 @@ function crossChecks(config: Config): string[] {
   const claimHeaders = new Set(Object.keys(auth.claimHeaders).map((h) => h.toLowerCase()));
   config.upstream.forwardHeaders.forEach((h, i) => {
     if (claimHeaders.has(h.toLowerCase())) {
-      problems.push(`upstream.forwardHeaders.${i}: ${h} is set from a verified claim (auth.claimHeaders); forwarding the client's copy would let it forge the claim`);
+      problems.push(
+        `upstream.forwardHeaders.${i}: ${h} is set from a verified claim (auth.claimHeaders); forwarding the client's copy would let it forge the claim`,
+      );
     }
   });
   if (config.server.handshakeTimeoutMs < config.upstream.dialTimeoutMs) {

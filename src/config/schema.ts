@@ -9,21 +9,18 @@ import { telemetrySchema } from '../telemetry/config.ts';
  * an hour per IP, 60 messages a minute per connection.
  */
 
-const wsUrl = z
-  .string()
-  .refine((v) => URL.canParse(v) && ['ws:', 'wss:'].includes(new URL(v).protocol), 'must be a ws:// or wss:// URL');
+const wsUrl = z.string().refine((v) => URL.canParse(v) && ['ws:', 'wss:'].includes(new URL(v).protocol), 'must be a ws:// or wss:// URL');
 
-const origin = z
-  .string()
-  .refine((v) => {
-    if (!URL.canParse(v)) return false;
-    const u = new URL(v);
-    return u.origin === v.replace(/\/$/, '') && u.origin !== 'null';
-  }, 'must be an origin: scheme://host[:port], with no path');
+const origin = z.string().refine((v) => {
+  if (!URL.canParse(v)) return false;
+  const u = new URL(v);
+  return u.origin === v.replace(/\/$/, '') && u.origin !== 'null';
+}, 'must be an origin: scheme://host[:port], with no path');
 
 const cidr = z.string().superRefine((v, ctx) => {
   const range = parseProxyRange(v);
-  if (typeof range === 'string') ctx.addIssue({ code: 'custom', message: `${range} (expected an IP address or CIDR such as 10.0.0.0/8 or fd00::/8)` });
+  if (typeof range === 'string')
+    ctx.addIssue({ code: 'custom', message: `${range} (expected an IP address or CIDR such as 10.0.0.0/8 or fd00::/8)` });
 });
 
 /**
@@ -34,8 +31,10 @@ const cidr = z.string().superRefine((v, ctx) => {
 export function reservedForwardHeader(name: string): string | null {
   const n = name.toLowerCase();
   if (n === 'authorization' || n === 'proxy-authorization') return 'carries credentials (the token is never forwarded)';
-  if (n.startsWith('sec-websocket-') || n === 'host' || n === 'connection' || n === 'upgrade') return 'belongs to the upstream handshake, which the gateway writes itself';
-  if (n.startsWith('x-forwarded-') || n === 'forwarded') return 'is set by the gateway from the resolved client; a client copy would be forged';
+  if (n.startsWith('sec-websocket-') || n === 'host' || n === 'connection' || n === 'upgrade')
+    return 'belongs to the upstream handshake, which the gateway writes itself';
+  if (n.startsWith('x-forwarded-') || n === 'forwarded')
+    return 'is set by the gateway from the resolved client; a client copy would be forged';
   if (n === 'traceparent' || n === 'tracestate') return 'is set by the gateway from its own span';
   return null;
 }
@@ -60,7 +59,9 @@ const routeSchema = z
     path: z
       .string()
       .startsWith('/', 'must start with /')
-      .describe('Public path prefix, e.g. /ws/notifications/, matched on segment boundaries (/chat matches /chat and /chat/…, not /chatadmin). The longest matching prefix wins.'),
+      .describe(
+        'Public path prefix, e.g. /ws/notifications/, matched on segment boundaries (/chat matches /chat and /chat/…, not /chatadmin). The longest matching prefix wins.',
+      ),
     upstream: wsUrl.describe(
       "Upstream WebSocket URL for this prefix. The rest of the client path is appended to its path; its own query comes first, then the client's query (minus the token).",
     ),
@@ -103,7 +104,12 @@ export const configSchema = z
           .default(120)
           .refine((v) => v === 0 || v >= 8, 'must be 0 (off) or at least 8 (uWS pings at half the idle time)')
           .describe('Close a connection that has been silent this long; automatic pings keep live ones open. 0 turns it off.'),
-        maxLifetimeSec: z.number().int().min(0).default(0).describe('Close connections older than this many seconds with 4201, reconnect now (0: no limit).'),
+        maxLifetimeSec: z
+          .number()
+          .int()
+          .min(0)
+          .default(0)
+          .describe('Close connections older than this many seconds with 4201, reconnect now (0: no limit).'),
         drainWindowMs: z
           .number()
           .int()
@@ -143,7 +149,12 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    routes: z.array(routeSchema).default([]).describe('Public path prefixes and their upstreams. At least one is required; `serve --demo` fronts the built-in demo upstream instead.'),
+    routes: z
+      .array(routeSchema)
+      .default([])
+      .describe(
+        'Public path prefixes and their upstreams. At least one is required; `serve --demo` fronts the built-in demo upstream instead.',
+      ),
     origins: z
       .object({
         allowed: z
@@ -192,32 +203,45 @@ export const configSchema = z
         store: z
           .enum(['memory', 'redis'])
           .default('memory')
-          .describe('Where the per-IP limits are counted: memory (this replica only) or redis (shared by every replica using the same limits.redis.url and keyPrefix).'),
+          .describe(
+            'Where the per-IP limits are counted: memory (this replica only) or redis (shared by every replica using the same limits.redis.url and keyPrefix).',
+          ),
         expectedReplicas: z
           .number()
           .int()
           .positive()
           .default(1)
-          .describe('Replicas sharing the Redis store; a fail-open limit counts locally at its max ÷ this (at least 1) while Redis is unavailable.'),
+          .describe(
+            'Replicas sharing the Redis store; a fail-open limit counts locally at its max ÷ this (at least 1) while Redis is unavailable.',
+          ),
         redis: z
           .object({
             url: z
               .string()
               .refine((v) => URL.canParse(v) && ['redis:', 'rediss:'].includes(new URL(v).protocol), 'must be a redis:// or rediss:// URL')
-              .default('redis://127.0.0.1:6379').describe('Standalone Redis URL (redis://[user:password@]host:port[/db], rediss:// for TLS); used with limits.store=redis.'),
+              .default('redis://127.0.0.1:6379')
+              .describe('Standalone Redis URL (redis://[user:password@]host:port[/db], rediss:// for TLS); used with limits.store=redis.'),
             cluster: z
               .array(
                 z
                   .string()
-                  .refine((v) => URL.canParse(v) && ['redis:', 'rediss:'].includes(new URL(v).protocol), 'must be a redis:// or rediss:// URL'),
+                  .refine(
+                    (v) => URL.canParse(v) && ['redis:', 'rediss:'].includes(new URL(v).protocol),
+                    'must be a redis:// or rediss:// URL',
+                  ),
               )
               .default([])
-              .describe('Seed nodes of a Redis Cluster (redis://host:port each); when set, limits.redis.url is not used. Each decision touches one slot (the client key is the hash tag).'),
+              .describe(
+                'Seed nodes of a Redis Cluster (redis://host:port each); when set, limits.redis.url is not used. Each decision touches one slot (the client key is the hash tag).',
+              ),
             sentinels: z
               .array(
                 z
                   .string()
-                  .refine((v) => URL.canParse(v) && ['redis:', 'rediss:'].includes(new URL(v).protocol), 'must be a redis:// or rediss:// URL'),
+                  .refine(
+                    (v) => URL.canParse(v) && ['redis:', 'rediss:'].includes(new URL(v).protocol),
+                    'must be a redis:// or rediss:// URL',
+                  ),
               )
               .default([])
               .describe(
@@ -228,31 +252,42 @@ export const configSchema = z
             keyPrefix: z
               .string()
               .refine((v) => !/[{}]/.test(v), 'must not contain { or }: the client key is the hash tag')
-              .default('wsguard:').describe('Prefix of every Redis key; each key then carries the client key as a hash tag ({…}), so one decision touches one slot.'),
+              .default('wsguard:')
+              .describe(
+                'Prefix of every Redis key; each key then carries the client key as a hash tag ({…}), so one decision touches one slot.',
+              ),
             deadlineMs: z
               .number()
               .int()
               .positive()
               .default(50)
-              .describe('Deadline of each Redis call; a slower answer counts as a store failure (the handshake follows the limit\'s onStoreError).'),
+              .describe(
+                "Deadline of each Redis call; a slower answer counts as a store failure (the handshake follows the limit's onStoreError).",
+              ),
             leaseTtlMs: z
               .number()
               .int()
               .min(1_000)
               .default(30_000)
-              .describe('A concurrent-connection lease expires this long after its last renewal, so a replica that dies stops counting within it.'),
+              .describe(
+                'A concurrent-connection lease expires this long after its last renewal, so a replica that dies stops counting within it.',
+              ),
             renewIntervalMs: z
               .number()
               .int()
               .positive()
               .optional()
-              .describe('How often live leases are renewed (one pipeline per interval) and re-registered after Redis restarts empty. Default: a third of leaseTtlMs.'),
+              .describe(
+                'How often live leases are renewed (one pipeline per interval) and re-registered after Redis restarts empty. Default: a third of leaseTtlMs.',
+              ),
             breakerThreshold: z
               .number()
               .int()
               .positive()
               .default(3)
-              .describe('Consecutive Redis failures that open the circuit breaker: calls then fail at once, without waiting for the deadline.'),
+              .describe(
+                'Consecutive Redis failures that open the circuit breaker: calls then fail at once, without waiting for the deadline.',
+              ),
             breakerCooldownMs: z
               .number()
               .int()
@@ -263,10 +298,18 @@ export const configSchema = z
           .strict()
           .superRefine((r, ctx) => {
             if (r.cluster.length && r.sentinels.length) {
-              ctx.addIssue({ code: 'custom', path: ['sentinels'], message: 'set limits.redis.cluster or limits.redis.sentinels, not both' });
+              ctx.addIssue({
+                code: 'custom',
+                path: ['sentinels'],
+                message: 'set limits.redis.cluster or limits.redis.sentinels, not both',
+              });
             }
             if (r.renewIntervalMs !== undefined && r.renewIntervalMs >= r.leaseTtlMs) {
-              ctx.addIssue({ code: 'custom', path: ['renewIntervalMs'], message: `must be shorter than limits.redis.leaseTtlMs (${r.leaseTtlMs})` });
+              ctx.addIssue({
+                code: 'custom',
+                path: ['renewIntervalMs'],
+                message: `must be shorter than limits.redis.leaseTtlMs (${r.leaseTtlMs})`,
+              });
             }
           })
           .prefault({}),
@@ -276,11 +319,11 @@ export const configSchema = z
     auth: z
       .object({
         secret: z.string().min(32, 'must be at least 32 characters (256 bits) for HS256').optional().describe('Shared HMAC secret.'),
-        publicKeys: z
-          .array(z.string())
-          .default([])
-          .describe('Public keys as PEM (SPKI) or JWK JSON strings; a JWK may carry a kid.'),
-        jwksUrl: z.url().optional().describe('JWKS URL; refreshed every jwksRefreshSec, and the last good set is kept when a refresh fails.'),
+        publicKeys: z.array(z.string()).default([]).describe('Public keys as PEM (SPKI) or JWK JSON strings; a JWK may carry a kid.'),
+        jwksUrl: z
+          .url()
+          .optional()
+          .describe('JWKS URL; refreshed every jwksRefreshSec, and the last good set is kept when a refresh fails.'),
         jwksRefreshSec: z.number().int().positive().default(600).describe('How often the JWKS is re-fetched.'),
         jwksCooldownSec: z
           .number()
@@ -298,7 +341,9 @@ export const configSchema = z
           ),
         jwksRetryMaxMs: z.number().int().positive().default(60_000).describe('Cap of the JWKS retry delay (jwksRetryMinMs doubling).'),
         algorithms: z
-          .array(z.enum(['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']))
+          .array(
+            z.enum(['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']),
+          )
           .min(1)
           .optional()
           .describe('Accepted JWS algorithms (pinned). Default: HS256 with a secret, else RS256.'),
@@ -306,9 +351,15 @@ export const configSchema = z
         audience: z
           .string()
           .optional()
-          .describe('Required aud claim. Whether set or not, a token whose aud includes telemetry.monitoring.audience is refused on client routes.'),
+          .describe(
+            'Required aud claim. Whether set or not, a token whose aud includes telemetry.monitoring.audience is refused on client routes.',
+          ),
         clockToleranceSec: z.number().int().min(0).max(300).default(0).describe('Leeway for exp/nbf/iat checks.'),
-        queryParam: z.string().min(1).default('access_token').describe('Query parameter that may carry the token; it is stripped before relaying.'),
+        queryParam: z
+          .string()
+          .min(1)
+          .default('access_token')
+          .describe('Query parameter that may carry the token; it is stripped before relaying.'),
         subprotocolPrefix: z
           .string()
           .min(1)
@@ -368,7 +419,9 @@ export const configSchema = z
           .int()
           .positive()
           .default(1_048_576)
-          .describe('Bytes queued towards a slow side (the client, or the upstream on either client leg) before the other side is paused or stalled.'),
+          .describe(
+            'Bytes queued towards a slow side (the client, or the upstream on either client leg) before the other side is paused or stalled.',
+          ),
         maxStallMs: z
           .number()
           .int()
@@ -387,7 +440,12 @@ export const configSchema = z
     upstream: z
       .object({
         client: z.enum(['lean', 'ws']).default('lean').describe("Client leg: 'lean' framing on net.Socket, or the 'ws' library."),
-        dialTimeoutMs: z.number().int().positive().default(5_000).describe('TCP connect + upgrade deadline for the upstream (504 past it).'),
+        dialTimeoutMs: z
+          .number()
+          .int()
+          .positive()
+          .default(5_000)
+          .describe('TCP connect + upgrade deadline for the upstream (504 past it).'),
         forwardHeaders: z
           .array(forwardHeader)
           .default(['cookie', 'user-agent', 'accept-language'])

@@ -164,7 +164,12 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     }
     const routePath = match.route.path;
     const clientIp = resolveClientIp(request.peerIp, request.headers['x-forwarded-for'] ?? '', trusted);
-    const source = extractToken(request.headers['authorization'] ?? '', request.headers['sec-websocket-protocol'] ?? '', request.query, config.auth);
+    const source = extractToken(
+      request.headers['authorization'] ?? '',
+      request.headers['sec-websocket-protocol'] ?? '',
+      request.query,
+      config.auth,
+    );
     const ctx: AdmissionContext = {
       request,
       route: match.route,
@@ -205,7 +210,10 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     // Aborted when the handshake ends without the dial's result (deadline, client abort, drain), so
     // the upstream sees its half-open TCP connection closed instead of holding it until dialTimeoutMs.
     const dialAbort = new AbortController();
-    const deadline = setTimeout(() => fail(new GatewayError('handshake_timeout', 'handshake deadline passed'), 'deadline'), config.server.handshakeTimeoutMs);
+    const deadline = setTimeout(
+      () => fail(new GatewayError('handshake_timeout', 'handshake deadline passed'), 'deadline'),
+      config.server.handshakeTimeoutMs,
+    );
     const onDrain = (error: GatewayError) => fail(error, 'drain');
     inFlight.add(onDrain);
 
@@ -396,7 +404,12 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     const request = readRequest(res, req);
     const match = route(request.path);
     if (!match) return refuseEarly(res, UNROUTED, keyOf(request), new GatewayError('not_found', 'no route for this path'));
-    refuseEarly(res, match.route.path, keyOf(request), new GatewayError('bad_request', match.kind === 'refused' ? match.message : 'expected a WebSocket upgrade'));
+    refuseEarly(
+      res,
+      match.route.path,
+      keyOf(request),
+      new GatewayError('bad_request', match.kind === 'refused' ? match.message : 'expected a WebSocket upgrade'),
+    );
   });
 
   const bound = await listen(app, config.server.host, config.server.port, 'server.port');

@@ -10,30 +10,34 @@
  * `upgrade` before anything async runs.
  */
 export class PendingSockets {
-  private readonly byKey = new Map<string, number>();
-  private total = 0;
+  readonly #byKey = new Map<string, number>();
+  #total = 0;
 
-  constructor(private readonly maxPerClient: number) {}
+  readonly #maxPerClient: number;
+
+  constructor(maxPerClient: number) {
+    this.#maxPerClient = maxPerClient;
+  }
 
   /** Counts one more socket for `key`; false (and nothing counted) when the key is at the cap. */
   tryEnter(key: string): boolean {
-    const n = this.byKey.get(key) ?? 0;
-    if (n >= this.maxPerClient) return false;
-    this.byKey.set(key, n + 1);
-    this.total++;
+    const n = this.#byKey.get(key) ?? 0;
+    if (n >= this.#maxPerClient) return false;
+    this.#byKey.set(key, n + 1);
+    this.#total++;
     return true;
   }
 
   leave(key: string): void {
-    const n = this.byKey.get(key);
+    const n = this.#byKey.get(key);
     if (n === undefined) return;
-    if (n <= 1) this.byKey.delete(key);
-    else this.byKey.set(key, n - 1);
-    this.total--;
+    if (n <= 1) this.#byKey.delete(key);
+    else this.#byKey.set(key, n - 1);
+    this.#total--;
   }
 
   /** Sockets held by all clients (the wsguard_handshakes_pending gauge). */
   get size(): number {
-    return this.total;
+    return this.#total;
   }
 }

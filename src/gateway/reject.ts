@@ -59,5 +59,3 @@ export function closeRejectionReason(error: GatewayError): string {
   const r = error.reason ?? error.code;
   return JSON.stringify(error.retryAfterMs === undefined ? { r } : { r, retry_ms: Math.ceil(error.retryAfterMs) });
 }
-
-

@@ -36,7 +36,8 @@ const FORBIDDEN_ESCAPE = /%(?:2f|5c|[01][0-9a-f]|7f)/i;
  */
 export function remainderProblem(rest: string): string | null {
   if (rest === '' || rest === '/') return null;
-  if (!RAW_PATH.test(rest)) return 'the path holds a character that is not allowed in a URL path (control, space, backslash, #, non-ASCII…)';
+  if (!RAW_PATH.test(rest))
+    return 'the path holds a character that is not allowed in a URL path (control, space, backslash, #, non-ASCII…)';
   if (/%(?![0-9a-fA-F]{2})/.test(rest)) return 'the path holds an invalid percent-encoding';
   if (FORBIDDEN_ESCAPE.test(rest)) return 'the path holds an encoded slash, backslash or control character';
   const segments = rest.slice(1).split('/');

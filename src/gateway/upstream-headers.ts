@@ -40,7 +40,8 @@ export function encodeClaimValue(text: string): string {
   if (PLAIN_CLAIM.test(text)) return text;
   let out = '';
   for (const byte of Buffer.from(text, 'utf8')) {
-    out += byte >= 0x21 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    out +=
+      byte >= 0x21 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return out;
 }

@@ -49,7 +49,12 @@ function bindError(host: string, port: number): Promise<NodeJS.ErrnoException | 
  * start, print "listening", and have the kernel split connections between the two processes.
  * `option` names the setting in the error (server.port, say).
  */
-export function listen(app: UWS.TemplatedApp, host: string, port: number, option = 'port'): Promise<{ socket: UWS.us_listen_socket; port: number }> {
+export function listen(
+  app: UWS.TemplatedApp,
+  host: string,
+  port: number,
+  option = 'port',
+): Promise<{ socket: UWS.us_listen_socket; port: number }> {
   return new Promise((resolve, reject) => {
     // The typings lack the (host, port, options, cb) overload that the native binding has.
     const listenWith = app.listen as unknown as (h: string, p: number, o: number, cb: (s: UWS.us_listen_socket | false) => void) => void;

@@ -16,8 +16,13 @@ export async function createLimitStore(limits: Config['limits'], observer: Gatew
     maxTrackedKeys: limits.maxTrackedKeys,
     onError: () => observer.limitStoreError('redis'),
     onDegraded: (degraded) => observer.limitStoreDegraded('redis', degraded),
-    onConnectionError: (message) => logger.warn({ event: 'limit_store_connection_error', store: 'redis', err: message }, 'Redis limit store connection failed'),
+    onConnectionError: (message) =>
+      logger.warn({ event: 'limit_store_connection_error', store: 'redis', err: message }, 'Redis limit store connection failed'),
   });
-  if (!(await store.ready())) logger.warn({ event: 'limit_store_not_ready', store: 'redis' }, 'Redis limit store not connected yet; limits follow their onStoreError until it is');
+  if (!(await store.ready()))
+    logger.warn(
+      { event: 'limit_store_not_ready', store: 'redis' },
+      'Redis limit store not connected yet; limits follow their onStoreError until it is',
+    );
   return store;
 }

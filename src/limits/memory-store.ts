@@ -24,29 +24,29 @@ class Entry {
   count = 0;
   log = doubles(INITIAL_CAPACITY * 2);
 
-  private get capacity(): number {
+  get #capacity(): number {
     return this.log.length / 2;
   }
 
-  private index(i: number): number {
-    return ((this.head + i) % this.capacity) * 2;
+  #index(i: number): number {
+    return ((this.head + i) % this.#capacity) * 2;
   }
 
   at(i: number): number {
-    return this.log[this.index(i)]!;
+    return this.log[this.#index(i)]!;
   }
 
   /** Drops the attempts at or before `cutoffMs` (the log is in time order). */
   expire(cutoffMs: number): void {
     while (this.count > 0 && this.log[this.head * 2]! <= cutoffMs) {
-      this.head = (this.head + 1) % this.capacity;
+      this.head = (this.head + 1) % this.#capacity;
       this.count--;
     }
   }
 
   push(at: number, id: number, max: number): void {
-    if (this.count === this.capacity) this.grow(Math.min(Math.max(max, this.count + 1), this.capacity * 2));
-    const j = this.index(this.count);
+    if (this.count === this.#capacity) this.#grow(Math.min(Math.max(max, this.count + 1), this.#capacity * 2));
+    const j = this.#index(this.count);
     this.log[j] = at;
     this.log[j + 1] = id;
     this.count++;
@@ -54,21 +54,21 @@ class Entry {
 
   remove(id: number): void {
     let i = 0;
-    while (i < this.count && this.log[this.index(i) + 1] !== id) i++;
+    while (i < this.count && this.log[this.#index(i) + 1] !== id) i++;
     if (i === this.count) return;
     for (; i < this.count - 1; i++) {
-      const to = this.index(i);
-      const from = this.index(i + 1);
+      const to = this.#index(i);
+      const from = this.#index(i + 1);
       this.log[to] = this.log[from]!;
       this.log[to + 1] = this.log[from + 1]!;
     }
     this.count--;
   }
 
-  private grow(capacity: number): void {
+  #grow(capacity: number): void {
     const log = doubles(capacity * 2);
     for (let i = 0; i < this.count; i++) {
-      const j = this.index(i);
+      const j = this.#index(i);
       log[i * 2] = this.log[j]!;
       log[i * 2 + 1] = this.log[j + 1]!;
     }
@@ -90,15 +90,15 @@ export interface MemoryLimitStoreOptions {
  * and let a flood of fresh keys wipe an attacker's record.
  */
 export class MemoryLimitStore implements LimitStore {
-  private readonly entries = new Map<string, Entry>();
-  private readonly maxKeys: number;
-  private nextId = 0;
-  private windowMs = 0;
+  readonly #entries = new Map<string, Entry>();
+  readonly #maxKeys: number;
+  #nextId = 0;
+  #windowMs = 0;
   /** Keys whose attempts all aged out and that hold no slot are swept, so idle clients cost nothing. */
-  private readonly sweeper = setInterval(() => this.sweep(Date.now()), SWEEP_INTERVAL_MS).unref();
+  readonly #sweeper = setInterval(() => this.sweep(Date.now()), SWEEP_INTERVAL_MS).unref();
 
   constructor(options: MemoryLimitStoreOptions) {
-    this.maxKeys = options.maxTrackedKeys;
+    this.#maxKeys = options.maxTrackedKeys;
   }
 
   /**
@@ -106,54 +106,54 @@ export class MemoryLimitStore implements LimitStore {
    * 50–110 ms when every key has aged out and is deleted. Once a minute, so not worth slicing.
    */
   sweep(nowMs: number): void {
-    const cutoff = nowMs - this.windowMs;
-    for (const [key, e] of this.entries) {
+    const cutoff = nowMs - this.#windowMs;
+    for (const [key, e] of this.#entries) {
       e.expire(cutoff);
-      this.prune(key, e);
+      this.#prune(key, e);
     }
   }
 
-  private entry(key: string): Entry {
-    let e = this.entries.get(key);
+  #entry(key: string): Entry {
+    let e = this.#entries.get(key);
     if (!e) {
-      if (this.entries.size >= this.maxKeys) {
-        throw new GatewayError('store_full', `the limit store tracks limits.maxTrackedKeys (${this.maxKeys}) clients`, {
+      if (this.#entries.size >= this.#maxKeys) {
+        throw new GatewayError('store_full', `the limit store tracks limits.maxTrackedKeys (${this.#maxKeys}) clients`, {
           retryAfterMs: SWEEP_INTERVAL_MS,
         });
       }
       e = new Entry();
-      this.entries.set(key, e);
+      this.#entries.set(key, e);
     }
     return e;
   }
 
-  private prune(key: string, e: Entry): void {
-    if (e.count === 0 && e.slots === 0) this.entries.delete(key);
+  #prune(key: string, e: Entry): void {
+    if (e.count === 0 && e.slots === 0) this.#entries.delete(key);
   }
 
   async tryAttempt(key: string, max: number, windowMs: number, nowMs: number): Promise<AttemptResult> {
-    this.windowMs = Math.max(this.windowMs, windowMs);
-    const e = this.entry(key);
+    this.#windowMs = Math.max(this.#windowMs, windowMs);
+    const e = this.#entry(key);
     e.expire(nowMs - windowMs);
     if (e.count >= max) {
       return { ok: false, retryAfterMs: e.at(e.count - max) + windowMs - nowMs };
     }
-    const id = ++this.nextId;
+    const id = ++this.#nextId;
     e.push(nowMs, id, max);
     return { ok: true, id: String(id) };
   }
 
   async releaseAttempt(key: string, id: string): Promise<void> {
-    const e = this.entries.get(key);
+    const e = this.#entries.get(key);
     if (!e) return;
     e.remove(Number(id));
-    this.prune(key, e);
+    this.#prune(key, e);
   }
 
   async tryAcquireSlot(key: string, max: number): Promise<boolean> {
-    const e = this.entry(key);
+    const e = this.#entry(key);
     if (e.slots >= max) {
-      this.prune(key, e);
+      this.#prune(key, e);
       return false;
     }
     e.slots++;
@@ -161,18 +161,18 @@ export class MemoryLimitStore implements LimitStore {
   }
 
   async releaseSlot(key: string): Promise<void> {
-    const e = this.entries.get(key);
+    const e = this.#entries.get(key);
     if (!e) return;
     e.slots = Math.max(0, e.slots - 1);
-    this.prune(key, e);
+    this.#prune(key, e);
   }
 
   size(): number {
-    return this.entries.size;
+    return this.#entries.size;
   }
 
   async close(): Promise<void> {
-    clearInterval(this.sweeper);
-    this.entries.clear();
+    clearInterval(this.#sweeper);
+    this.#entries.clear();
   }
 }

@@ -53,29 +53,29 @@ export class RedisLimitStore implements LimitStore {
   readonly redis: Redis | Cluster;
   /** Redis requests sent (a pipeline is one); read by bench/limit-store-redis.ts. */
   roundTrips = 0;
-  private readonly opts: RedisLimitStoreOptions;
-  private readonly prefix: string;
-  private readonly ttlMs: number;
-  private readonly replica = randomBytes(6).toString('base64url');
-  private seq = 0;
+  readonly #opts: RedisLimitStoreOptions;
+  readonly #prefix: string;
+  readonly #ttlMs: number;
+  readonly #replica = randomBytes(6).toString('base64url');
+  #seq = 0;
   /** This replica's live leases: client key → lease ids (Redis-admitted or admitted by the fallback). */
-  private readonly leases = new Map<string, string[]>();
+  readonly #leases = new Map<string, string[]>();
   /** Lease ids to ZREM at the next chance: a release that failed, or an acquire that timed out and may land late. */
-  private orphans: Array<[string, string]> = [];
-  private readonly fallback: MemoryLimitStore;
-  private failures = 0;
-  private openUntil = 0;
-  private probing = false;
-  private degradedNow = false;
-  private readonly renewer: NodeJS.Timeout;
-  private renewing: Promise<void> | null = null;
-  private closed = false;
+  #orphans: Array<[string, string]> = [];
+  readonly #fallback: MemoryLimitStore;
+  #failures = 0;
+  #openUntil = 0;
+  #probing = false;
+  #degradedNow = false;
+  readonly #renewer: NodeJS.Timeout;
+  #renewing: Promise<void> | null = null;
+  #closed = false;
 
   constructor(options: RedisLimitStoreOptions) {
-    this.opts = options;
-    this.prefix = options.redis.keyPrefix;
-    this.ttlMs = options.redis.leaseTtlMs;
-    this.fallback = new MemoryLimitStore({ maxTrackedKeys: options.maxTrackedKeys });
+    this.#opts = options;
+    this.#prefix = options.redis.keyPrefix;
+    this.#ttlMs = options.redis.leaseTtlMs;
+    this.#fallback = new MemoryLimitStore({ maxTrackedKeys: options.maxTrackedKeys });
     // Reconnect quickly and keep trying: recovery is automatic, and a lost Redis must not cost a restart.
     const retry = (times: number) => Math.min(times * 100, 1_000);
     const common: RedisOptions = { maxRetriesPerRequest: 0, connectTimeout: 2_000 };
@@ -101,13 +101,21 @@ export class RedisLimitStore implements LimitStore {
               return { host: url.hostname, port: Number(url.port || 26379) };
             }),
             name: options.redis.sentinelName,
-            ...(credentials(options.redis.sentinels[0]!).password ? { sentinelPassword: credentials(options.redis.sentinels[0]!).password } : {}),
+            ...(credentials(options.redis.sentinels[0]!).password
+              ? { sentinelPassword: credentials(options.redis.sentinels[0]!).password }
+              : {}),
             enableOfflineQueue: false,
             retryStrategy: retry,
             sentinelRetryStrategy: retry,
             enableAutoPipelining: true,
           })
-        : new Redis(options.redis.url, { ...common, enableOfflineQueue: false, retryStrategy: retry, lazyConnect: false, enableAutoPipelining: true });
+        : new Redis(options.redis.url, {
+            ...common,
+            enableOfflineQueue: false,
+            retryStrategy: retry,
+            lazyConnect: false,
+            enableAutoPipelining: true,
+          });
     // Connection errors surface through the calls and the breaker; the cause is reported once per
     // outage (ioredis emits one per reconnection attempt, up to ten a second).
     let reported = false;
@@ -119,11 +127,11 @@ export class RedisLimitStore implements LimitStore {
     this.redis.on('ready', () => {
       reported = false;
       // A fresh connection answers: let the renewal through the breaker to re-register the leases now.
-      this.failures = 0;
-      void this.loadScripts().then(() => this.renew());
+      this.#failures = 0;
+      void this.#loadScripts().then(() => this.renew());
     });
-    const interval = options.redis.renewIntervalMs ?? Math.floor(this.ttlMs / 3);
-    this.renewer = setInterval(() => void this.renew(), interval).unref();
+    const interval = options.redis.renewIntervalMs ?? Math.floor(this.#ttlMs / 3);
+    this.#renewer = setInterval(() => void this.renew(), interval).unref();
   }
 
   /** Waits (at most `timeoutMs`) for the first connection, so a fresh replica does not start degraded. */
@@ -142,35 +150,35 @@ export class RedisLimitStore implements LimitStore {
   }
 
   health(): StoreHealth {
-    const failClosed = this.opts.attempts === 'fail-closed' || this.opts.concurrent === 'fail-closed';
-    return { degraded: this.degradedNow, ok: !(this.degradedNow && failClosed) };
+    const failClosed = this.#opts.attempts === 'fail-closed' || this.#opts.concurrent === 'fail-closed';
+    return { degraded: this.#degradedNow, ok: !(this.#degradedNow && failClosed) };
   }
 
-  private key(clientKey: string, kind: 'a' | 'c'): string {
-    return `${this.prefix}{${clientKey}}:${kind}`;
+  #key(clientKey: string, kind: 'a' | 'c'): string {
+    return `${this.#prefix}{${clientKey}}:${kind}`;
   }
 
-  private localMax(max: number): number {
-    return Math.max(1, Math.floor(max / this.opts.expectedReplicas));
+  #localMax(max: number): number {
+    return Math.max(1, Math.floor(max / this.#opts.expectedReplicas));
   }
 
-  private setDegraded(degraded: boolean): void {
-    if (degraded === this.degradedNow) return;
-    this.degradedNow = degraded;
-    this.opts.onDegraded?.(degraded);
+  #setDegraded(degraded: boolean): void {
+    if (degraded === this.#degradedNow) return;
+    this.#degradedNow = degraded;
+    this.#opts.onDegraded?.(degraded);
   }
 
   /** Runs one Redis request under the deadline and the breaker. */
-  private async call<T>(run: () => Promise<T>, deadlineMs = this.opts.redis.deadlineMs): Promise<T> {
-    if (this.closed) throw new StoreDown('closed');
+  async #call<T>(run: () => Promise<T>, deadlineMs = this.#opts.redis.deadlineMs): Promise<T> {
+    if (this.#closed) throw new StoreDown('closed');
     const now = Date.now();
     let probe = false;
-    if (this.failures >= this.opts.redis.breakerThreshold) {
-      if (now < this.openUntil || this.probing) {
-        this.opts.onError?.();
+    if (this.#failures >= this.#opts.redis.breakerThreshold) {
+      if (now < this.#openUntil || this.#probing) {
+        this.#opts.onError?.();
         throw new StoreDown('circuit open');
       }
-      this.probing = probe = true;
+      this.#probing = probe = true;
     }
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -182,25 +190,25 @@ export class RedisLimitStore implements LimitStore {
           timer = setTimeout(() => setImmediate(() => reject(new TimedOut(`no answer within ${deadlineMs} ms`))), deadlineMs);
         }),
       ]);
-      this.failures = 0;
-      this.setDegraded(false);
+      this.#failures = 0;
+      this.#setDegraded(false);
       return result;
     } catch (err) {
-      this.failures++;
-      this.opts.onError?.();
-      if (this.failures >= this.opts.redis.breakerThreshold) {
-        this.openUntil = Date.now() + this.opts.redis.breakerCooldownMs;
-        this.setDegraded(true);
+      this.#failures++;
+      this.#opts.onError?.();
+      if (this.#failures >= this.#opts.redis.breakerThreshold) {
+        this.#openUntil = Date.now() + this.#opts.redis.breakerCooldownMs;
+        this.#setDegraded(true);
       }
       throw err;
     } finally {
       clearTimeout(timer);
-      if (probe) this.probing = false;
+      if (probe) this.#probing = false;
     }
   }
 
   /** Loads the scripts once per connection (Redis may have restarted empty), so calls are one EVALSHA each. */
-  private async loadScripts(): Promise<void> {
+  async #loadScripts(): Promise<void> {
     const nodes: Redis[] = this.redis instanceof Cluster ? this.redis.nodes('master') : [this.redis];
     await Promise.all(
       nodes.map((node) => {
@@ -212,7 +220,7 @@ export class RedisLimitStore implements LimitStore {
     );
   }
 
-  private async evalScript(s: LuaScript, key: string, args: Array<string | number>): Promise<unknown> {
+  async #evalScript(s: LuaScript, key: string, args: Array<string | number>): Promise<unknown> {
     this.roundTrips++;
     try {
       return await this.redis.evalsha(s.sha, 1, key, ...args);
@@ -224,70 +232,70 @@ export class RedisLimitStore implements LimitStore {
     }
   }
 
-  private unavailable(option: string): GatewayError {
+  #unavailable(option: string): GatewayError {
     return new GatewayError('store_unavailable', `the Redis limit store did not answer (${option} is fail-closed)`, {
       retryAfterMs: STORE_RETRY_AFTER_MS,
     });
   }
 
   async tryAttempt(key: string, max: number, windowMs: number, nowMs: number): Promise<AttemptResult> {
-    const id = `${this.replica}:${++this.seq}`;
+    const id = `${this.#replica}:${++this.#seq}`;
     let reply: [number, number];
     try {
-      reply = (await this.call(() => this.evalScript(ATTEMPT, this.key(key, 'a'), [max, windowMs, id]))) as [number, number];
+      reply = (await this.#call(() => this.#evalScript(ATTEMPT, this.#key(key, 'a'), [max, windowMs, id]))) as [number, number];
     } catch {
-      if (this.opts.attempts === 'fail-closed') throw this.unavailable('limits.attempts.onStoreError');
-      const local = await this.fallback.tryAttempt(key, this.localMax(max), windowMs, nowMs);
+      if (this.#opts.attempts === 'fail-closed') throw this.#unavailable('limits.attempts.onStoreError');
+      const local = await this.#fallback.tryAttempt(key, this.#localMax(max), windowMs, nowMs);
       return local.ok ? { ok: true, id: LOCAL + local.id } : local;
     }
     return reply[0] === 1 ? { ok: true, id } : { ok: false, retryAfterMs: Math.max(0, Number(reply[1])) };
   }
 
   async releaseAttempt(key: string, id: string): Promise<void> {
-    if (id.startsWith(LOCAL)) return this.fallback.releaseAttempt(key, id.slice(LOCAL.length));
+    if (id.startsWith(LOCAL)) return this.#fallback.releaseAttempt(key, id.slice(LOCAL.length));
     try {
-      await this.call(() => (this.roundTrips++, this.redis.zrem(this.key(key, 'a'), id)));
+      await this.#call(() => (this.roundTrips++, this.redis.zrem(this.#key(key, 'a'), id)));
     } catch {
       // The attempt stays counted until it ages out: the client pays for our outage, nobody else.
     }
   }
 
-  private hold(key: string, id: string): void {
-    const ids = this.leases.get(key);
+  #hold(key: string, id: string): void {
+    const ids = this.#leases.get(key);
     if (ids) ids.push(id);
-    else this.leases.set(key, [id]);
+    else this.#leases.set(key, [id]);
   }
 
   async tryAcquireSlot(key: string, max: number): Promise<boolean> {
-    const id = `${this.replica}:${++this.seq}`;
+    const id = `${this.#replica}:${++this.#seq}`;
     let taken: boolean;
     try {
-      taken = (await this.call(() => this.evalScript(ACQUIRE, this.key(key, 'c'), [max, this.ttlMs, id]))) === 1;
+      taken = (await this.#call(() => this.#evalScript(ACQUIRE, this.#key(key, 'c'), [max, this.#ttlMs, id]))) === 1;
     } catch (err) {
       // Local decision (fail-open): this replica's own live leases against its share of the limit;
       // they are registered in Redis by the next renewal once it answers again.
-      if (this.opts.concurrent === 'fail-open' && (this.leases.get(key)?.length ?? 0) < this.localMax(max)) {
-        this.hold(key, id);
+      if (this.#opts.concurrent === 'fail-open' && (this.#leases.get(key)?.length ?? 0) < this.#localMax(max)) {
+        this.#hold(key, id);
         return true;
       }
       // A script that missed the deadline may still run: remove that lease when Redis answers again.
-      if (err instanceof TimedOut) this.orphans.push([key, id]);
-      if (this.opts.concurrent === 'fail-closed') throw this.unavailable('limits.concurrent.onStoreError');
+      if (err instanceof TimedOut) this.#orphans.push([key, id]);
+      if (this.#opts.concurrent === 'fail-closed') throw this.#unavailable('limits.concurrent.onStoreError');
       return false;
     }
-    if (taken) this.hold(key, id);
+    if (taken) this.#hold(key, id);
     return taken;
   }
 
   async releaseSlot(key: string): Promise<void> {
-    const ids = this.leases.get(key);
+    const ids = this.#leases.get(key);
     const id = ids?.pop();
     if (!ids || id === undefined) return;
-    if (ids.length === 0) this.leases.delete(key);
+    if (ids.length === 0) this.#leases.delete(key);
     try {
-      await this.call(() => (this.roundTrips++, this.redis.zrem(this.key(key, 'c'), id)));
+      await this.#call(() => (this.roundTrips++, this.redis.zrem(this.#key(key, 'c'), id)));
     } catch {
-      this.orphans.push([key, id]);
+      this.#orphans.push([key, id]);
     }
   }
 
@@ -296,33 +304,33 @@ export class RedisLimitStore implements LimitStore {
    * on every (re)connection, so counts are right again as soon as Redis is back.
    */
   renew(): Promise<void> {
-    if (this.renewing || this.closed) return this.renewing ?? Promise.resolve();
-    this.renewing = this.renewOnce().finally(() => (this.renewing = null));
-    return this.renewing;
+    if (this.#renewing || this.#closed) return this.#renewing ?? Promise.resolve();
+    this.#renewing = this.#renewOnce().finally(() => (this.#renewing = null));
+    return this.#renewing;
   }
 
-  private async renewOnce(): Promise<void> {
-    if (this.leases.size === 0 && this.orphans.length === 0) {
+  async #renewOnce(): Promise<void> {
+    if (this.#leases.size === 0 && this.#orphans.length === 0) {
       // Nothing to renew, but a degraded store must find out that Redis is back by itself: a
       // fail-closed replica is not ready, so no handshake would come to probe it.
-      if (this.degradedNow) await this.call(() => (this.roundTrips++, this.redis.ping())).catch(() => {});
+      if (this.#degradedNow) await this.#call(() => (this.roundTrips++, this.redis.ping())).catch(() => {});
       return;
     }
-    const orphans = this.orphans;
-    this.orphans = [];
-    if (this.redis instanceof Cluster) return this.renewCluster(orphans);
+    const orphans = this.#orphans;
+    this.#orphans = [];
+    if (this.redis instanceof Cluster) return this.#renewCluster(orphans);
     const redis = this.redis;
     const build = (load: boolean) => {
       const p = redis.pipeline();
       if (load) p.script('LOAD', RENEW.source);
-      for (const [key, ids] of this.leases) p.evalsha(RENEW.sha, 1, this.key(key, 'c'), this.ttlMs, ...ids);
-      for (const [key, id] of orphans) p.zrem(this.key(key, 'c'), id);
+      for (const [key, ids] of this.#leases) p.evalsha(RENEW.sha, 1, this.#key(key, 'c'), this.#ttlMs, ...ids);
+      for (const [key, id] of orphans) p.zrem(this.#key(key, 'c'), id);
       return p;
     };
     // A pipeline of every lease may take longer than one handshake call: the interval is its deadline.
-    const deadline = this.opts.redis.renewIntervalMs ?? Math.floor(this.ttlMs / 3);
+    const deadline = this.#opts.redis.renewIntervalMs ?? Math.floor(this.#ttlMs / 3);
     try {
-      await this.call(async () => {
+      await this.#call(async () => {
         this.roundTrips++;
         let results = (await build(false).exec()) ?? [];
         if (results.some(([err]) => err && String(err.message).includes('NOSCRIPT'))) {
@@ -333,7 +341,7 @@ export class RedisLimitStore implements LimitStore {
         if (failed) throw failed[0];
       }, deadline);
     } catch {
-      this.orphans.push(...orphans);
+      this.#orphans.push(...orphans);
     }
   }
 
@@ -341,35 +349,43 @@ export class RedisLimitStore implements LimitStore {
    * Cluster: a pipeline must stay in one slot, so the renewal is one call per client key, sent
    * together; auto-pipelining writes them once per node per event-loop turn.
    */
-  private async renewCluster(orphans: Array<[string, string]>): Promise<void> {
-    const deadline = this.opts.redis.renewIntervalMs ?? Math.floor(this.ttlMs / 3);
+  async #renewCluster(orphans: Array<[string, string]>): Promise<void> {
+    const deadline = this.#opts.redis.renewIntervalMs ?? Math.floor(this.#ttlMs / 3);
     const calls = [
-      ...[...this.leases].map(([key, ids]) => () => this.evalScript(RENEW, this.key(key, 'c'), [this.ttlMs, ...ids])),
-      ...orphans.map(([key, id]) => () => this.redis.zrem(this.key(key, 'c'), id)),
+      ...[...this.#leases].map(
+        ([key, ids]) =>
+          () =>
+            this.#evalScript(RENEW, this.#key(key, 'c'), [this.#ttlMs, ...ids]),
+      ),
+      ...orphans.map(
+        ([key, id]) =>
+          () =>
+            this.redis.zrem(this.#key(key, 'c'), id),
+      ),
     ];
     try {
-      await this.call(async () => {
+      await this.#call(async () => {
         await Promise.all(calls.map((c) => c()));
       }, deadline);
     } catch {
-      this.orphans.push(...orphans);
+      this.#orphans.push(...orphans);
     }
   }
 
   size(): number {
-    return this.leases.size;
+    return this.#leases.size;
   }
 
   async close(): Promise<void> {
-    clearInterval(this.renewer);
+    clearInterval(this.#renewer);
     // Hand the leases back rather than leave them to expire: a restarted replica's clients get their slots at once.
-    if (this.leases.size && this.redis.status === 'ready') {
-      const released = Promise.all([...this.leases].map(([key, ids]) => this.redis.zrem(this.key(key, 'c'), ...ids))).catch(() => null);
-      await Promise.race([released, new Promise((r) => setTimeout(r, this.opts.redis.deadlineMs * 4))]);
+    if (this.#leases.size && this.redis.status === 'ready') {
+      const released = Promise.all([...this.#leases].map(([key, ids]) => this.redis.zrem(this.#key(key, 'c'), ...ids))).catch(() => null);
+      await Promise.race([released, new Promise((r) => setTimeout(r, this.#opts.redis.deadlineMs * 4))]);
     }
-    this.closed = true;
-    this.leases.clear();
-    await this.fallback.close();
+    this.#closed = true;
+    this.#leases.clear();
+    await this.#fallback.close();
     this.redis.disconnect();
   }
 }

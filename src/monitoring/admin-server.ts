@@ -83,7 +83,14 @@ async function monitoringMetrics(stats: LiveStats, cluster: ClusterStats | undef
   const local = { active_connections: snap.active_connections, connections_today: snap.connections_today };
   const view = await cluster.view();
   if (!view.available) return { ...snap, scope: 'local', local, cluster: view };
-  return { ...snap, active_connections: view.active_connections, connections_today: view.connections_today, scope: 'cluster', local, cluster: view };
+  return {
+    ...snap,
+    active_connections: view.active_connections,
+    connections_today: view.connections_today,
+    scope: 'cluster',
+    local,
+    cluster: view,
+  };
 }
 
 export async function startAdminServer(opts: AdminServerOptions): Promise<AdminServer> {
@@ -128,7 +135,9 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
           sendJson(
             res,
             200,
-            m.local ? { active_connections: m.active_connections, scope: m.scope, local: { active_connections: m.local.active_connections } } : { active_connections: m.active_connections },
+            m.local
+              ? { active_connections: m.active_connections, scope: m.scope, local: { active_connections: m.local.active_connections } }
+              : { active_connections: m.active_connections },
           );
         } else {
           const top = Number.parseInt(url.searchParams.get('top') ?? '', 10);

@@ -27,9 +27,7 @@ export interface ReplicaReport extends LocalFigures {
   reported_at: string;
 }
 
-export type ClusterView =
-  | ({ available: true; replicas: ReplicaReport[] } & LocalFigures)
-  | { available: false; error: string };
+export type ClusterView = ({ available: true; replicas: ReplicaReport[] } & LocalFigures) | { available: false; error: string };
 
 export interface ClusterStatsOptions {
   redis: Redis | Cluster;
@@ -104,7 +102,10 @@ export class ClusterStats {
       this.#failing = false;
     } catch (err) {
       if (!this.#failing) {
-        this.#opts.logger?.warn({ event: 'cluster_stats_publish_failed', err: (err as Error).message }, 'cluster monitoring report not written to Redis');
+        this.#opts.logger?.warn(
+          { event: 'cluster_stats_publish_failed', err: (err as Error).message },
+          'cluster monitoring report not written to Redis',
+        );
       }
       this.#failing = true;
     }
@@ -118,7 +119,10 @@ export class ClusterStats {
       // One deadline for both reads, so that a hanging Redis delays an answer by deadlineMs at most.
       const read = async () => {
         const instances = (await this.#opts.redis.smembers(this.#index)).sort().filter((i) => i !== this.#opts.instance);
-        return { others: instances, values: instances.length ? await this.#opts.redis.mget(...instances.map((i) => this.#reportKey(i))) : [] };
+        return {
+          others: instances,
+          values: instances.length ? await this.#opts.redis.mget(...instances.map((i) => this.#reportKey(i))) : [],
+        };
       };
       const { others, values } = await withDeadline(read(), this.#opts.deadlineMs);
       const replicas: ReplicaReport[] = [{ instance: this.#opts.instance, ...local, reported_at: isoSeconds(now) }];
@@ -136,7 +140,12 @@ export class ClusterStats {
           return;
         }
         if (!isFigure(r.active_connections) || !isFigure(r.connections_today) || !isFigure(r.t)) return;
-        replicas.push({ instance, active_connections: r.active_connections, connections_today: r.connections_today, reported_at: isoSeconds(r.t) });
+        replicas.push({
+          instance,
+          active_connections: r.active_connections,
+          connections_today: r.connections_today,
+          reported_at: isoSeconds(r.t),
+        });
       });
       // Expired reports leave their name in the index; tidy up in passing (a replica that comes back re-adds itself).
       if (gone.length) void withDeadline(this.#opts.redis.srem(this.#index, ...gone), this.#opts.deadlineMs).catch(() => {});
@@ -158,6 +167,8 @@ export class ClusterStats {
     this.#stopped = true;
     clearInterval(this.#timer);
     if (this.#opts.redis.status !== 'ready') return;
-    await withDeadline(this.#opts.redis.multi().del(this.#own).srem(this.#index, this.#opts.instance).exec(), this.#opts.deadlineMs).catch(() => {});
+    await withDeadline(this.#opts.redis.multi().del(this.#own).srem(this.#index, this.#opts.instance).exec(), this.#opts.deadlineMs).catch(
+      () => {},
+    );
   }
 }

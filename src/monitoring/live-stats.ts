@@ -149,8 +149,7 @@ export class LiveStats {
       connections_today: this.#connectionsToday,
       messages_sent: t.sent - this.#baseline.sent,
       messages_received: t.received - this.#baseline.received,
-      avg_connection_duration:
-        this.#closedToday === 0 ? 0 : Math.round(this.#durationTodayMs / this.#closedToday / 10) / 100,
+      avg_connection_duration: this.#closedToday === 0 ? 0 : Math.round(this.#durationTodayMs / this.#closedToday / 10) / 100,
       messages_per_minute: this.messagesPerMinute(),
       timestamp: isoSeconds(now),
     };

@@ -44,108 +44,114 @@ const CLOSE_GRACE_MS = 5_000;
 export class Connection {
   ws: WebSocket<UserData> | null = null;
   upstream: UpstreamConnection | null = null;
-  private isOpen = false;
+  #isOpen = false;
   /** A close was started (by anyone); no more messages are relayed in either direction. */
-  private closing = false;
-  private ended = false;
-  private upstreamEnded = false;
+  #closing = false;
+  #ended = false;
+  #upstreamEnded = false;
   /** Upstream messages that arrived between the upstream's 101 and the client's open. */
-  private early: Array<[Buffer, boolean]> = [];
-  private earlyClose: [number, string] | null = null;
-  private initiator: Initiator | null = null;
-  private openedAtMs = 0;
-  private messagesIn = 0;
-  private messagesOut = 0;
-  private readonly rate: RateState;
+  #early: Array<[Buffer, boolean]> = [];
+  #earlyClose: [number, string] | null = null;
+  #initiator: Initiator | null = null;
+  #openedAtMs = 0;
+  #messagesIn = 0;
+  #messagesOut = 0;
+  readonly #rate: RateState;
   /** The client's ping+pong budget (messages.controlFramesPerSec, burst of twice that). */
-  private readonly control: Bucket;
-  private upstreamPaused = false;
-  private clientStall: NodeJS.Timeout | null = null;
-  private upstreamStall: NodeJS.Timeout | null = null;
-  private deadline: NodeJS.Timeout | null = null;
-  private forceClose: NodeJS.Timeout | null = null;
+  readonly #control: Bucket;
+  #upstreamPaused = false;
+  #clientStall: NodeJS.Timeout | null = null;
+  #upstreamStall: NodeJS.Timeout | null = null;
+  #deadline: NodeJS.Timeout | null = null;
+  #forceClose: NodeJS.Timeout | null = null;
 
-  constructor(private readonly o: ConnectionOptions) {
-    this.rate = createRateState(o.config.messages.rate, Date.now());
-    this.control = createBucket(o.config.messages.controlFramesPerSec * 2, Date.now());
+  readonly #o: ConnectionOptions;
+
+  constructor(o: ConnectionOptions) {
+    this.#o = o;
+    this.#rate = createRateState(o.config.messages.rate, Date.now());
+    this.#control = createBucket(o.config.messages.controlFramesPerSec * 2, Date.now());
   }
 
   /** Handlers for the upstream dial; they are live from the dial on. */
   readonly upstreamHandlers: UpstreamHandlers = {
     batch: (deliver) => {
       const ws = this.ws;
-      if (ws && this.isOpen && !this.closing) ws.cork(deliver);
+      if (ws && this.#isOpen && !this.#closing) ws.cork(deliver);
       else deliver();
     },
-    onMessage: (data, isBinary) => this.fromUpstream(data, isBinary),
-    onClose: (code, reason, failed) => this.upstreamClosed(code, reason, failed === true),
+    onMessage: (data, isBinary) => this.#fromUpstream(data, isBinary),
+    onClose: (code, reason, failed) => this.#upstreamClosed(code, reason, failed === true),
     onDrain: () => {
-      if (this.clientStall) clearTimeout(this.clientStall);
-      this.clientStall = null;
+      if (this.#clientStall) clearTimeout(this.#clientStall);
+      this.#clientStall = null;
     },
   };
 
   /** The client's socket opened (uWS `open`): deliver what the upstream already sent, arm timers. */
   attach(ws: WebSocket<UserData>): void {
     this.ws = ws;
-    this.isOpen = true;
-    this.openedAtMs = Date.now();
-    this.o.observer.connectionOpened(this.o.route);
-    const early = this.early;
-    this.early = [];
+    this.#isOpen = true;
+    this.#openedAtMs = Date.now();
+    this.#o.observer.connectionOpened(this.#o.route);
+    const early = this.#early;
+    this.#early = [];
     ws.cork(() => {
-      for (const [data, isBinary] of early) this.fromUpstream(data, isBinary);
+      for (const [data, isBinary] of early) this.#fromUpstream(data, isBinary);
     });
-    if (this.earlyClose) {
-      this.close(...this.earlyClose, 'upstream');
+    if (this.#earlyClose) {
+      this.close(...this.#earlyClose, 'upstream');
       return;
     }
-    this.armDeadline();
+    this.#armDeadline();
   }
 
-  private armDeadline(): void {
-    const { config, tokenExpiresAtMs } = this.o;
-    const lifetimeAt = config.server.maxLifetimeSec > 0 ? this.openedAtMs + config.server.maxLifetimeSec * 1000 : Infinity;
+  #armDeadline(): void {
+    const { config, tokenExpiresAtMs } = this.#o;
+    const lifetimeAt = config.server.maxLifetimeSec > 0 ? this.#openedAtMs + config.server.maxLifetimeSec * 1000 : Infinity;
     const expiryAt = config.auth.closeOnExpiry && tokenExpiresAtMs !== null ? tokenExpiresAtMs : Infinity;
     const at = Math.min(lifetimeAt, expiryAt);
     if (at === Infinity) return;
     // setTimeout's delay is a 32-bit int; longer deadlines re-arm when the first timer fires.
     const delay = Math.max(0, Math.min(at - Date.now(), 2 ** 31 - 1));
-    this.deadline = setTimeout(() => {
-      if (Date.now() < at) return this.armDeadline();
+    this.#deadline = setTimeout(() => {
+      if (Date.now() < at) return this.#armDeadline();
       if (expiryAt <= lifetimeAt) this.close(ERROR_CODES.token_expired.closeCode, 'token expired', 'gateway');
       else this.close(CLOSE.lifetimeReached, 'connection lifetime reached', 'gateway');
     }, delay);
   }
 
   fromClient(message: ArrayBuffer, isBinary: boolean): void {
-    if (this.closing) return;
-    const { config } = this.o;
+    if (this.#closing) return;
+    const { config } = this.#o;
     const size = message.byteLength;
     if (size > config.messages.maxBytes) {
       this.close(CLOSE.tooBig, 'message too big', 'gateway');
       return;
     }
-    const verdict = checkRate(this.rate, config.messages.rate, size, Date.now());
+    const verdict = checkRate(this.#rate, config.messages.rate, size, Date.now());
     if (verdict !== 'pass') {
-      this.o.observer.messageRateLimited(this.o.route, verdict, this.o.handshake);
+      this.#o.observer.messageRateLimited(this.#o.route, verdict, this.#o.handshake);
       if (verdict === 'close') this.close(ERROR_CODES.message_rate.closeCode, 'message rate exceeded', 'gateway');
-      else this.dropNotice();
+      else this.#dropNotice();
       return;
     }
     const upstream = this.upstream;
     if (!upstream) return;
-    this.messagesIn++;
-    const counters = this.o.counters;
+    this.#messagesIn++;
+    const counters = this.#o.counters;
     counters.messagesIn++;
     counters.bytesIn += size;
     if (upstream.send(message, isBinary)) return;
     // The upstream is not keeping up. uWS (this version) cannot pause reading a WebSocket, so the
     // client is given maxStallMs to let the upstream catch up, within a hard byte cap.
     if (upstream.bufferedAmount > config.backpressure.maxBufferedBytes) {
-      this.backpressureClose('client_to_upstream', 'upstream too slow');
-    } else if (!this.clientStall) {
-      this.clientStall = setTimeout(() => this.backpressureClose('client_to_upstream', 'upstream too slow'), config.backpressure.maxStallMs);
+      this.#backpressureClose('client_to_upstream', 'upstream too slow');
+    } else if (!this.#clientStall) {
+      this.#clientStall = setTimeout(
+        () => this.#backpressureClose('client_to_upstream', 'upstream too slow'),
+        config.backpressure.maxStallMs,
+      );
     }
   }
 
@@ -154,62 +160,62 @@ export class Connection {
    * is stopped by closing: measured before this, ~9.6 M pings in 8 s on one connection were answered.
    */
   controlFromClient(): void {
-    if (this.closing) return;
-    const perSec = this.o.config.messages.controlFramesPerSec;
-    if (take(this.control, 1, perSec * 2, perSec / 1000, Date.now()) === 0) return;
-    this.o.observer.controlFramesLimited(this.o.route, 'client_to_upstream');
+    if (this.#closing) return;
+    const perSec = this.#o.config.messages.controlFramesPerSec;
+    if (take(this.#control, 1, perSec * 2, perSec / 1000, Date.now()) === 0) return;
+    this.#o.observer.controlFramesLimited(this.#o.route, 'client_to_upstream');
     this.close(CONTROL_RATE_CODE, 'control frame rate exceeded', 'gateway');
   }
 
-  private dropNotice(): void {
-    const { notice } = this.o.config.messages.rate;
+  #dropNotice(): void {
+    const { notice } = this.#o.config.messages.rate;
     const now = Date.now();
-    if (!notice || now - this.rate.lastNoticeMs < 1000 || !this.ws) return;
-    this.rate.lastNoticeMs = now;
+    if (!notice || now - this.#rate.lastNoticeMs < 1000 || !this.ws) return;
+    this.#rate.lastNoticeMs = now;
     this.ws.send('{"type":"wsguard.rate_limited","action":"drop"}', false);
   }
 
-  private fromUpstream(data: Uint8Array, isBinary: boolean): void {
-    if (this.closing) return;
+  #fromUpstream(data: Uint8Array, isBinary: boolean): void {
+    if (this.#closing) return;
     const ws = this.ws;
-    if (!ws || !this.isOpen) {
+    if (!ws || !this.#isOpen) {
       // `data` is only valid during the call: keep a copy until the client's open.
-      this.early.push([Buffer.from(data), isBinary]);
+      this.#early.push([Buffer.from(data), isBinary]);
       return;
     }
-    this.messagesOut++;
-    const counters = this.o.counters;
+    this.#messagesOut++;
+    const counters = this.#o.counters;
     counters.messagesOut++;
     counters.bytesOut += data.byteLength;
     const status = ws.send(data, isBinary, false);
     if (status === 1) return;
-    const { backpressure } = this.o.config;
+    const { backpressure } = this.#o.config;
     // 2 = uWS dropped the message (over maxBackpressure): close rather than lose data quietly.
     if (status === 2) {
-      this.backpressureClose('upstream_to_client', 'client too slow');
+      this.#backpressureClose('upstream_to_client', 'client too slow');
       return;
     }
-    if (!this.upstreamPaused && ws.getBufferedAmount() > backpressure.highWaterBytes) {
-      this.upstreamPaused = true;
+    if (!this.#upstreamPaused && ws.getBufferedAmount() > backpressure.highWaterBytes) {
+      this.#upstreamPaused = true;
       this.upstream?.pause();
-      this.o.observer.backpressure(this.o.route, 'upstream_to_client', 'pause', this.o.handshake);
-      this.upstreamStall = setTimeout(() => this.backpressureClose('upstream_to_client', 'client too slow'), backpressure.maxStallMs);
+      this.#o.observer.backpressure(this.#o.route, 'upstream_to_client', 'pause', this.#o.handshake);
+      this.#upstreamStall = setTimeout(() => this.#backpressureClose('upstream_to_client', 'client too slow'), backpressure.maxStallMs);
     }
   }
 
   /** uWS `drain`: the client's buffer went down; resume the upstream once under the mark. */
   clientDrained(): void {
     const ws = this.ws;
-    if (!this.upstreamPaused || !ws || this.closing) return;
-    if (ws.getBufferedAmount() > this.o.config.backpressure.highWaterBytes) return;
-    this.upstreamPaused = false;
-    if (this.upstreamStall) clearTimeout(this.upstreamStall);
-    this.upstreamStall = null;
+    if (!this.#upstreamPaused || !ws || this.#closing) return;
+    if (ws.getBufferedAmount() > this.#o.config.backpressure.highWaterBytes) return;
+    this.#upstreamPaused = false;
+    if (this.#upstreamStall) clearTimeout(this.#upstreamStall);
+    this.#upstreamStall = null;
     this.upstream?.resume();
   }
 
-  private backpressureClose(direction: 'client_to_upstream' | 'upstream_to_client', reason: string): void {
-    this.o.observer.backpressure(this.o.route, direction, 'close', this.o.handshake);
+  #backpressureClose(direction: 'client_to_upstream' | 'upstream_to_client', reason: string): void {
+    this.#o.observer.backpressure(this.#o.route, direction, 'close', this.#o.handshake);
     this.close(BACKPRESSURE_CODE, reason, 'gateway');
   }
 
@@ -217,17 +223,17 @@ export class Connection {
    * `failed`: the leg failed the upstream itself (it already sent the upstream `code`). The client
    * did nothing wrong, so it is told 1014 bad gateway with the leg's reason, not the leg's code.
    */
-  private upstreamClosed(code: number, reason: string, failed: boolean): void {
-    this.upstreamEnded = true;
+  #upstreamClosed(code: number, reason: string, failed: boolean): void {
+    this.#upstreamEnded = true;
     if (failed) {
-      if (code === CONTROL_RATE_CODE) this.o.observer.controlFramesLimited(this.o.route, 'upstream_to_client');
-      this.o.observer.upstreamError(this.o.route, 'protocol');
+      if (code === CONTROL_RATE_CODE) this.#o.observer.controlFramesLimited(this.#o.route, 'upstream_to_client');
+      this.#o.observer.upstreamError(this.#o.route, 'protocol');
     }
-    if (this.closing) return;
+    if (this.#closing) return;
     const toClient = failed ? CLOSE.badGateway : upstreamCloseToClient(code);
     const why = failed ? `upstream ${reason}` : reason;
-    if (!this.isOpen) {
-      this.earlyClose = [toClient, why];
+    if (!this.#isOpen) {
+      this.#earlyClose = [toClient, why];
       return;
     }
     this.close(toClient, why, 'upstream');
@@ -235,68 +241,68 @@ export class Connection {
 
   /** Ends the connection from the gateway's or the upstream's side: the client gets `code`. */
   close(code: number, reason: string, initiator: Initiator): void {
-    if (this.closing) return;
-    this.closing = true;
-    this.initiator ??= initiator;
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#initiator ??= initiator;
     // The upstream is told at once: the client's half may take long (a slow client reads the close
     // frame only after the data queued before it).
-    this.closeUpstream(code, reason);
+    this.#closeUpstream(code, reason);
     const ws = this.ws;
-    if (ws && this.isOpen) {
+    if (ws && this.#isOpen) {
       ws.end(code, clampReason(reason));
       // uWS calls `close` → clientClosed when the close handshake completes; a client that never
       // reads its close frame is cut off after a grace period.
-      this.forceClose = setTimeout(() => {
-        if (!this.ended) ws.close();
+      this.#forceClose = setTimeout(() => {
+        if (!this.#ended) ws.close();
       }, CLOSE_GRACE_MS);
       return;
     }
-    this.finish(code, reason);
+    this.#finish(code, reason);
   }
 
   /** uWS `close`: the client leg is gone (whoever started it). */
   clientClosed(code: number, reason: string): void {
-    if (this.ended) return;
-    this.initiator ??= 'client';
-    this.closing = true;
-    this.finish(code, reason);
+    if (this.#ended) return;
+    this.#initiator ??= 'client';
+    this.#closing = true;
+    this.#finish(code, reason);
   }
 
   /** The handshake was abandoned before the client opened (client abort, deadline). */
   abandon(): void {
-    this.initiator ??= 'client';
-    this.closing = true;
-    this.finish(CLOSE.goingAway, 'client aborted the handshake');
+    this.#initiator ??= 'client';
+    this.#closing = true;
+    this.#finish(CLOSE.goingAway, 'client aborted the handshake');
   }
 
-  private closeUpstream(code: number, reason: string): void {
+  #closeUpstream(code: number, reason: string): void {
     const upstream = this.upstream;
-    if (!upstream || this.upstreamEnded) return;
-    this.upstreamEnded = true;
+    if (!upstream || this.#upstreamEnded) return;
+    this.#upstreamEnded = true;
     // A paused leg could not read the upstream's close reply, and the close handshake would hang.
-    if (this.upstreamPaused) upstream.resume();
-    if (this.initiator === 'client') upstream.close(clientCloseToUpstream(code), clampReason(reason));
+    if (this.#upstreamPaused) upstream.resume();
+    if (this.#initiator === 'client') upstream.close(clientCloseToUpstream(code), clampReason(reason));
     else upstream.close(CLOSE.goingAway, clampReason(`wsguard: ${reason}`));
   }
 
-  private finish(code: number, reason: string): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.isOpen = false;
-    for (const t of [this.clientStall, this.upstreamStall, this.deadline, this.forceClose]) if (t) clearTimeout(t);
-    this.closeUpstream(code, reason);
-    this.o.release();
-    if (this.openedAtMs) {
-      this.o.observer.connectionClosed({
-        route: this.o.route,
+  #finish(code: number, reason: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#isOpen = false;
+    for (const t of [this.#clientStall, this.#upstreamStall, this.#deadline, this.#forceClose]) if (t) clearTimeout(t);
+    this.#closeUpstream(code, reason);
+    this.#o.release();
+    if (this.#openedAtMs) {
+      this.#o.observer.connectionClosed({
+        route: this.#o.route,
         code,
-        initiator: this.initiator ?? 'client',
-        durationMs: Date.now() - this.openedAtMs,
-        messagesIn: this.messagesIn,
-        messagesOut: this.messagesOut,
-        handshake: this.o.handshake,
+        initiator: this.#initiator ?? 'client',
+        durationMs: Date.now() - this.#openedAtMs,
+        messagesIn: this.#messagesIn,
+        messagesOut: this.#messagesOut,
+        handshake: this.#o.handshake,
       });
     }
-    this.o.onEnded(this);
+    this.#o.onEnded(this);
   }
 }

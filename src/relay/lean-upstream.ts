@@ -137,115 +137,110 @@ function hasToken(value: string | undefined, token: string): boolean {
 class LeanConnection implements UpstreamConnection {
   protocol = '';
 
-  private readonly socket: net.Socket;
-  private readonly handlers: UpstreamHandlers;
-  private readonly maxPayloadBytes: number;
-  private readonly highWaterBytes: number;
-  private readonly closeTimeoutMs: number;
-  private readonly flushMode: FlushMode;
+  readonly #socket: net.Socket;
+  readonly #handlers: UpstreamHandlers;
+  readonly #maxPayloadBytes: number;
+  readonly #highWaterBytes: number;
+  readonly #closeTimeoutMs: number;
+  readonly #flushMode: FlushMode;
 
   // Outbound: frames are encoded into `out` between outStart and outEnd; flush hands that region to
   // the socket by reference (no copy) and drops the buffer, so written bytes are never overwritten.
-  private out: Buffer = NO_BUFFER;
-  private outStart = 0;
-  private outEnd = 0;
-  private outCapacity = MIN_OUT_BYTES;
+  #out: Buffer = NO_BUFFER;
+  #outStart = 0;
+  #outEnd = 0;
+  #outCapacity = MIN_OUT_BYTES;
   /** Bytes encoded since the last flush, to size the next buffer. */
-  private tickBytes = 0;
-  private queued = false;
-  private needDrain = false;
+  #tickBytes = 0;
+  #queued = false;
+  #needDrain = false;
 
   // Inbound parser state (RFC 6455 §5.2).
-  private readonly head = Buffer.allocUnsafe(14);
-  private headLength = 0;
-  private frameOpcode = 0;
-  private frameFin = false;
+  readonly #head = Buffer.allocUnsafe(14);
+  #headLength = 0;
+  #frameOpcode = 0;
+  #frameFin = false;
   /** Payload length of the frame whose header was just read. */
-  private pendingLength = 0;
-  private framePayload: Buffer | null = null;
-  private framePayloadFilled = 0;
-  private fragments: Buffer[] = [];
-  private fragmentsBytes = 0;
-  private fragmentsOpcode = 0;
+  #pendingLength = 0;
+  #framePayload: Buffer | null = null;
+  #framePayloadFilled = 0;
+  #fragments: Buffer[] = [];
+  #fragmentsBytes = 0;
+  #fragmentsOpcode = 0;
 
   // Control frames: the upstream's ping+pong budget, and the one pong owed (§5.5.3: only the most
   // recent ping needs an answer), written at the next flush while the output is under highWaterBytes.
-  private readonly controlBucket: Bucket | null;
-  private readonly controlBurst: number;
-  private readonly controlRefillPerMs: number;
-  private pendingPong: Buffer | null = null;
+  readonly #controlBucket: Bucket | null;
+  readonly #controlBurst: number;
+  readonly #controlRefillPerMs: number;
+  #pendingPong: Buffer | null = null;
 
   // Lifecycle.
-  private userPaused = false;
+  #userPaused = false;
   /** True while parse() runs inside handlers.batch, so onClose joins that batch instead of nesting one. */
-  private inBatch = false;
+  #inBatch = false;
   /** Bytes read but not parsed because the leg was paused mid-read (or arrived with the 101). */
-  private held: Buffer | null = null;
-  private heldScheduled = false;
-  private closeSent = false;
-  private closeReceived = false;
-  private finished = false;
-  private closeTimer: NodeJS.Timeout | null = null;
+  #held: Buffer | null = null;
+  #heldScheduled = false;
+  #closeSent = false;
+  #closeReceived = false;
+  #finished = false;
+  #closeTimer: NodeJS.Timeout | null = null;
 
-  constructor(
-    socket: net.Socket,
-    handlers: UpstreamHandlers,
-    options: UpstreamDialOptions,
-    lean: LeanSettings,
-  ) {
-    this.socket = socket;
-    this.handlers = handlers;
-    this.maxPayloadBytes = options.maxPayloadBytes;
-    this.highWaterBytes = options.highWaterBytes ?? lean.highWaterBytes;
-    this.closeTimeoutMs = lean.closeTimeoutMs;
-    this.flushMode = lean.flush;
+  constructor(socket: net.Socket, handlers: UpstreamHandlers, options: UpstreamDialOptions, lean: LeanSettings) {
+    this.#socket = socket;
+    this.#handlers = handlers;
+    this.#maxPayloadBytes = options.maxPayloadBytes;
+    this.#highWaterBytes = options.highWaterBytes ?? lean.highWaterBytes;
+    this.#closeTimeoutMs = lean.closeTimeoutMs;
+    this.#flushMode = lean.flush;
     const perSec = options.controlFramesPerSec;
-    this.controlBurst = perSec === undefined ? 0 : perSec * 2;
-    this.controlRefillPerMs = perSec === undefined ? 0 : perSec / 1000;
-    this.controlBucket = perSec === undefined ? null : createBucket(this.controlBurst, Date.now());
+    this.#controlBurst = perSec === undefined ? 0 : perSec * 2;
+    this.#controlRefillPerMs = perSec === undefined ? 0 : perSec / 1000;
+    this.#controlBucket = perSec === undefined ? null : createBucket(this.#controlBurst, Date.now());
   }
 
   get bufferedAmount(): number {
-    return this.outEnd - this.outStart + this.socket.writableLength;
+    return this.#outEnd - this.#outStart + this.#socket.writableLength;
   }
 
   /** Wires socket events once the upgrade succeeded; `rest` is what followed the 101 head. */
   activate(protocol: string, rest: Buffer | null): void {
     this.protocol = protocol;
-    const socket = this.socket;
+    const socket = this.#socket;
     socket.on('drain', () => {
-      if (this.pendingPong !== null) this.scheduleFlush();
-      this.checkDrain();
+      if (this.#pendingPong !== null) this.#scheduleFlush();
+      this.#checkDrain();
     });
-    socket.on('error', (err) => this.onSocketError(err));
-    socket.on('close', () => this.onSocketClose());
+    socket.on('error', (err) => this.#onSocketError(err));
+    socket.on('close', () => this.#onSocketClose());
     if (rest !== null && rest.length > 0) {
       // The caller has not received this connection yet (the dial promise resolves after this
       // returns): hold the bytes and parse them once its continuation has run.
-      this.held = rest;
-      this.socket.pause();
-      this.scheduleHeld(true);
+      this.#held = rest;
+      this.#socket.pause();
+      this.#scheduleHeld(true);
     }
   }
 
   // ── sending ────────────────────────────────────────────────────────────────────────────────
 
   send(data: ArrayBuffer | Uint8Array, isBinary: boolean): boolean {
-    if (this.closeSent || this.finished) return true; // RFC 6455 §5.5.1: no data frames after a close frame.
+    if (this.#closeSent || this.#finished) return true; // RFC 6455 §5.5.1: no data frames after a close frame.
     const payload = data instanceof Uint8Array ? data : new Uint8Array(data);
-    this.encode(isBinary ? OP_BINARY : OP_TEXT, payload);
-    if (this.bufferedAmount <= this.highWaterBytes) return true;
-    this.needDrain = true;
+    this.#encode(isBinary ? OP_BINARY : OP_TEXT, payload);
+    if (this.bufferedAmount <= this.#highWaterBytes) return true;
+    this.#needDrain = true;
     return false;
   }
 
   /** Encodes one masked frame (RFC 6455 §5.2, §5.3) straight into the output buffer. */
-  private encode(opcode: number, payload: Uint8Array): void {
+  #encode(opcode: number, payload: Uint8Array): void {
     const length = payload.length;
     const headerBytes = length < 126 ? 6 : length < 65536 ? 8 : 14;
-    this.reserve(headerBytes + length);
-    const out = this.out;
-    let p = this.outEnd;
+    this.#reserve(headerBytes + length);
+    const out = this.#out;
+    let p = this.#outEnd;
     out[p] = 0x80 | opcode;
     if (length < 126) {
       out[p + 1] = 0x80 | length;
@@ -276,28 +271,28 @@ class LeanConnection implements UpstreamConnection {
       out[p + i + 3] = payload[i + 3]! ^ m3;
     }
     for (; i < length; i++) out[p + i] = payload[i]! ^ (i % 4 === 0 ? m0 : i % 4 === 1 ? m1 : m2);
-    this.outEnd = p + length;
-    this.tickBytes += headerBytes + length;
-    this.scheduleFlush();
+    this.#outEnd = p + length;
+    this.#tickBytes += headerBytes + length;
+    this.#scheduleFlush();
   }
 
-  private reserve(bytes: number): void {
-    if (this.out.length - this.outEnd >= bytes) return;
+  #reserve(bytes: number): void {
+    if (this.#out.length - this.#outEnd >= bytes) return;
     // A burst outgrew the buffer: what is queued goes out now, so the new buffer never needs a
     // copy of it, and the next one is larger.
-    if (this.outEnd > this.outStart) {
-      this.writeOut();
-      this.outCapacity = Math.min(this.outCapacity * 2, MAX_OUT_BYTES);
+    if (this.#outEnd > this.#outStart) {
+      this.#writeOut();
+      this.#outCapacity = Math.min(this.#outCapacity * 2, MAX_OUT_BYTES);
     }
-    this.out = Buffer.allocUnsafe(Math.max(this.outCapacity, bytes));
-    this.outStart = 0;
-    this.outEnd = 0;
+    this.#out = Buffer.allocUnsafe(Math.max(this.#outCapacity, bytes));
+    this.#outStart = 0;
+    this.#outEnd = 0;
   }
 
-  private scheduleFlush(): void {
-    if (this.queued) return;
-    this.queued = true;
-    if (this.flushMode === 'tick') {
+  #scheduleFlush(): void {
+    if (this.#queued) return;
+    this.#queued = true;
+    if (this.#flushMode === 'tick') {
       process.nextTick(() => this.flush());
       return;
     }
@@ -310,89 +305,89 @@ class LeanConnection implements UpstreamConnection {
 
   /** Called from a setImmediate/nextTick of our own: a failure ends this leg, not the process. */
   flush(): void {
-    this.guard(() => this.flushNow());
+    this.#guard(() => this.#flushNow());
   }
 
-  private flushNow(): void {
+  #flushNow(): void {
     // Encoded while `queued` is still set, so that encode() does not schedule another flush.
-    if (this.pendingPong !== null && (this.closeSent || this.bufferedAmount <= this.highWaterBytes)) {
-      const pong = this.pendingPong;
-      this.pendingPong = null;
-      if (!this.closeSent) this.encode(OP_PONG, pong);
+    if (this.#pendingPong !== null && (this.#closeSent || this.bufferedAmount <= this.#highWaterBytes)) {
+      const pong = this.#pendingPong;
+      this.#pendingPong = null;
+      if (!this.#closeSent) this.#encode(OP_PONG, pong);
     }
-    this.queued = false;
-    if (this.outEnd > this.outStart) this.writeOut();
-    this.outCapacity = Math.min(MAX_OUT_BYTES, Math.max(MIN_OUT_BYTES, this.tickBytes * 2));
-    this.tickBytes = 0;
-    this.out = NO_BUFFER;
-    this.outStart = 0;
-    this.outEnd = 0;
-    this.checkDrain();
+    this.#queued = false;
+    if (this.#outEnd > this.#outStart) this.#writeOut();
+    this.#outCapacity = Math.min(MAX_OUT_BYTES, Math.max(MIN_OUT_BYTES, this.#tickBytes * 2));
+    this.#tickBytes = 0;
+    this.#out = NO_BUFFER;
+    this.#outStart = 0;
+    this.#outEnd = 0;
+    this.#checkDrain();
   }
 
-  private writeOut(): void {
-    const region = this.out.subarray(this.outStart, this.outEnd);
-    this.outStart = this.outEnd;
-    if (this.socket.destroyed || this.socket.writableEnded) return;
-    this.socket.write(region);
+  #writeOut(): void {
+    const region = this.#out.subarray(this.#outStart, this.#outEnd);
+    this.#outStart = this.#outEnd;
+    if (this.#socket.destroyed || this.#socket.writableEnded) return;
+    this.#socket.write(region);
   }
 
-  private checkDrain(): void {
-    if (!this.needDrain || this.finished || this.bufferedAmount > this.highWaterBytes) return;
-    this.needDrain = false;
-    this.guard(() => this.handlers.onDrain());
+  #checkDrain(): void {
+    if (!this.#needDrain || this.#finished || this.bufferedAmount > this.#highWaterBytes) return;
+    this.#needDrain = false;
+    this.#guard(() => this.#handlers.onDrain());
   }
 
   // ── receiving ──────────────────────────────────────────────────────────────────────────────
 
   /** Bytes read from the upstream: a view into the shared read buffer (ws://) or a TLS chunk. */
   onRead(chunk: Buffer): void {
-    if (this.finished || this.closeReceived) return;
+    if (this.#finished || this.#closeReceived) return;
     // The common case of a read that only continues a large frame needs no cork around it.
-    if (this.framePayload !== null && this.framePayloadFilled + chunk.length < this.framePayload.length) {
-      chunk.copy(this.framePayload, this.framePayloadFilled);
-      this.framePayloadFilled += chunk.length;
+    if (this.#framePayload !== null && this.#framePayloadFilled + chunk.length < this.#framePayload.length) {
+      chunk.copy(this.#framePayload, this.#framePayloadFilled);
+      this.#framePayloadFilled += chunk.length;
       return;
     }
-    this.deliver(chunk, true);
+    this.#deliver(chunk, true);
   }
 
-  private deliver(chunk: Buffer, transient: boolean): void {
+  #deliver(chunk: Buffer, transient: boolean): void {
     let rest = 0;
-    this.guard(() =>
-      this.handlers.batch(() => {
-        this.inBatch = true;
+    this.#guard(() =>
+      this.#handlers.batch(() => {
+        this.#inBatch = true;
         try {
-          rest = this.parse(chunk);
+          rest = this.#parse(chunk);
         } finally {
-          this.inBatch = false;
+          this.#inBatch = false;
         }
       }),
     );
-    if (rest < chunk.length && !this.finished && !this.closeReceived) {
+    if (rest < chunk.length && !this.#finished && !this.#closeReceived) {
       // Paused mid-read: keep the unparsed bytes (copied, the read buffer is reused) until resume().
       const remainder = chunk.subarray(rest);
-      this.held = transient ? Buffer.from(remainder) : remainder;
-      this.socket.pause();
+      this.#held = transient ? Buffer.from(remainder) : remainder;
+      this.#socket.pause();
     }
   }
 
   /** Parses frames from `chunk` and returns how far it got (less than the length only when paused). */
-  private parse(chunk: Buffer): number {
+  #parse(chunk: Buffer): number {
     let pos = 0;
     const end = chunk.length;
     while (pos < end) {
-      if (this.userPaused || this.finished || this.closeReceived) return this.closeReceived ? end : pos;
+      if (this.#userPaused || this.#finished || this.#closeReceived) return this.#closeReceived ? end : pos;
 
-      if (this.framePayload !== null) {
-        const take = Math.min(end - pos, this.framePayload.length - this.framePayloadFilled);
-        chunk.copy(this.framePayload, this.framePayloadFilled, pos, pos + take);
-        this.framePayloadFilled += take;
+      if (this.#framePayload !== null) {
+        const take = Math.min(end - pos, this.#framePayload.length - this.#framePayloadFilled);
+        chunk.copy(this.#framePayload, this.#framePayloadFilled, pos, pos + take);
+        this.#framePayloadFilled += take;
         pos += take;
-        if (this.framePayloadFilled < this.framePayload.length) return pos;
-        const payload = this.framePayload;
-        this.framePayload = null;
-        this.onFrame(payload, false);
+        if (this.#framePayloadFilled < this.#framePayload.length) return pos;
+        const payload = this.#framePayload;
+        this.#framePayload = null;
+        this.#onFrame(payload, false);
         continue;
       }
 
@@ -400,32 +395,32 @@ class LeanConnection implements UpstreamConnection {
       let src: Buffer = chunk;
       let at = pos;
       let available = end - pos;
-      if (this.headLength > 0) {
-        const take = Math.min(end - pos, this.head.length - this.headLength);
-        chunk.copy(this.head, this.headLength, pos, pos + take);
-        src = this.head;
+      if (this.#headLength > 0) {
+        const take = Math.min(end - pos, this.#head.length - this.#headLength);
+        chunk.copy(this.#head, this.#headLength, pos, pos + take);
+        src = this.#head;
         at = 0;
-        available = this.headLength + take;
+        available = this.#headLength + take;
       }
-      const headerBytes = this.readHeader(src, at, available);
+      const headerBytes = this.#readHeader(src, at, available);
       if (headerBytes < 0) return end; // protocol failure: the leg is closing
       if (headerBytes === 0) {
-        if (this.headLength === 0) chunk.copy(this.head, 0, pos, end);
-        this.headLength = available;
+        if (this.#headLength === 0) chunk.copy(this.#head, 0, pos, end);
+        this.#headLength = available;
         return end;
       }
-      pos += headerBytes - this.headLength;
-      this.headLength = 0;
+      pos += headerBytes - this.#headLength;
+      this.#headLength = 0;
 
-      const length = this.pendingLength;
+      const length = this.#pendingLength;
       if (end - pos >= length) {
         // Whole frame in this read: hand out a view, valid for the duration of onMessage.
         const payload = chunk.subarray(pos, pos + length);
         pos += length;
-        this.onFrame(payload, true);
+        this.#onFrame(payload, true);
       } else {
-        this.framePayload = Buffer.allocUnsafe(length);
-        this.framePayloadFilled = 0;
+        this.#framePayload = Buffer.allocUnsafe(length);
+        this.#framePayloadFilled = 0;
       }
     }
     return end;
@@ -435,12 +430,12 @@ class LeanConnection implements UpstreamConnection {
    * Reads one frame header at src[at..at+available). Returns its size, 0 when more bytes are
    * needed, or -1 after failing the connection.
    */
-  private readHeader(src: Buffer, at: number, available: number): number {
+  #readHeader(src: Buffer, at: number, available: number): number {
     if (available < 2) return 0;
     const b0 = src[at]!;
     const b1 = src[at + 1]!;
-    if ((b0 & 0x70) !== 0) return this.fail(CLOSE_PROTOCOL_ERROR, 'reserved bits set'); // §5.2, no extension negotiated
-    if ((b1 & 0x80) !== 0) return this.fail(CLOSE_PROTOCOL_ERROR, 'masked server frame'); // §5.1
+    if ((b0 & 0x70) !== 0) return this.#fail(CLOSE_PROTOCOL_ERROR, 'reserved bits set'); // §5.2, no extension negotiated
+    if ((b1 & 0x80) !== 0) return this.#fail(CLOSE_PROTOCOL_ERROR, 'masked server frame'); // §5.1
     const fin = (b0 & 0x80) !== 0;
     const opcode = b0 & 0x0f;
     let length = b1 & 0x7f;
@@ -453,159 +448,159 @@ class LeanConnection implements UpstreamConnection {
       if (available < 10) return 0;
       const high = src.readUInt32BE(at + 2);
       // §5.2: the most significant bit must be 0; anything past 2^53 is past any maxPayloadBytes.
-      if (high > 0x1f_ffff) return this.fail(CLOSE_TOO_BIG, 'frame length out of range');
+      if (high > 0x1f_ffff) return this.#fail(CLOSE_TOO_BIG, 'frame length out of range');
       length = high * 0x1_0000_0000 + src.readUInt32BE(at + 6);
       size = 10;
     }
 
     if (opcode >= 0x8) {
-      if (opcode > OP_PONG) return this.fail(CLOSE_PROTOCOL_ERROR, `unknown opcode ${opcode}`);
+      if (opcode > OP_PONG) return this.#fail(CLOSE_PROTOCOL_ERROR, `unknown opcode ${opcode}`);
       // §5.5: control frames are never fragmented and carry at most 125 bytes.
-      if (!fin || length > 125) return this.fail(CLOSE_PROTOCOL_ERROR, 'invalid control frame');
+      if (!fin || length > 125) return this.#fail(CLOSE_PROTOCOL_ERROR, 'invalid control frame');
     } else if (opcode === OP_CONTINUATION) {
-      if (this.fragmentsOpcode === 0) {
-        return this.fail(CLOSE_PROTOCOL_ERROR, 'continuation without a message'); // §5.4
+      if (this.#fragmentsOpcode === 0) {
+        return this.#fail(CLOSE_PROTOCOL_ERROR, 'continuation without a message'); // §5.4
       }
-      if (this.fragmentsBytes + length > this.maxPayloadBytes) return this.fail(CLOSE_TOO_BIG, 'message too big');
+      if (this.#fragmentsBytes + length > this.#maxPayloadBytes) return this.#fail(CLOSE_TOO_BIG, 'message too big');
     } else if (opcode === OP_TEXT || opcode === OP_BINARY) {
-      if (this.fragmentsOpcode !== 0) return this.fail(CLOSE_PROTOCOL_ERROR, 'new message inside a fragmented one'); // §5.4
-      if (length > this.maxPayloadBytes) return this.fail(CLOSE_TOO_BIG, 'message too big');
+      if (this.#fragmentsOpcode !== 0) return this.#fail(CLOSE_PROTOCOL_ERROR, 'new message inside a fragmented one'); // §5.4
+      if (length > this.#maxPayloadBytes) return this.#fail(CLOSE_TOO_BIG, 'message too big');
     } else {
-      return this.fail(CLOSE_PROTOCOL_ERROR, `unknown opcode ${opcode}`);
+      return this.#fail(CLOSE_PROTOCOL_ERROR, `unknown opcode ${opcode}`);
     }
-    this.frameFin = fin;
-    this.frameOpcode = opcode;
-    this.pendingLength = length;
+    this.#frameFin = fin;
+    this.#frameOpcode = opcode;
+    this.#pendingLength = length;
     return size;
   }
 
   /** `view` is true when the payload is a view into a read buffer (copy before keeping it). */
-  private onFrame(payload: Buffer, view: boolean): void {
-    const opcode = this.frameOpcode;
+  #onFrame(payload: Buffer, view: boolean): void {
+    const opcode = this.#frameOpcode;
     if (opcode === OP_TEXT || opcode === OP_BINARY) {
-      if (this.frameFin) {
+      if (this.#frameFin) {
         // §8.1: invalid UTF-8 in a text message fails the connection with 1007; it is never relayed.
         if (opcode === OP_TEXT && !isUtf8(payload)) {
-          this.fail(CLOSE_INVALID_PAYLOAD, 'invalid UTF-8 in a text message');
+          this.#fail(CLOSE_INVALID_PAYLOAD, 'invalid UTF-8 in a text message');
           return;
         }
-        this.handlers.onMessage(payload, opcode === OP_BINARY);
+        this.#handlers.onMessage(payload, opcode === OP_BINARY);
         return;
       }
-      this.fragmentsOpcode = opcode;
-      this.fragments.push(view ? Buffer.from(payload) : payload);
-      this.fragmentsBytes = payload.length;
+      this.#fragmentsOpcode = opcode;
+      this.#fragments.push(view ? Buffer.from(payload) : payload);
+      this.#fragmentsBytes = payload.length;
       return;
     }
     if (opcode === OP_CONTINUATION) {
-      this.fragments.push(view ? Buffer.from(payload) : payload);
-      this.fragmentsBytes += payload.length;
-      if (!this.frameFin) return;
-      const message = this.fragments.length === 1 ? this.fragments[0]! : Buffer.concat(this.fragments, this.fragmentsBytes);
-      const isBinary = this.fragmentsOpcode === OP_BINARY;
-      this.fragments = [];
-      this.fragmentsBytes = 0;
-      this.fragmentsOpcode = 0;
+      this.#fragments.push(view ? Buffer.from(payload) : payload);
+      this.#fragmentsBytes += payload.length;
+      if (!this.#frameFin) return;
+      const message = this.#fragments.length === 1 ? this.#fragments[0]! : Buffer.concat(this.#fragments, this.#fragmentsBytes);
+      const isBinary = this.#fragmentsOpcode === OP_BINARY;
+      this.#fragments = [];
+      this.#fragmentsBytes = 0;
+      this.#fragmentsOpcode = 0;
       // The assembled message is checked: a code point may straddle fragments (§5.6, §8.1).
       if (!isBinary && !isUtf8(message)) {
-        this.fail(CLOSE_INVALID_PAYLOAD, 'invalid UTF-8 in a text message');
+        this.#fail(CLOSE_INVALID_PAYLOAD, 'invalid UTF-8 in a text message');
         return;
       }
-      this.handlers.onMessage(message, isBinary);
+      this.#handlers.onMessage(message, isBinary);
       return;
     }
-    if ((opcode === OP_PING || opcode === OP_PONG) && !this.takeControlFrame()) {
-      this.fail(CLOSE_POLICY, 'control frame rate exceeded');
+    if ((opcode === OP_PING || opcode === OP_PONG) && !this.#takeControlFrame()) {
+      this.#fail(CLOSE_POLICY, 'control frame rate exceeded');
       return;
     }
     if (opcode === OP_PING) {
       // §5.5.2/§5.5.3: answer with a pong carrying the same application data, once per flush for
       // the latest ping. A flood used to queue one pong per ping with no cap: a non-reading upstream
       // took the gateway from 141 MB to 1 GB RSS in 12 s (bench/ping-flood.ts).
-      if (!this.closeSent) {
-        this.pendingPong = Buffer.from(payload);
-        this.scheduleFlush();
+      if (!this.#closeSent) {
+        this.#pendingPong = Buffer.from(payload);
+        this.#scheduleFlush();
       }
       return;
     }
-    if (opcode === OP_CLOSE) this.onCloseFrame(payload);
+    if (opcode === OP_CLOSE) this.#onCloseFrame(payload);
     // OP_PONG: unsolicited or answering nothing we sent; §5.5.3 says no response is expected.
   }
 
-  private takeControlFrame(): boolean {
-    const bucket = this.controlBucket;
-    return bucket === null || take(bucket, 1, this.controlBurst, this.controlRefillPerMs, Date.now()) === 0;
+  #takeControlFrame(): boolean {
+    const bucket = this.#controlBucket;
+    return bucket === null || take(bucket, 1, this.#controlBurst, this.#controlRefillPerMs, Date.now()) === 0;
   }
 
-  private onCloseFrame(payload: Buffer): void {
-    this.closeReceived = true;
+  #onCloseFrame(payload: Buffer): void {
+    this.#closeReceived = true;
     let code = CLOSE_NO_STATUS;
     let reason = '';
     if (payload.length === 1) {
-      this.fail(CLOSE_PROTOCOL_ERROR, 'close frame with a 1-byte body');
+      this.#fail(CLOSE_PROTOCOL_ERROR, 'close frame with a 1-byte body');
       return;
     }
     if (payload.length >= 2) {
       code = payload.readUInt16BE(0);
       if (!isValidWireCloseCode(code)) {
-        this.fail(CLOSE_PROTOCOL_ERROR, `invalid close code ${code}`);
+        this.#fail(CLOSE_PROTOCOL_ERROR, `invalid close code ${code}`);
         return;
       }
       if (!isUtf8(payload.subarray(2))) {
-        this.fail(CLOSE_INVALID_PAYLOAD, 'invalid UTF-8 in a close reason'); // §5.5.1, §8.1
+        this.#fail(CLOSE_INVALID_PAYLOAD, 'invalid UTF-8 in a close reason'); // §5.5.1, §8.1
         return;
       }
       reason = payload.toString('utf8', 2);
     }
-    if (!this.closeSent) {
+    if (!this.#closeSent) {
       // §5.5.1: echo the status code we received, then stop sending.
-      this.queueClose(code === CLOSE_NO_STATUS ? null : code, '');
+      this.#queueClose(code === CLOSE_NO_STATUS ? null : code, '');
     }
-    this.flushNow();
-    this.socket.end();
-    this.armCloseTimer();
-    this.finish(code, reason);
+    this.#flushNow();
+    this.#socket.end();
+    this.#armCloseTimer();
+    this.#finish(code, reason);
   }
 
   /** Fails the connection (§7.1.7) with `code`: close frame, end, onClose. Returns -1 for readHeader. */
-  private fail(code: number, reason: string): -1 {
-    this.closeReceived = true; // stop parsing whatever follows
-    if (!this.closeSent) this.queueClose(code, reason);
-    this.flushNow();
-    this.socket.end();
-    this.armCloseTimer();
-    this.finish(code, reason, true);
+  #fail(code: number, reason: string): -1 {
+    this.#closeReceived = true; // stop parsing whatever follows
+    if (!this.#closeSent) this.#queueClose(code, reason);
+    this.#flushNow();
+    this.#socket.end();
+    this.#armCloseTimer();
+    this.#finish(code, reason, true);
     return -1;
   }
 
   // ── flow control and closing ───────────────────────────────────────────────────────────────
 
   pause(): void {
-    this.userPaused = true;
-    this.socket.pause();
+    this.#userPaused = true;
+    this.#socket.pause();
   }
 
   resume(): void {
-    if (!this.userPaused) return;
-    this.userPaused = false;
-    if (this.held !== null) this.scheduleHeld(false);
-    else if (!this.finished) this.socket.resume();
+    if (!this.#userPaused) return;
+    this.#userPaused = false;
+    if (this.#held !== null) this.#scheduleHeld(false);
+    else if (!this.#finished) this.#socket.resume();
   }
 
   /**
    * Held bytes are parsed on a later tick, never inside resume() (which the gateway calls from its
    * own uWS drain callback) nor before the dial promise's continuation ran.
    */
-  private scheduleHeld(afterDial: boolean): void {
-    if (this.heldScheduled) return;
-    this.heldScheduled = true;
+  #scheduleHeld(afterDial: boolean): void {
+    if (this.#heldScheduled) return;
+    this.#heldScheduled = true;
     const run = () => {
-      this.heldScheduled = false;
-      if (this.userPaused || this.held === null) return;
-      const held = this.held;
-      this.held = null;
-      if (!this.finished && !this.closeReceived) this.deliver(held, false);
-      if (this.held === null && !this.userPaused && !this.finished) this.socket.resume();
+      this.#heldScheduled = false;
+      if (this.#userPaused || this.#held === null) return;
+      const held = this.#held;
+      this.#held = null;
+      if (!this.#finished && !this.#closeReceived) this.#deliver(held, false);
+      if (this.#held === null && !this.#userPaused && !this.#finished) this.#socket.resume();
     };
     // setImmediate runs after every microtask, so after `await dial(...)` has continued.
     if (afterDial) setImmediate(run);
@@ -613,25 +608,25 @@ class LeanConnection implements UpstreamConnection {
   }
 
   close(code: number, reason: string): void {
-    if (this.closeSent || this.finished) return;
+    if (this.#closeSent || this.#finished) return;
     // docs/contracts.md: 1005/1006/1015 never go on the wire; an empty close body means "no status" (§7.1.5).
-    this.queueClose(isValidWireCloseCode(code) ? code : null, reason);
+    this.#queueClose(isValidWireCloseCode(code) ? code : null, reason);
     this.flush();
-    if (this.closeReceived) this.socket.end();
+    if (this.#closeReceived) this.#socket.end();
     // The closing handshake needs the upstream's close frame (§7.1.2): a paused leg would never
     // read it and would end in the timeout, so reading resumes.
-    else if (this.userPaused) this.resume();
-    this.armCloseTimer();
+    else if (this.#userPaused) this.resume();
+    this.#armCloseTimer();
   }
 
   terminate(): void {
-    this.socket.destroy();
+    this.#socket.destroy();
   }
 
-  private queueClose(code: number | null, reason: string): void {
-    this.closeSent = true;
+  #queueClose(code: number | null, reason: string): void {
+    this.#closeSent = true;
     if (code === null) {
-      this.encode(OP_CLOSE, new Uint8Array(0));
+      this.#encode(OP_CLOSE, new Uint8Array(0));
       return;
     }
     // §5.5: a control frame body is at most 125 bytes, 2 of which are the code.
@@ -640,16 +635,16 @@ class LeanConnection implements UpstreamConnection {
     const body = Buffer.allocUnsafe(2 + reasonBytes.length);
     body.writeUInt16BE(code, 0);
     reasonBytes.copy(body, 2);
-    this.encode(OP_CLOSE, body);
+    this.#encode(OP_CLOSE, body);
   }
 
-  private armCloseTimer(): void {
-    if (this.closeTimer !== null || this.socket.destroyed) return;
-    this.closeTimer = setTimeout(() => this.socket.destroy(), this.closeTimeoutMs);
-    this.closeTimer.unref();
+  #armCloseTimer(): void {
+    if (this.#closeTimer !== null || this.#socket.destroyed) return;
+    this.#closeTimer = setTimeout(() => this.#socket.destroy(), this.#closeTimeoutMs);
+    this.#closeTimer.unref();
   }
 
-  private onSocketError(err: Error): void {
+  #onSocketError(err: Error): void {
     // 'close' always follows and reports 1006 unless a close frame already arrived (§7.1.5); the
     // error is kept for debugging only, the contract has no channel for it.
     this.lastError = err;
@@ -659,32 +654,32 @@ class LeanConnection implements UpstreamConnection {
   lastError: Error | null = null;
 
   /** Also reached when the upstream ends TCP without a close frame: an abnormal closure (§7.1.5, 1006). */
-  private onSocketClose(): void {
-    if (this.closeTimer !== null) clearTimeout(this.closeTimer);
-    this.closeTimer = null;
-    this.held = null;
-    this.finish(CLOSE_ABNORMAL, '');
+  #onSocketClose(): void {
+    if (this.#closeTimer !== null) clearTimeout(this.#closeTimer);
+    this.#closeTimer = null;
+    this.#held = null;
+    this.#finish(CLOSE_ABNORMAL, '');
   }
 
-  private finish(code: number, reason: string, failed = false): void {
-    if (this.finished) return;
-    this.finished = true;
-    this.pendingPong = null;
-    if (this.inBatch) this.handlers.onClose(code, reason, failed);
-    else this.guard(() => this.handlers.batch(() => this.handlers.onClose(code, reason, failed)));
+  #finish(code: number, reason: string, failed = false): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#pendingPong = null;
+    if (this.#inBatch) this.#handlers.onClose(code, reason, failed);
+    else this.#guard(() => this.#handlers.batch(() => this.#handlers.onClose(code, reason, failed)));
   }
 
   /** Handler exceptions must not escape into the socket's event emitter (and the process). */
-  private guard(run: () => void): void {
+  #guard(run: () => void): void {
     try {
       run();
     } catch (err) {
       this.lastError = err instanceof Error ? err : new Error(String(err));
-      this.socket.destroy();
-      if (!this.finished) {
-        this.finished = true;
+      this.#socket.destroy();
+      if (!this.#finished) {
+        this.#finished = true;
         try {
-          this.handlers.onClose(CLOSE_ABNORMAL, `handler failed: ${errorMessage(err)}`);
+          this.#handlers.onClose(CLOSE_ABNORMAL, `handler failed: ${errorMessage(err)}`);
         } catch (again) {
           // Nothing is left to tell: the leg is already destroyed. Keep the first failure visible.
           process.emitWarning(`wsguard lean upstream: onClose threw after ${errorMessage(err)}: ${errorMessage(again)}`);
@@ -705,7 +700,15 @@ function requestHead(url: URL, key: string, options: UpstreamDialOptions): strin
     'Sec-WebSocket-Version: 13',
   ];
   if (options.protocols.length > 0) lines.push(`Sec-WebSocket-Protocol: ${options.protocols.join(', ')}`);
-  const reserved = new Set(['host', 'upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol', 'sec-websocket-extensions']);
+  const reserved = new Set([
+    'host',
+    'upgrade',
+    'connection',
+    'sec-websocket-key',
+    'sec-websocket-version',
+    'sec-websocket-protocol',
+    'sec-websocket-extensions',
+  ]);
   for (const [name, value] of Object.entries(options.headers)) {
     // Header injection guard: a CR/LF in a forwarded value would split the request.
     if (reserved.has(name.toLowerCase()) || /[\r\n]/.test(name) || /[\r\n]/.test(value)) continue;
@@ -719,7 +722,9 @@ function checkUpgrade(head: ParsedHead, key: string, offered: string[]): { error
   if (head.status !== 101) return { error: `upstream answered the handshake with HTTP ${head.status}` };
   if (head.headers.get('upgrade')?.toLowerCase() !== 'websocket') return { error: 'upstream 101 without Upgrade: websocket' };
   if (!hasToken(head.headers.get('connection'), 'upgrade')) return { error: 'upstream 101 without Connection: Upgrade' };
-  const expected = createHash('sha1').update(key + ACCEPT_GUID).digest('base64');
+  const expected = createHash('sha1')
+    .update(key + ACCEPT_GUID)
+    .digest('base64');
   if (head.headers.get('sec-websocket-accept') !== expected) return { error: 'upstream sent a wrong Sec-WebSocket-Accept' };
   if (head.headers.has('sec-websocket-extensions')) return { error: 'upstream selected an extension that was not offered' };
   const protocol = head.headers.get('sec-websocket-protocol') ?? '';

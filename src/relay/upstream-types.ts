@@ -77,7 +77,4 @@ export interface UpstreamConnection {
   terminate(): void;
 }
 
-export type UpstreamDialer = (
-  options: UpstreamDialOptions,
-  handlers: UpstreamHandlers,
-) => Promise<UpstreamConnection>;
+export type UpstreamDialer = (options: UpstreamDialOptions, handlers: UpstreamHandlers) => Promise<UpstreamConnection>;

@@ -99,7 +99,9 @@ export const telemetrySchema = z
           .union([adminClaimRule, z.array(adminClaimRule).min(1)])
           .default([{ claim: 'role', value: 'admin' }])
           .transform((v) => (Array.isArray(v) ? v : [v]))
-          .describe('Claims that make a token an admin token for the monitoring API (any rule matches), e.g. [{claim: is_staff, value: true}].'),
+          .describe(
+            'Claims that make a token an admin token for the monitoring API (any rule matches), e.g. [{claim: is_staff, value: true}].',
+          ),
         timeZone: z
           .string()
           .default('UTC')
@@ -124,13 +126,18 @@ export const telemetrySchema = z
       .prefault({}),
     logs: z
       .object({
-        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level (JSON lines on stdout).'),
+        level: z
+          .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+          .default('info')
+          .describe('Log level (JSON lines on stdout).'),
         rejectionSummaryIntervalMs: z
           .number()
           .int()
           .min(100)
           .default(10_000)
-          .describe('Rejection log flood control: per reason and interval, the first lines are logged, then one summary line with the count.'),
+          .describe(
+            'Rejection log flood control: per reason and interval, the first lines are logged, then one summary line with the count.',
+          ),
         rejectionLinesPerInterval: z
           .number()
           .int()

@@ -117,7 +117,7 @@ export class GatewayMetrics {
     const pending = meter.createObservableGauge(I.handshakesPending, {
       description: 'Sockets held that are not admitted connections: handshakes in progress and rejection closes',
     });
-    const openFds = meter.createObservableGauge(I.openFds, { description: 'Open file descriptors of the process', });
+    const openFds = meter.createObservableGauge(I.openFds, { description: 'Open file descriptors of the process' });
     const fdLimit = meter.createObservableGauge(I.fdLimit, { description: 'Soft limit on open file descriptors (RLIMIT_NOFILE)' });
     meter.addBatchObservableCallback(
       (r) => {

@@ -156,8 +156,7 @@ export const LIMIT_STORES = ['memory', 'redis'] as const;
  * is folded into `other` to keep the label set bounded.
  */
 export const CLOSE_CODES: readonly number[] = [
-  1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 1015, 4001, 4003,
-  4100, 4101, 4102, 4129, 4200, 4201,
+  1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 1015, 4001, 4003, 4100, 4101, 4102, 4129, 4200, 4201,
 ];
 
 /** At most this many distinct route values; later ones are reported as `other`. */
@@ -236,9 +235,7 @@ export const CONNECTION_DURATION_BUCKETS_SEC: readonly number[] = [
   0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400,
 ];
 /** Handshake duration buckets (seconds): includes the upstream dial. */
-export const HANDSHAKE_DURATION_BUCKETS_SEC: readonly number[] = [
-  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-];
+export const HANDSHAKE_DURATION_BUCKETS_SEC: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** Span and span-event names and attributes (traces). */
 export const SPANS = {

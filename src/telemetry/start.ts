@@ -181,7 +181,8 @@ export async function startTelemetry(config: TelemetryConfig, deps: TelemetryDep
     runtime.stop();
     await Promise.allSettled([meterProvider.shutdown(), tracerProvider?.shutdown()]);
     const code = (err as NodeJS.ErrnoException).code;
-    const hint = code === 'EADDRINUSE' ? `port ${config.admin.port} is already in use; choose another telemetry.admin.port` : (err as Error).message;
+    const hint =
+      code === 'EADDRINUSE' ? `port ${config.admin.port} is already in use; choose another telemetry.admin.port` : (err as Error).message;
     throw new Error(`telemetry admin listener could not bind ${config.admin.host}:${config.admin.port}: ${hint}`, {
       cause: err,
     });

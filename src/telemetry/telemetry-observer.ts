@@ -29,7 +29,14 @@ import type { RejectionLog } from './rejection-log.ts';
 const propagator = new W3CTraceContextPropagator();
 
 /** Rejections the gateway itself (or its upstream) caused: span status ERROR. Client-caused ones are not errors (OTel HTTP semconv: 4xx on a server span). */
-const SERVER_FAULTS = new Set(['upstream_unavailable', 'upstream_timeout', 'handshake_timeout', 'store_unavailable', 'store_full', 'auth_unavailable']);
+const SERVER_FAULTS = new Set([
+  'upstream_unavailable',
+  'upstream_timeout',
+  'handshake_timeout',
+  'store_unavailable',
+  'store_full',
+  'auth_unavailable',
+]);
 
 export interface TelemetryObserverDeps {
   metrics: GatewayMetrics;

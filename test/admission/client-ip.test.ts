@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { buildTrustList, clientKey, normalizeIp, parseForwardedHop, parseProxyRange, resolveClientIp } from '../../src/admission/client-ip.ts';
+import {
+  buildTrustList,
+  clientKey,
+  normalizeIp,
+  parseForwardedHop,
+  parseProxyRange,
+  resolveClientIp,
+} from '../../src/admission/client-ip.ts';
 
 describe('normalizeIp', () => {
   it.each([
@@ -87,7 +94,10 @@ describe('parseProxyRange', () => {
     expect(parseProxyRange('::ffff:10.0.0.0/104')).toEqual({ ip: '10.0.0.0', family: 'ipv4', prefix: 8 });
   });
 
-  it.each(['10.0.0.0/33', '300.1.1.1', 'fd00::/129', '10.0.0.0/', '10.0.0.0/x', '1/2/3', '::ffff:10.0.0.0/90'])('%j is refused with a reason', (entry) => {
-    expect(typeof parseProxyRange(entry)).toBe('string');
-  });
+  it.each(['10.0.0.0/33', '300.1.1.1', 'fd00::/129', '10.0.0.0/', '10.0.0.0/x', '1/2/3', '::ffff:10.0.0.0/90'])(
+    '%j is refused with a reason',
+    (entry) => {
+      expect(typeof parseProxyRange(entry)).toBe('string');
+    },
+  );
 });

@@ -34,7 +34,10 @@ describe('HS256 secret', () => {
   it('requires exp, pins the algorithm, refuses alg=none, and reports expiry as its own code', async () => {
     const v = await createTokenVerifier(authConfig({ secret: TEST_SECRET }));
     const key = new TextEncoder().encode(TEST_SECRET);
-    const hs384 = await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'HS384' }).setExpirationTime(now() + 60).sign(key);
+    const hs384 = await new SignJWT({ sub: 'x' })
+      .setProtectedHeader({ alg: 'HS384' })
+      .setExpirationTime(now() + 60)
+      .sign(key);
     const none = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(`{"sub":"x","exp":${now() + 60}}`).toString('base64url')}.`;
     expect(await codeOf(v.verify(await signToken({}, null)))).toBe('auth');
     expect(await codeOf(v.verify(hs384))).toBe('auth');
@@ -43,7 +46,9 @@ describe('HS256 secret', () => {
   });
 
   it('checks iss and aud when configured, and honours clock tolerance', async () => {
-    const v = await createTokenVerifier(authConfig({ secret: TEST_SECRET, issuer: 'https://idp', audience: 'wsguard', clockToleranceSec: 30 }));
+    const v = await createTokenVerifier(
+      authConfig({ secret: TEST_SECRET, issuer: 'https://idp', audience: 'wsguard', clockToleranceSec: 30 }),
+    );
     expect(await codeOf(v.verify(await signToken({ iss: 'https://idp', aud: 'wsguard' })))).toBe('ok');
     expect(await codeOf(v.verify(await signToken({ iss: 'https://idp', aud: 'other' })))).toBe('auth');
     expect(await codeOf(v.verify(await signToken({ iss: 'https://evil', aud: 'wsguard' })))).toBe('auth');
@@ -59,19 +64,28 @@ describe('public keys', () => {
     const ecJwk = { ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES256' };
     const pem = await exportSPKI(rsa.publicKey);
     const v = await createTokenVerifier(authConfig({ publicKeys: [pem, JSON.stringify(ecJwk)], algorithms: ['RS256', 'ES256'] }));
-    const rs = await new SignJWT({ sub: 'r' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime(now() + 60).sign(rsa.privateKey);
-    const es = await new SignJWT({ sub: 'e' }).setProtectedHeader({ alg: 'ES256', kid: 'ec-1' }).setExpirationTime(now() + 60).sign(ec.privateKey);
+    const rs = await new SignJWT({ sub: 'r' })
+      .setProtectedHeader({ alg: 'RS256' })
+      .setExpirationTime(now() + 60)
+      .sign(rsa.privateKey);
+    const es = await new SignJWT({ sub: 'e' })
+      .setProtectedHeader({ alg: 'ES256', kid: 'ec-1' })
+      .setExpirationTime(now() + 60)
+      .sign(ec.privateKey);
     expect((await v.verify(rs)).sub).toBe('r');
     expect((await v.verify(es)).sub).toBe('e');
     // The classic key-confusion attack: HS256 with the public PEM as the secret.
-    const confused = await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(now() + 60).sign(new TextEncoder().encode(pem));
+    const confused = await new SignJWT({ sub: 'x' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setExpirationTime(now() + 60)
+      .sign(new TextEncoder().encode(pem));
     expect(await codeOf(v.verify(confused))).toBe('auth');
   });
 
   it('names the option when a key cannot be imported', async () => {
-    await expect(createTokenVerifier(authConfig({ publicKeys: ['-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----'] }))).rejects.toThrow(
-      /auth\.publicKeys\.0/,
-    );
+    await expect(
+      createTokenVerifier(authConfig({ publicKeys: ['-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----'] })),
+    ).rejects.toThrow(/auth\.publicKeys\.0/);
   });
 });
 
@@ -96,7 +110,10 @@ describe('JWKS URL', () => {
   async function keyWithKid(kid: string) {
     const pair = await generateKeyPair('ES256', { extractable: true });
     const sign = (sub: string) =>
-      new SignJWT({ sub }).setProtectedHeader({ alg: 'ES256', kid }).setExpirationTime(now() + 60).sign(pair.privateKey);
+      new SignJWT({ sub })
+        .setProtectedHeader({ alg: 'ES256', kid })
+        .setExpirationTime(now() + 60)
+        .sign(pair.privateKey);
     return { jwk: { ...(await exportJWK(pair.publicKey)), kid, alg: 'ES256' }, sign };
   }
 
@@ -125,7 +142,9 @@ describe('JWKS URL', () => {
     const s = await jwksServer();
     s.fail.on = true;
     const k1 = await keyWithKid('k1');
-    const v = await createTokenVerifier(authConfig({ jwksUrl: s.url, algorithms: ['ES256'], jwksRetryMinMs: 60_000, jwksRetryMaxMs: 60_000 }));
+    const v = await createTokenVerifier(
+      authConfig({ jwksUrl: s.url, algorithms: ['ES256'], jwksRetryMinMs: 60_000, jwksRetryMaxMs: 60_000 }),
+    );
     closers.push(() => v.close());
     const errors: GatewayError[] = [];
     for (let i = 0; i < 10; i++) {

@@ -88,7 +88,14 @@ describe('wsguard flood against wsguard serve', () => {
     const before = upstreamMessages;
     // 3 connections × 4 msg/s × 1.5 s stays inside the 10-message bucket.
     const result = await runFlood(
-      floodOptions(`${gw.base}/ws/flood`, { connections: 3, msgRate: 4, durationSec: 1.5, expectEcho: true, origin: 'https://app.example', auth: { jwt } }),
+      floodOptions(`${gw.base}/ws/flood`, {
+        connections: 3,
+        msgRate: 4,
+        durationSec: 1.5,
+        expectEcho: true,
+        origin: 'https://app.example',
+        auth: { jwt },
+      }),
     );
     await new Promise((r) => setTimeout(r, 200));
     expect(result.messages.sent).toBeGreaterThan(0);
@@ -99,13 +106,38 @@ describe('wsguard flood against wsguard serve', () => {
 
   it('names the 4129 closes when the rate limit fires', async () => {
     const result = await runFlood(
-      floodOptions(`${gw.base}/ws/flood`, { connections: 3, msgRate: 30, durationSec: 1.5, expectEcho: true, origin: 'https://app.example', auth: { jwt } }),
+      floodOptions(`${gw.base}/ws/flood`, {
+        connections: 3,
+        msgRate: 30,
+        durationSec: 1.5,
+        expectEcho: true,
+        origin: 'https://app.example',
+        auth: { jwt },
+      }),
     );
     expect(result.outcomes['closed.4129']).toBe(3);
   });
 
   it('--token-in query puts the token where wsguard serve reads it (auth.queryParam default)', async () => {
-    const r = await runCli(['flood', `${gw.base}/ws/flood`, '-c', '2', '-d', '0.5s', '--token-in', 'query', '--origin', 'https://app.example', ...AUTH, '--threshold', 'opened==2', '--max-event-loop-p99', '1000', '--max-send-lag', '1000']);
+    const r = await runCli([
+      'flood',
+      `${gw.base}/ws/flood`,
+      '-c',
+      '2',
+      '-d',
+      '0.5s',
+      '--token-in',
+      'query',
+      '--origin',
+      'https://app.example',
+      ...AUTH,
+      '--threshold',
+      'opened==2',
+      '--max-event-loop-p99',
+      '1000',
+      '--max-send-lag',
+      '1000',
+    ]);
     expect(r.stdout).not.toContain('rejected.401');
     expect(r.stdout).toContain('verdict: passed (exit 0)');
     expect(r.code).toBe(0);

@@ -10,7 +10,11 @@ describe('numeric options', () => {
     for (const c of commands) {
       const y = yargs([]);
       (c.builder as (y: Argv) => Argv)(y);
-      const opts = (y as unknown as { getOptions(): unknown }).getOptions() as { number: string[]; default: Record<string, unknown>; alias: Record<string, string[]> };
+      const opts = (y as unknown as { getOptions(): unknown }).getOptions() as {
+        number: string[];
+        default: Record<string, unknown>;
+        alias: Record<string, string[]>;
+      };
       // argv carries an alias's value under the full name too, so the full name's rule covers it.
       const aliases = new Set(Object.values(opts.alias).flat());
       for (const name of opts.number.filter((n) => !aliases.has(n))) {

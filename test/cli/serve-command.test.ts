@@ -19,7 +19,9 @@ afterEach(async () => {
 
 /** Starts `wsguard serve` on port 0 and resolves with the port from its banner, and its stdout so far. */
 function serve(args: string[]): Promise<{ child: ChildProcess; port: number; stdout: () => string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--set', 'telemetry.admin.port=0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--set', 'telemetry.admin.port=0', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   let out = '';
   let err = '';
@@ -78,7 +80,14 @@ describe('wsguard serve', () => {
 
   it('exits at once on a second signal', async () => {
     upstream = await startEchoUpstream();
-    const { child, port, exited } = await serve(['--route', `/ws/=${upstream.url}/ws/`, '--set', `auth.secret=${TEST_SECRET}`, '--set', 'server.drainWindowMs=30000']);
+    const { child, port, exited } = await serve([
+      '--route',
+      `/ws/=${upstream.url}/ws/`,
+      '--set',
+      `auth.secret=${TEST_SECRET}`,
+      '--set',
+      'server.drainWindowMs=30000',
+    ]);
     const url = `ws://127.0.0.1:${port}/ws/a?access_token=${await signToken()}`;
     const sockets = await Promise.all([0, 1, 2].map(() => open(url)));
     child.kill('SIGTERM');
@@ -91,14 +100,20 @@ describe('wsguard serve', () => {
   });
 
   it('refuses a configuration with no route unless --demo is given (it used to front the demo, admitting anyone)', () => {
-    const r = spawnSync(process.execPath, [BIN, 'serve', '--port', '0', '--set', 'telemetry.admin.port=0'], { encoding: 'utf8', timeout: 15_000 });
+    const r = spawnSync(process.execPath, [BIN, 'serve', '--port', '0', '--set', 'telemetry.admin.port=0'], {
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
     expect(r.status).toBe(3);
     expect(r.stderr).toMatch(/no routes configured: .*--route PATH=URL.*--demo/);
     expect(r.stdout).not.toContain('listening');
   });
 
   it('refuses a bad configuration with exit code 3 and names the option', () => {
-    const r = spawnSync(process.execPath, [BIN, 'serve', '--set', 'limits.concurrent.max=-2', '--port', '0'], { encoding: 'utf8', timeout: 15_000 });
+    const r = spawnSync(process.execPath, [BIN, 'serve', '--set', 'limits.concurrent.max=-2', '--port', '0'], {
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
     expect(r.status).toBe(3);
     expect(r.stderr).toContain('limits.concurrent.max');
   });

@@ -13,8 +13,7 @@ describe('docs/configuration.md', () => {
     const undocumented: string[] = [];
     const walk = (s: Record<string, unknown>, path: string) => {
       const props = (s['properties'] ?? (s['items'] as Record<string, unknown> | undefined)?.['properties']) as
-        | Record<string, Record<string, unknown>>
-        | undefined;
+        Record<string, Record<string, unknown>> | undefined;
       for (const [k, v] of Object.entries(props ?? {})) {
         const p = path ? `${path}.${k}` : k;
         if (v['properties'] || (v['items'] as Record<string, unknown> | undefined)?.['properties']) walk(v, p);

@@ -93,7 +93,9 @@ describe('sources', () => {
     expect(p).toContain('WSGUARD_LIMITS__CONCURENT__MAX: unknown option limits.concurent; did you mean limits.concurrent?');
     expect(p.find((m) => m.includes('server.port'))).toMatch(/^WSGUARD_SERVER__PORT: server\.port: /);
     // No suggestion when nothing is close.
-    expect(problems(() => loadConfig({ env: { WSGUARD_LIMITS__ZZZZZZZZZZ: '1' } }))).toEqual(['WSGUARD_LIMITS__ZZZZZZZZZZ: unknown option limits.zzzzzzzzzz']);
+    expect(problems(() => loadConfig({ env: { WSGUARD_LIMITS__ZZZZZZZZZZ: '1' } }))).toEqual([
+      'WSGUARD_LIMITS__ZZZZZZZZZZ: unknown option limits.zzzzzzzzzz',
+    ]);
   });
 
   it('keeps an all-digit value a string where the option is one (a secret from the environment)', () => {

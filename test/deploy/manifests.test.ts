@@ -18,6 +18,7 @@ import { startEchoUpstream, type TestUpstream } from '../helpers/upstream.ts';
  * own --help, and the admin listener's paths on a real gateway.
  */
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed YAML of any shape, read by path in assertions
 type Obj = Record<string, any>;
 const K8S = join(ROOT, 'deploy/k8s');
 
@@ -64,13 +65,16 @@ function containerPort(container: Obj, port: string | number): number {
 describe('deploy/ manifests', () => {
   it('are in step with deploy/generate.ts and with the operations pack they copy', () => {
     expect(drift()).toEqual([]);
-    expect(readFileSync(join(K8S, 'wsguard.prometheusrule.yaml'), 'utf8')).toBe(readFileSync(join(ROOT, 'alerts/wsguard.prometheusrule.yaml'), 'utf8'));
+    expect(readFileSync(join(K8S, 'wsguard.prometheusrule.yaml'), 'utf8')).toBe(
+      readFileSync(join(ROOT, 'alerts/wsguard.prometheusrule.yaml'), 'utf8'),
+    );
     expect(readFileSync(join(K8S, 'wsguard.json'), 'utf8')).toBe(readFileSync(join(ROOT, 'grafana/wsguard.json'), 'utf8'));
     // Every file under deploy/ is generated: nothing there escapes the check above.
     const listed = new Set(renderAll().keys());
-    const onDisk = [...readdirSync(join(ROOT, 'deploy')).map((f) => `deploy/${f}`), ...readdirSync(K8S).map((f) => `deploy/k8s/${f}`)].filter(
-      (p) => p !== 'deploy/k8s' && p !== 'deploy/generate.ts',
-    );
+    const onDisk = [
+      ...readdirSync(join(ROOT, 'deploy')).map((f) => `deploy/${f}`),
+      ...readdirSync(K8S).map((f) => `deploy/k8s/${f}`),
+    ].filter((p) => p !== 'deploy/k8s' && p !== 'deploy/generate.ts');
     expect(onDisk.filter((p) => !listed.has(p))).toEqual([]);
   });
 
@@ -125,10 +129,16 @@ describe('deploy/ manifests', () => {
     expect(config.telemetry.admin.host).toBe('0.0.0.0');
     const published = (wsguard.ports as Obj[]).map((p) => p.containerPort).sort();
     expect(published).toEqual([config.server.port, config.telemetry.admin.port].sort());
-    const expose = /^EXPOSE (.*)$/m.exec(readFileSync(join(ROOT, 'deploy/Dockerfile'), 'utf8'))![1]!.split(' ').map(Number).sort();
+    const expose = /^EXPOSE (.*)$/m
+      .exec(readFileSync(join(ROOT, 'deploy/Dockerfile'), 'utf8'))![1]!
+      .split(' ')
+      .map(Number)
+      .sort();
     expect(expose).toEqual(published);
 
-    const podServices = kinds('Service').filter((s) => Object.entries(s.spec.selector).every(([k, v]) => app.spec.template.metadata.labels[k] === v));
+    const podServices = kinds('Service').filter((s) =>
+      Object.entries(s.spec.selector).every(([k, v]) => app.spec.template.metadata.labels[k] === v),
+    );
     const [publicSvc, adminSvc] = ['ws', 'admin'].map((name) =>
       podServices.find((s) => (s.spec.ports as Obj[]).some((p) => containerPort(wsguard, p.targetPort) === containerPort(wsguard, name))),
     );
@@ -138,7 +148,11 @@ describe('deploy/ manifests', () => {
     // The public Service never routes to the admin port.
     for (const p of publicSvc!.spec.ports as Obj[]) expect(containerPort(wsguard, p.targetPort)).toBe(config.server.port);
 
-    const policy = kinds('NetworkPolicy').find((p) => p.spec.podSelector.matchLabels['app.kubernetes.io/name'] === app.metadata.labels['app.kubernetes.io/name'] && p.spec.podSelector.matchLabels['app.kubernetes.io/component'] === app.metadata.labels['app.kubernetes.io/component'])!;
+    const policy = kinds('NetworkPolicy').find(
+      (p) =>
+        p.spec.podSelector.matchLabels['app.kubernetes.io/name'] === app.metadata.labels['app.kubernetes.io/name'] &&
+        p.spec.podSelector.matchLabels['app.kubernetes.io/component'] === app.metadata.labels['app.kubernetes.io/component'],
+    )!;
     expect(policy.spec.policyTypes).toContain('Ingress');
     const rules = policy.spec.ingress as Obj[];
     const open = rules.filter((r) => !r.from);
@@ -148,7 +162,9 @@ describe('deploy/ manifests', () => {
       expect(r.ports, 'an open rule without ports would admit every port').toBeDefined();
       expect((r.ports as Obj[]).map((p) => p.port)).toEqual([config.server.port]);
     }
-    const adminRules = restricted.filter((r) => (r.ports as Obj[]).some((p) => p.port === config.telemetry.admin.port || p.port === 'admin'));
+    const adminRules = restricted.filter((r) =>
+      (r.ports as Obj[]).some((p) => p.port === config.telemetry.admin.port || p.port === 'admin'),
+    );
     expect(adminRules).toHaveLength(1);
     expect(adminRules[0]!.from.every((f: Obj) => f.namespaceSelector || f.podSelector)).toBe(true);
   });
@@ -156,7 +172,8 @@ describe('deploy/ manifests', () => {
   it('probes hit /healthz (liveness) and /readyz (readiness) on telemetry.admin.port, and a real gateway serves both there', async () => {
     expect(wsguard.livenessProbe.httpGet.path).toBe('/healthz');
     expect(wsguard.readinessProbe.httpGet.path).toBe('/readyz');
-    for (const probe of [wsguard.livenessProbe, wsguard.readinessProbe]) expect(containerPort(wsguard, probe.httpGet.port)).toBe(config.telemetry.admin.port);
+    for (const probe of [wsguard.livenessProbe, wsguard.readinessProbe])
+      expect(containerPort(wsguard, probe.httpGet.port)).toBe(config.telemetry.admin.port);
 
     const admin = gateway.server.telemetry!.admin!.url;
     for (const path of [wsguard.livenessProbe.httpGet.path, wsguard.readinessProbe.httpGet.path]) {
@@ -196,13 +213,17 @@ describe('deploy/ manifests', () => {
     const svc = kinds('Service').find((s) => s.metadata.name === url.hostname)!;
     expect(svc, `a Service named ${url.hostname}`).toBeDefined();
     expect((svc.spec.ports as Obj[]).map((p) => p.port)).toContain(Number(url.port));
-    const redis = kinds('Deployment').find((d) => Object.entries(svc.spec.selector).every(([k, v]) => d.spec.template.metadata.labels[k] === v))!;
+    const redis = kinds('Deployment').find((d) =>
+      Object.entries(svc.spec.selector).every(([k, v]) => d.spec.template.metadata.labels[k] === v),
+    )!;
     expect(containerPort(redis.spec.template.spec.containers[0], svc.spec.ports[0].targetPort)).toBe(Number(url.port));
   });
 
   it('ServiceMonitor scrapes /metrics on the admin Service port', () => {
     const [sm] = kinds('ServiceMonitor');
-    const svc = kinds('Service').find((s) => Object.entries(sm!.spec.selector.matchLabels).every(([k, v]) => s.metadata.labels?.[k] === v))!;
+    const svc = kinds('Service').find((s) =>
+      Object.entries(sm!.spec.selector.matchLabels).every(([k, v]) => s.metadata.labels?.[k] === v),
+    )!;
     const endpoint = sm!.spec.endpoints[0];
     expect(endpoint.path).toBe('/metrics');
     const port = (svc.spec.ports as Obj[]).find((p) => p.name === endpoint.port)!;
@@ -224,7 +245,10 @@ describe('deploy/ manifests', () => {
     const user = /^USER (\d+)(?::\d+)?$/m.exec(text);
     expect(user, 'USER by number (runAsNonRoot cannot check a name)').not.toBeNull();
     expect(Number(user![1])).toBeGreaterThan(0);
-    const instructions = text.split('\n').filter((l) => !l.startsWith('#')).join('\n');
+    const instructions = text
+      .split('\n')
+      .filter((l) => !l.startsWith('#'))
+      .join('\n');
     expect(instructions).not.toMatch(/tini|--init|^ENTRYPOINT [^[]|^CMD [^[]/m);
     // What the image copies is what the runtime needs, and the ignore file lets exactly that in.
     const copied = [...text.matchAll(/^COPY (?!--from)(.*) \S+$/gm)].flatMap((m) => m[1]!.split(' '));

@@ -304,8 +304,15 @@ describe('rejectWith: close and dry-run', () => {
     const rejectedSeen: string[] = [];
     upstream = await startEchoUpstream();
     const { createNoopObserver } = await import('../../src/telemetry/observer.ts');
-    const observer = { ...createNoopObserver(), rejected: (_r: string, reason: string, decision: string) => rejectedSeen.push(`${reason}:${decision}`) };
-    gw = await startTestGateway(upstream.url, { limits: { concurrent: { max: 1, dryRun: true } }, origins: { allowed: ['https://a.example'], dryRun: true } }, { observer });
+    const observer = {
+      ...createNoopObserver(),
+      rejected: (_r: string, reason: string, decision: string) => rejectedSeen.push(`${reason}:${decision}`),
+    };
+    gw = await startTestGateway(
+      upstream.url,
+      { limits: { concurrent: { max: 1, dryRun: true } }, origins: { allowed: ['https://a.example'], dryRun: true } },
+      { observer },
+    );
     const token = await signToken();
     const a = await open(`${gw.base}/ws/a?access_token=${token}`, [], { origin: 'https://b.example' });
     const b = await open(`${gw.base}/ws/a?access_token=${token}`, [], { origin: 'https://a.example' });

@@ -31,6 +31,8 @@ describe('listening', () => {
     stops.push(() => new Promise((r) => holder.close(r)));
     const port = (holder.address() as net.AddressInfo).port;
     await expect(startTestGateway(upstream.url, { server: { port } })).rejects.toThrow(/already in use.*server\.port/);
-    await expect(startTestGateway(upstream.url, { telemetry: { admin: { port } } })).rejects.toThrow(/already in use.*telemetry\.admin\.port/);
+    await expect(startTestGateway(upstream.url, { telemetry: { admin: { port } } })).rejects.toThrow(
+      /already in use.*telemetry\.admin\.port/,
+    );
   });
 });

@@ -114,7 +114,7 @@ describe('backpressure', () => {
     const n = flood;
     for (let i = 0; i < n; i++) up.send(Buffer.concat([Buffer.from(String(i).padStart(8, '0')), chunk]));
     // On a loaded machine the 16 MiB take a while to reach the gateway: wait for the pause, bounded.
-    for (const until = Date.now() + 5000; !events.includes('bp:upstream_to_client:pause') && Date.now() < until; ) await sleep(20);
+    for (const until = Date.now() + 5000; !events.includes('bp:upstream_to_client:pause') && Date.now() < until;) await sleep(20);
     expect(events).toContain('bp:upstream_to_client:pause');
     let received = 0;
     let inOrder = true;
@@ -166,7 +166,10 @@ describe('backpressure', () => {
 describe('X-Forwarded-For trust', () => {
   it('keys limits and X-Forwarded-For on the client behind a trusted proxy, walking right to left', async () => {
     upstream = await startEchoUpstream();
-    gw = await startTestGateway(upstream.url, { server: { trustedProxies: ['127.0.0.0/8', '10.0.0.0/8'] }, limits: { concurrent: { max: 2 } } });
+    gw = await startTestGateway(upstream.url, {
+      server: { trustedProxies: ['127.0.0.0/8', '10.0.0.0/8'] },
+      limits: { concurrent: { max: 2 } },
+    });
     const url = `${gw.base}/ws/a?access_token=${await signToken()}`;
     const via = (xff: string) => ({ headers: { 'x-forwarded-for': xff } });
     // The left-most entry is the client's own claim; 10.1.2.3 is a trusted hop; 203.0.113.9 is the client.

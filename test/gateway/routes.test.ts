@@ -23,7 +23,6 @@ function target(path: string): string {
   return m.upstreamPath;
 }
 
-
 describe('router: segment boundaries', () => {
   it('matches a prefix only on a segment boundary, with or without its trailing slash', () => {
     expect(ws('/chatadmin')).toBeNull();

@@ -22,9 +22,13 @@ describe('upstream dial failures', () => {
   it('tells the client the reason only, and the operator where and why', async () => {
     const port = await closedPort();
     const logs = new LogCapture();
-    gw = await startTestGateway(`ws://127.0.0.1:${port}`, {
-      routes: [{ path: '/ws/', upstream: `ws://127.0.0.1:${port}/ws/?tenant=secret-tenant` }],
-    }, { logger: pino({ level: 'info' }, logs) });
+    gw = await startTestGateway(
+      `ws://127.0.0.1:${port}`,
+      {
+        routes: [{ path: '/ws/', upstream: `ws://127.0.0.1:${port}/ws/?tenant=secret-tenant` }],
+      },
+      { logger: pino({ level: 'info' }, logs) },
+    );
     const r = rejected(await attempt(`${gw.base}/ws/room?access_token=${await signToken()}&q=private`));
     expect(r.status).toBe(502);
     const body = JSON.parse(r.body) as { error: string; message: string };

@@ -22,7 +22,9 @@ export interface TestUpstream {
  * A real `ws` server playing the app: echoes every message (same opcode) and records what each
  * handshake carried, so tests can assert what the gateway forwarded. `select` picks a subprotocol.
  */
-export async function startEchoUpstream(options: { select?: (offered: Set<string>) => string | false; echo?: boolean } = {}): Promise<TestUpstream> {
+export async function startEchoUpstream(
+  options: { select?: (offered: Set<string>) => string | false; echo?: boolean } = {},
+): Promise<TestUpstream> {
   const handshakes: SeenHandshake[] = [];
   const sockets: WebSocket[] = [];
   const waiters: Array<(ws: WebSocket) => void> = [];

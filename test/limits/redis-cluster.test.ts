@@ -16,8 +16,17 @@ afterAll(async () => {
 });
 
 function store(): RedisLimitStore {
-  const limits = configSchema.parse({ routes: [], limits: { redis: { cluster: cluster.urls, leaseTtlMs: 2_000, renewIntervalMs: 300, deadlineMs: 1_000 } } }).limits;
-  const s = new RedisLimitStore({ redis: limits.redis, expectedReplicas: 1, attempts: 'fail-closed', concurrent: 'fail-closed', maxTrackedKeys: 1000 });
+  const limits = configSchema.parse({
+    routes: [],
+    limits: { redis: { cluster: cluster.urls, leaseTtlMs: 2_000, renewIntervalMs: 300, deadlineMs: 1_000 } },
+  }).limits;
+  const s = new RedisLimitStore({
+    redis: limits.redis,
+    expectedReplicas: 1,
+    attempts: 'fail-closed',
+    concurrent: 'fail-closed',
+    maxTrackedKeys: 1000,
+  });
   stores.push(s);
   return s;
 }

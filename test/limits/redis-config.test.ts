@@ -24,6 +24,8 @@ describe('limits.store / limits.redis options', () => {
     expect(error({ limits: { redis: { url: 'http://redis:6379' } } })).toMatch(/limits\.redis\.url.*redis:\/\//s);
     expect(error({ limits: { redis: { keyPrefix: 'ws{x}:' } } })).toMatch(/limits\.redis\.keyPrefix.*hash tag/s);
     expect(error({ limits: { concurrent: { onStoreError: 'open' } } })).toContain('limits.concurrent.onStoreError');
-    expect(error({ limits: { redis: { leaseTtlMs: 5_000, renewIntervalMs: 5_000 } } })).toMatch(/limits\.redis\.renewIntervalMs.*shorter than limits\.redis\.leaseTtlMs/s);
+    expect(error({ limits: { redis: { leaseTtlMs: 5_000, renewIntervalMs: 5_000 } } })).toMatch(
+      /limits\.redis\.renewIntervalMs.*shorter than limits\.redis\.leaseTtlMs/s,
+    );
   });
 });

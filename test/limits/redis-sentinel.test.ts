@@ -22,7 +22,13 @@ describe('RedisLimitStore through Redis Sentinel', () => {
       routes: [],
       limits: { redis: { url: 'redis://127.0.0.1:1', sentinels: [sentinel.url], sentinelName: 'mymaster', deadlineMs: 1_000 } },
     }).limits;
-    const opts = { redis: limits.redis, expectedReplicas: 1, attempts: 'fail-closed' as const, concurrent: 'fail-closed' as const, maxTrackedKeys: 100 };
+    const opts = {
+      redis: limits.redis,
+      expectedReplicas: 1,
+      attempts: 'fail-closed' as const,
+      concurrent: 'fail-closed' as const,
+      maxTrackedKeys: 100,
+    };
     const a = new RedisLimitStore(opts);
     const b = new RedisLimitStore(opts);
     try {

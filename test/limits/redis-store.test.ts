@@ -20,9 +20,14 @@ afterEach(async () => {
 });
 
 /** A store as the config would build it; each test gets its own key prefix. */
-function store(over: Partial<Omit<RedisLimitStoreOptions, 'redis'>> & { redis?: Partial<RedisLimitStoreOptions['redis']> } = {}): RedisLimitStore {
+function store(
+  over: Partial<Omit<RedisLimitStoreOptions, 'redis'>> & { redis?: Partial<RedisLimitStoreOptions['redis']> } = {},
+): RedisLimitStore {
   // A generous deadline unless a test is about the deadline: test files run in parallel on 2 cores.
-  const limits = configSchema.parse({ routes: [], limits: { redis: { url: redis.url, keyPrefix: `t${prefixSeq}:`, deadlineMs: 1_000, ...over.redis } } }).limits;
+  const limits = configSchema.parse({
+    routes: [],
+    limits: { redis: { url: redis.url, keyPrefix: `t${prefixSeq}:`, deadlineMs: 1_000, ...over.redis } },
+  }).limits;
   const s = new RedisLimitStore({
     expectedReplicas: 1,
     attempts: 'fail-closed',

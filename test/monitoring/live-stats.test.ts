@@ -33,7 +33,15 @@ describe('monitoring live stats', () => {
   it("produces exactly the reference guide's fields", () => {
     const { stats } = setup('2025-11-10T12:00:00Z');
     expect(Object.keys(stats.snapshot()).sort()).toEqual(
-      ['active_connections', 'avg_connection_duration', 'connections_today', 'messages_per_minute', 'messages_received', 'messages_sent', 'timestamp'].sort(),
+      [
+        'active_connections',
+        'avg_connection_duration',
+        'connections_today',
+        'messages_per_minute',
+        'messages_received',
+        'messages_sent',
+        'timestamp',
+      ].sort(),
     );
     expect(stats.snapshot().timestamp).toBe('2025-11-10T12:00:00Z');
   });
@@ -47,11 +55,23 @@ describe('monitoring live stats', () => {
     s.stats.connectionClosed(20_000);
     s.totals.received = 10;
     s.totals.sent = 4;
-    expect(s.stats.snapshot()).toMatchObject({ active_connections: 2, connections_today: 2, messages_received: 10, messages_sent: 4, avg_connection_duration: 15 });
+    expect(s.stats.snapshot()).toMatchObject({
+      active_connections: 2,
+      connections_today: 2,
+      messages_received: 10,
+      messages_sent: 4,
+      avg_connection_duration: 15,
+    });
     s.advance(61_000); // 00:00:01 next day
     s.stats.connectionOpened();
     s.totals.received = 13;
-    expect(s.stats.snapshot()).toMatchObject({ connections_today: 1, messages_received: 3, messages_sent: 0, avg_connection_duration: 0, timestamp: '2025-11-11T00:00:01Z' });
+    expect(s.stats.snapshot()).toMatchObject({
+      connections_today: 1,
+      messages_received: 3,
+      messages_sent: 0,
+      avg_connection_duration: 0,
+      timestamp: '2025-11-11T00:00:01Z',
+    });
   });
 
   it('uses the configured time zone for "today"', () => {

@@ -61,7 +61,11 @@ describe('monitoring API', () => {
   });
 
   it('answers 401 invalid_token for a bad signature, an expired token and garbage', async () => {
-    for (const bad of [await token({ role: 'admin' }, { secret: OTHER_SECRET }), await token({ role: 'admin' }, { exp: Math.floor(Date.now() / 1000) - 60 }), 'abc.def.ghi']) {
+    for (const bad of [
+      await token({ role: 'admin' }, { secret: OTHER_SECRET }),
+      await token({ role: 'admin' }, { exp: Math.floor(Date.now() / 1000) - 60 }),
+      'abc.def.ghi',
+    ]) {
       const r = await get(t, METRICS, bad);
       expect(r.status).toBe(401);
       expect(r.headers.get('www-authenticate')).toBe('Bearer realm="wsguard-monitoring", error="invalid_token"');
@@ -104,7 +108,15 @@ describe('monitoring API', () => {
     expect(r.headers.get('content-type')).toBe('application/json; charset=utf-8');
     const body = r.body as Record<string, unknown>;
     expect(Object.keys(body).sort()).toEqual(
-      ['active_connections', 'avg_connection_duration', 'connections_today', 'messages_per_minute', 'messages_received', 'messages_sent', 'timestamp'].sort(),
+      [
+        'active_connections',
+        'avg_connection_duration',
+        'connections_today',
+        'messages_per_minute',
+        'messages_received',
+        'messages_sent',
+        'timestamp',
+      ].sort(),
     );
     expect(body).toMatchObject({
       active_connections: 1,
@@ -164,12 +176,22 @@ describe('monitoring API', () => {
 
 describe('admin claim configuration', () => {
   it('accepts is_staff: true style rules, and array-valued claims', async () => {
-    await withTelemetry({ monitoring: { adminClaims: [{ claim: 'is_staff', value: true }, { claim: 'roles', value: 'ops' }] } }, async (t) => {
-      expect((await get(t, ACTIVE, await token({ is_staff: true }))).status).toBe(200);
-      expect((await get(t, ACTIVE, await token({ is_staff: 'true' }))).status).toBe(403);
-      expect((await get(t, ACTIVE, await token({ roles: ['dev', 'ops'] }))).status).toBe(200);
-      expect((await get(t, ACTIVE, await token({ role: 'admin' }))).status).toBe(403);
-    });
+    await withTelemetry(
+      {
+        monitoring: {
+          adminClaims: [
+            { claim: 'is_staff', value: true },
+            { claim: 'roles', value: 'ops' },
+          ],
+        },
+      },
+      async (t) => {
+        expect((await get(t, ACTIVE, await token({ is_staff: true }))).status).toBe(200);
+        expect((await get(t, ACTIVE, await token({ is_staff: 'true' }))).status).toBe(403);
+        expect((await get(t, ACTIVE, await token({ roles: ['dev', 'ops'] }))).status).toBe(200);
+        expect((await get(t, ACTIVE, await token({ role: 'admin' }))).status).toBe(403);
+      },
+    );
   });
 
   it('accepts an OAuth scope word', async () => {

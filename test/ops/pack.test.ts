@@ -139,9 +139,17 @@ describe('alert rules', () => {
   it('the required alerts exist, each with severity, summary, a description quoting the value and a runbook', () => {
     expect(alerts.map((a) => a.alert).sort()).toEqual(
       [
-        'WsguardConnectionSpike', 'WsguardRateLimitViolationsHigh', 'WsguardReconnectStorm', 'WsguardAuthFailureSpike',
-        'WsguardOriginRejectionsSpike', 'WsguardUpstreamUnavailable', 'WsguardBackpressureCloses', 'WsguardDown',
-        'WsguardNotReady', 'WsguardEventLoopLagHigh', 'WsguardLimitStoreDegraded',
+        'WsguardConnectionSpike',
+        'WsguardRateLimitViolationsHigh',
+        'WsguardReconnectStorm',
+        'WsguardAuthFailureSpike',
+        'WsguardOriginRejectionsSpike',
+        'WsguardUpstreamUnavailable',
+        'WsguardBackpressureCloses',
+        'WsguardDown',
+        'WsguardNotReady',
+        'WsguardEventLoopLagHigh',
+        'WsguardLimitStoreDegraded',
       ].sort(),
     );
     for (const a of alerts) {

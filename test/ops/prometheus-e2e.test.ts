@@ -6,7 +6,7 @@
  * WsguardRateLimitViolationsHigh and WsguardReconnectStorm fire while the flood runs, and that
  * nothing fires during the calm run.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -132,27 +132,47 @@ describe('the operations pack against a real Prometheus (Debian package promethe
     upstream = await startEchoUpstream();
     const closedPort = await freePort();
     const serve = start(process.execPath, [
-      BIN, 'serve', '--port', '0', '--set', 'telemetry.admin.port=0',
-      '--route', `/ws/=${upstream.url}/ws/`,
+      BIN,
+      'serve',
+      '--port',
+      '0',
+      '--set',
+      'telemetry.admin.port=0',
+      '--route',
+      `/ws/=${upstream.url}/ws/`,
       // nothing listens there: handshakes get 502 upstream_unavailable
-      '--route', `/dead/=ws://127.0.0.1:${closedPort}/`,
-      '--set', `auth.secret=${TEST_SECRET}`,
-      '--set', 'origins.allowed=["https://app.example"]',
-      '--set', 'messages.rate.perMinute=60',
-      '--set', 'messages.rate.burst=5',
-      '--set', 'messages.rate.action=drop',
-      '--set', 'messages.rate.notice=false',
-      '--set', 'messages.maxBytes=4096',
+      '--route',
+      `/dead/=ws://127.0.0.1:${closedPort}/`,
+      '--set',
+      `auth.secret=${TEST_SECRET}`,
+      '--set',
+      'origins.allowed=["https://app.example"]',
+      '--set',
+      'messages.rate.perMinute=60',
+      '--set',
+      'messages.rate.burst=5',
+      '--set',
+      'messages.rate.action=drop',
+      '--set',
+      'messages.rate.notice=false',
+      '--set',
+      'messages.maxBytes=4096',
       // 6 attempts an hour per address: the storm's 4 addresses hold 5 connections each, so after the
       // drop one reconnect each succeeds and the rest get 429 attempt_limit (the flood's 90 addresses
       // use 5 attempts each).
-      '--set', 'limits.attempts.max=6',
+      '--set',
+      'limits.attempts.max=6',
     ]);
-    gateway = await until('wsguard serve banner', 15_000, async () => {
-      const port = serve.out().match(/wsguard listening on ws:\/\/127\.0\.0\.1:(\d+)/)?.[1];
-      const admin = serve.out().match(/metrics:\s+(http:\/\/127\.0\.0\.1:\d+)\/metrics/)?.[1];
-      return port && admin ? { port: Number(port), admin } : undefined;
-    }, serve.out);
+    gateway = await until(
+      'wsguard serve banner',
+      15_000,
+      async () => {
+        const port = serve.out().match(/wsguard listening on ws:\/\/127\.0\.0\.1:(\d+)/)?.[1];
+        const admin = serve.out().match(/metrics:\s+(http:\/\/127\.0\.0\.1:\d+)\/metrics/)?.[1];
+        return port && admin ? { port: Number(port), admin } : undefined;
+      },
+      serve.out,
+    );
 
     writeFileSync(join(dir, 'rules.yml'), stringify(ruleGroups(E2E)));
     writeFileSync(
@@ -171,10 +191,15 @@ describe('the operations pack against a real Prometheus (Debian package promethe
       '--log.level=warn',
     ]);
     prom = { url: `http://127.0.0.1:${port}`, log: p.out };
-    await until('Prometheus ready and scraping wsguard', 30_000, async () => {
-      const up = await query(`up{job="${JOB}"} == 1`);
-      return up.length === 1 ? true : undefined;
-    }, p.out);
+    await until(
+      'Prometheus ready and scraping wsguard',
+      30_000,
+      async () => {
+        const up = await query(`up{job="${JOB}"} == 1`);
+        return up.length === 1 ? true : undefined;
+      },
+      p.out,
+    );
 
     // Until its first scrape, absent(up) holds and the fast WsguardDown (for: 3 s) may fire: a
     // start-up artefact that production's for: 2m absorbs. The calm run starts once it has resolved.
@@ -182,8 +207,17 @@ describe('the operations pack against a real Prometheus (Debian package promethe
 
     // Calm: 5 clients well under every limit, watched for alerts for as long as the load runs.
     const calm = cli([
-      'flood', `ws://127.0.0.1:${gateway.port}/ws/calm`, '-c', '5', '-r', '0.5', '-d', `${CALM_SEC}s`,
-      '--source-ip', '127.0.0.2-127.0.0.6', ...AUTH,
+      'flood',
+      `ws://127.0.0.1:${gateway.port}/ws/calm`,
+      '-c',
+      '5',
+      '-r',
+      '0.5',
+      '-d',
+      `${CALM_SEC}s`,
+      '--source-ip',
+      '127.0.0.2-127.0.0.6',
+      ...AUTH,
     ]);
     calmWindow.start = Date.now() / 1000 - 10;
     await watchAlerts(firingSeen.calm, calm);
@@ -198,16 +232,70 @@ describe('the operations pack against a real Prometheus (Debian package promethe
     loadStartedAt = Date.now();
     const base = `ws://127.0.0.1:${gateway.port}`;
     const load = Promise.all([
-      cli(['flood', `${base}/ws/flood`, '--arrival-rate', '30', '--hold', '1s', '-r', '20', '-d', `${LOAD_SEC}s`, '--source-ip', '127.0.0.10-127.0.0.99', ...AUTH]).finally(
-        () => (floodEndedAt = Date.now()),
-      ),
-      cli(['storm', `${base}/ws/storm`, '-c', '20', '--drop-at', '2s', '--drop-mode', 'reset', '--policy', 'fixed:250', '-d', `${LOAD_SEC}s`, '--source-ip', '127.0.0.100-127.0.0.103', ...AUTH]),
+      cli([
+        'flood',
+        `${base}/ws/flood`,
+        '--arrival-rate',
+        '30',
+        '--hold',
+        '1s',
+        '-r',
+        '20',
+        '-d',
+        `${LOAD_SEC}s`,
+        '--source-ip',
+        '127.0.0.10-127.0.0.99',
+        ...AUTH,
+      ]).finally(() => (floodEndedAt = Date.now())),
+      cli([
+        'storm',
+        `${base}/ws/storm`,
+        '-c',
+        '20',
+        '--drop-at',
+        '2s',
+        '--drop-mode',
+        'reset',
+        '--policy',
+        'fixed:250',
+        '-d',
+        `${LOAD_SEC}s`,
+        '--source-ip',
+        '127.0.0.100-127.0.0.103',
+        ...AUTH,
+      ]),
       cli(['flood', `${base}/ws/noauth`, '-c', '3', '-d', '3s', '--source-ip', '127.0.0.110-127.0.0.112']),
-      cli(['flood', `${base}/ws/origin`, '-c', '3', '-d', '3s', '--origin', 'https://evil.example', '--source-ip', '127.0.0.113-127.0.0.115', ...AUTH]),
+      cli([
+        'flood',
+        `${base}/ws/origin`,
+        '-c',
+        '3',
+        '-d',
+        '3s',
+        '--origin',
+        'https://evil.example',
+        '--source-ip',
+        '127.0.0.113-127.0.0.115',
+        ...AUTH,
+      ]),
       // a token that expires after 2 s: 4200 closes (the policy range of the close-code panel)
       cli(['flood', `${base}/ws/expiry`, '-c', '3', '-d', '4s', '--jwt-exp', '2', '--source-ip', '127.0.0.119-127.0.0.121', ...AUTH]),
       // messages over messages.maxBytes: 1009 closes (the "other" range)
-      cli(['flood', `${base}/ws/big`, '-c', '2', '-r', '1', '--size', '8000', '-d', '3s', '--source-ip', '127.0.0.122-127.0.0.123', ...AUTH]),
+      cli([
+        'flood',
+        `${base}/ws/big`,
+        '-c',
+        '2',
+        '-r',
+        '1',
+        '--size',
+        '8000',
+        '-d',
+        '3s',
+        '--source-ip',
+        '127.0.0.122-127.0.0.123',
+        ...AUTH,
+      ]),
       cli(['flood', `${base}/dead/`, '-c', '3', '-d', '3s', '--source-ip', '127.0.0.116-127.0.0.118', ...AUTH]),
     ]);
     await watchAlerts(firingSeen.load, load);
@@ -227,10 +315,15 @@ describe('the operations pack against a real Prometheus (Debian package promethe
 
   it('fires WsguardConnectionSpike, WsguardRateLimitViolationsHigh and WsguardReconnectStorm during the flood and storm', async () => {
     const want = ['WsguardConnectionSpike', 'WsguardRateLimitViolationsHigh', 'WsguardReconnectStorm'];
-    await until('the load alerts firing', FIRING_GRACE_MS, async () => {
-      for (const a of await firingNow()) firingSeen.load.add(a);
-      return want.every((a) => firingSeen.load.has(a)) ? true : undefined;
-    }, () => `firing so far: ${[...firingSeen.load].join(', ')}`);
+    await until(
+      'the load alerts firing',
+      FIRING_GRACE_MS,
+      async () => {
+        for (const a of await firingNow()) firingSeen.load.add(a);
+        return want.every((a) => firingSeen.load.has(a)) ? true : undefined;
+      },
+      () => `firing so far: ${[...firingSeen.load].join(', ')}`,
+    );
     expect([...firingSeen.load]).toEqual(expect.arrayContaining(want));
     // When Prometheus itself first marked each alert firing: while the flood still ran, not after.
     const range = (await queryRange('ALERTS{alertstate="firing"}', { start: loadStartedAt / 1000 - 1, end: Date.now() / 1000 })) as {
@@ -245,15 +338,19 @@ describe('the operations pack against a real Prometheus (Debian package promethe
     for (const r of recordingRules(E2E)) {
       expect((await query(r.record)).length, r.record).toBeGreaterThan(0);
     }
-    const names = new Set((await (await fetch(`${prom.url}/api/v1/label/__name__/values`)).json() as { data: string[] }).data);
+    const names = new Set(((await (await fetch(`${prom.url}/api/v1/label/__name__/values`)).json()) as { data: string[] }).data);
     for (const a of alertRules(E2E)) {
       await query(a.expr); // throws with Prometheus' parse error
-      for (const m of metricsIn(a.expr)) if (!NOT_PRODUCED.has(m)) expect(names.has(m), `${a.alert} uses ${m}, which the run never produced`).toBe(true);
+      for (const m of metricsIn(a.expr))
+        if (!NOT_PRODUCED.has(m)) expect(names.has(m), `${a.alert} uses ${m}, which the run never produced`).toBe(true);
     }
   });
 
   it('every dashboard query finds the series the run produced, and the variables resolve', async () => {
-    const dash = buildDashboard() as { panels: Array<{ title: string; targets?: Array<{ expr: string }> }>; templating: { list: Array<{ name: string; definition?: string }> } };
+    const dash = buildDashboard() as {
+      panels: Array<{ title: string; targets?: Array<{ expr: string }> }>;
+      templating: { list: Array<{ name: string; definition?: string }> };
+    };
     const empty: string[] = [];
     for (const panel of dash.panels) {
       for (const t of panel.targets ?? []) {
@@ -268,7 +365,9 @@ describe('the operations pack against a real Prometheus (Debian package promethe
     for (const v of dash.templating.list.filter((v) => v.name !== DS_VAR)) {
       const m = v.definition!.match(/^label_values\((?:(.+), )?(\w+)\)$/)!;
       const match = m[1]!.replaceAll('$instance', '.*');
-      const res = (await (await fetch(`${prom.url}/api/v1/label/${m[2]}/values?match[]=${encodeURIComponent(match)}`)).json()) as { data: string[] };
+      const res = (await (await fetch(`${prom.url}/api/v1/label/${m[2]}/values?match[]=${encodeURIComponent(match)}`)).json()) as {
+        data: string[];
+      };
       expect(res.data.length, v.name).toBeGreaterThan(0);
     }
   });

@@ -81,7 +81,9 @@ describe('lean upstream leg', () => {
   });
 
   it('survives a throwing onMessage: the leg ends with 1006 and the process goes on', async () => {
-    const server = await track(startRawServer((socket, req) => socket.write(Buffer.concat([Buffer.from(acceptResponse(req.key)), serverFrame(TEXT, 'boom')]))));
+    const server = await track(
+      startRawServer((socket, req) => socket.write(Buffer.concat([Buffer.from(acceptResponse(req.key)), serverFrame(TEXT, 'boom')]))),
+    );
     const { handlers, state } = recordingHandlers();
     handlers.onMessage = () => {
       throw new Error('handler bug');

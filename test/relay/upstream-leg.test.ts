@@ -457,7 +457,14 @@ describe.each([
   it('delivers frames that arrived in the same read as the 101, after the dial resolved', async () => {
     const server = await track(
       startRawServer((socket, req) => {
-        socket.write(Buffer.concat([Buffer.from(acceptResponse(req.key)), serverFrame(OP.text, 'one'), serverFrame(OP.binary, Buffer.from([2])), serverFrame(OP.text, 'three')]));
+        socket.write(
+          Buffer.concat([
+            Buffer.from(acceptResponse(req.key)),
+            serverFrame(OP.text, 'one'),
+            serverFrame(OP.binary, Buffer.from([2])),
+            serverFrame(OP.text, 'three'),
+          ]),
+        );
       }),
     );
     const h = await dialRecorded(dialer, { url: server.url });
@@ -491,7 +498,11 @@ describe.each([
 
   describe('protocol violations', () => {
     it('closes with 1009 when a message exceeds maxPayloadBytes', async () => {
-      const server = await track(startRawServer((socket, req) => socket.write(Buffer.concat([Buffer.from(acceptResponse(req.key)), serverFrame(OP.binary, Buffer.alloc(2000))]))));
+      const server = await track(
+        startRawServer((socket, req) =>
+          socket.write(Buffer.concat([Buffer.from(acceptResponse(req.key)), serverFrame(OP.binary, Buffer.alloc(2000))])),
+        ),
+      );
       const h = await dialRecorded(dialer, { url: server.url, maxPayloadBytes: 1000 });
       await waitFor(() => h.closes.length === 1);
       expect(h.closes[0]!.code).toBe(1009);
@@ -519,7 +530,9 @@ describe.each([
       ['a fragmented ping', () => serverFrame(OP.ping, 'x', { fin: false })],
       ['a continuation without a message', () => serverFrame(OP.continuation, 'x')],
     ])('closes with 1002 on %s', async (_what, frame) => {
-      const server = await track(startRawServer((socket, req) => socket.write(Buffer.concat([Buffer.from(acceptResponse(req.key)), frame()]))));
+      const server = await track(
+        startRawServer((socket, req) => socket.write(Buffer.concat([Buffer.from(acceptResponse(req.key)), frame()]))),
+      );
       const h = await dialRecorded(dialer, { url: server.url });
       await waitFor(() => h.closes.length === 1);
       expect(h.closes[0]!.code).toBe(1002);

@@ -81,7 +81,9 @@ export interface RawRequest {
  * A plain TCP server that reads one HTTP request head and hands the socket to `onRequest`, for
  * the byte-level cases no WebSocket server will produce (bad handshakes, crafted frames).
  */
-export async function startRawServer(onRequest: (socket: net.Socket, request: RawRequest, rest: Buffer) => void): Promise<TestServer & { sockets: Set<net.Socket> }> {
+export async function startRawServer(
+  onRequest: (socket: net.Socket, request: RawRequest, rest: Buffer) => void,
+): Promise<TestServer & { sockets: Set<net.Socket> }> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
@@ -118,11 +120,23 @@ export async function startRawServer(onRequest: (socket: net.Socket, request: Ra
 
 export function acceptResponse(key: string, extraHeaders: string[] = []): string {
   const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-  return ['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Accept: ${accept}`, ...extraHeaders, '', ''].join('\r\n');
+  return [
+    'HTTP/1.1 101 Switching Protocols',
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    `Sec-WebSocket-Accept: ${accept}`,
+    ...extraHeaders,
+    '',
+    '',
+  ].join('\r\n');
 }
 
 /** Encodes one server frame (RFC 6455 §5.2); `mask` produces the frame a server must never send. */
-export function serverFrame(opcode: number, payload: Uint8Array | string, options: { fin?: boolean; rsv?: number; mask?: boolean } = {}): Buffer {
+export function serverFrame(
+  opcode: number,
+  payload: Uint8Array | string,
+  options: { fin?: boolean; rsv?: number; mask?: boolean } = {},
+): Buffer {
   const body = typeof payload === 'string' ? Buffer.from(payload) : Buffer.from(payload);
   const fin = options.fin ?? true;
   const length = body.length;
@@ -143,13 +157,15 @@ export function serverFrame(opcode: number, payload: Uint8Array | string, option
   if (options.mask) {
     frame.set([1, 2, 3, 4], p);
     p += 4;
-    for (let i = 0; i < length; i++) frame[p + i] = body[i]! ^ (i % 4) + 1;
+    for (let i = 0; i < length; i++) frame[p + i] = body[i]! ^ ((i % 4) + 1);
   } else body.copy(frame, p);
   return frame;
 }
 
 /** Parses one client frame from the start of `bytes` (or null if incomplete). */
-export function parseClientFrame(bytes: Buffer): { fin: boolean; opcode: number; masked: boolean; mask: Buffer; wire: Buffer; payload: Buffer; size: number } | null {
+export function parseClientFrame(
+  bytes: Buffer,
+): { fin: boolean; opcode: number; masked: boolean; mask: Buffer; wire: Buffer; payload: Buffer; size: number } | null {
   if (bytes.length < 2) return null;
   const masked = (bytes[1]! & 0x80) !== 0;
   let length = bytes[1]! & 0x7f;
@@ -169,7 +185,15 @@ export function parseClientFrame(bytes: Buffer): { fin: boolean; opcode: number;
   const wire = bytes.subarray(p, p + length);
   const payload = Buffer.alloc(length);
   for (let i = 0; i < length; i++) payload[i] = wire[i]! ^ mask[i % 4]!;
-  return { fin: (bytes[0]! & 0x80) !== 0, opcode: bytes[0]! & 0x0f, masked, mask: Buffer.from(mask), wire: Buffer.from(wire), payload, size: p + length };
+  return {
+    fin: (bytes[0]! & 0x80) !== 0,
+    opcode: bytes[0]! & 0x0f,
+    masked,
+    mask: Buffer.from(mask),
+    wire: Buffer.from(wire),
+    payload,
+    size: p + length,
+  };
 }
 
 export type ClientFrame = NonNullable<ReturnType<typeof parseClientFrame>>;

@@ -35,7 +35,9 @@ interface MetricsBody extends Figures {
   messages_sent: number;
   scope?: 'cluster' | 'local';
   local?: Figures;
-  cluster?: { available: true; replicas: Array<Figures & { instance: string; reported_at: string }> } & Figures | { available: false; error: string };
+  cluster?:
+    | ({ available: true; replicas: Array<Figures & { instance: string; reported_at: string }> } & Figures)
+    | { available: false; error: string };
 }
 
 async function startCluster(n: number): Promise<Replica[]> {
@@ -85,10 +87,17 @@ describe('cluster-wide monitoring API (limits.store=redis)', () => {
     await open(b!, 1);
     for (const r of [a!, b!]) {
       // The other replica's figures arrive with its next report (every 2 s).
-      const body = await until(() => metrics(r), (m) => m.active_connections === 3 && liveCount(m) === 2, 10_000, 'cluster sums');
+      const body = await until(
+        () => metrics(r),
+        (m) => m.active_connections === 3 && liveCount(m) === 2,
+        10_000,
+        'cluster sums',
+      );
       expect(body.scope).toBe('cluster');
       expect(body.connections_today).toBe(3);
-      expect(body.local).toEqual(r === a ? { active_connections: 2, connections_today: 2 } : { active_connections: 1, connections_today: 1 });
+      expect(body.local).toEqual(
+        r === a ? { active_connections: 2, connections_today: 2 } : { active_connections: 1, connections_today: 1 },
+      );
       // The reference guide's fields are all still there.
       expect(typeof body.messages_sent).toBe('number');
       const c = body.cluster!;
@@ -108,7 +117,12 @@ describe('cluster-wide monitoring API (limits.store=redis)', () => {
     // Closing a connection lowers the sum on both replicas; connections_today keeps counting it.
     sockets.shift()!.close();
     for (const r of [a!, b!]) {
-      const body = await until(() => metrics(r), (m) => m.active_connections === 2, 10_000, 'sum after a close');
+      const body = await until(
+        () => metrics(r),
+        (m) => m.active_connections === 2,
+        10_000,
+        'sum after a close',
+      );
       expect(body.connections_today).toBe(3);
     }
   }, 60_000);
@@ -117,21 +131,41 @@ describe('cluster-wide monitoring API (limits.store=redis)', () => {
     const [a, b] = await startCluster(2);
     await open(a!, 1);
     await open(b!, 2);
-    await until(() => metrics(a!), (m) => m.active_connections === 3 && liveCount(m) === 2, 10_000, 'both replicas counted');
+    await until(
+      () => metrics(a!),
+      (m) => m.active_connections === 3 && liveCount(m) === 2,
+      10_000,
+      'both replicas counted',
+    );
     b!.child.kill('SIGKILL');
     await b!.exited;
     const killedAt = Date.now();
     // Its last report is at most one interval old, so it is still counted right after the kill.
     expect(liveCount(await metrics(a!))).toBe(2);
-    const after = await until(() => metrics(a!), (m) => liveCount(m) === 1, REPORT_TTL_MS + 4_000, 'killed replica dropped');
+    const after = await until(
+      () => metrics(a!),
+      (m) => liveCount(m) === 1,
+      REPORT_TTL_MS + 4_000,
+      'killed replica dropped',
+    );
     expect(Date.now() - killedAt).toBeLessThan(REPORT_TTL_MS + 4_000);
-    expect(after).toMatchObject({ scope: 'cluster', active_connections: 1, connections_today: 1, local: { active_connections: 1, connections_today: 1 } });
+    expect(after).toMatchObject({
+      scope: 'cluster',
+      active_connections: 1,
+      connections_today: 1,
+      local: { active_connections: 1, connections_today: 1 },
+    });
   }, 60_000);
 
   it('a replica stopped cleanly (SIGTERM) leaves the sums at once, without waiting for the TTL', async () => {
     const [a, b] = await startCluster(2);
     await open(b!, 1);
-    await until(() => metrics(a!), (m) => m.active_connections === 1 && liveCount(m) === 2, 10_000, 'both replicas counted');
+    await until(
+      () => metrics(a!),
+      (m) => m.active_connections === 1 && liveCount(m) === 2,
+      10_000,
+      'both replicas counted',
+    );
     for (const ws of sockets.splice(0)) ws.terminate();
     b!.child.kill('SIGTERM');
     await b!.exited;
@@ -142,22 +176,42 @@ describe('cluster-wide monitoring API (limits.store=redis)', () => {
     const [a, b] = await startCluster(2);
     await open(a!, 1);
     await open(b!, 1);
-    await until(() => metrics(a!), (m) => m.active_connections === 2 && liveCount(m) === 2, 10_000, 'both replicas counted');
+    await until(
+      () => metrics(a!),
+      (m) => m.active_connections === 2 && liveCount(m) === 2,
+      10_000,
+      'both replicas counted',
+    );
     await redis!.kill();
     const down = await metrics(a!);
-    expect(down).toMatchObject({ scope: 'local', active_connections: 1, connections_today: 1, local: { active_connections: 1, connections_today: 1 } });
+    expect(down).toMatchObject({
+      scope: 'local',
+      active_connections: 1,
+      connections_today: 1,
+      local: { active_connections: 1, connections_today: 1 },
+    });
     expect(down.cluster).toMatchObject({ available: false });
     expect((down.cluster as { error: string }).error).toMatch(/unavailable/);
     expect(await get(a!, ACTIVE)).toEqual({ active_connections: 1, scope: 'local', local: { active_connections: 1 } });
     // Restarted empty: each replica's next report repopulates it.
     await redis!.restart();
-    await until(() => metrics(a!), (m) => m.scope === 'cluster' && m.active_connections === 2 && liveCount(m) === 2, 10_000, 'sums after Redis returned');
+    await until(
+      () => metrics(a!),
+      (m) => m.scope === 'cluster' && m.active_connections === 2 && liveCount(m) === 2,
+      10_000,
+      'sums after Redis returned',
+    );
   }, 60_000);
 
   it('Redis hanging (DEBUG SLEEP): the API answers with the local figures within the read deadline plus a margin', async () => {
     const [a] = await startCluster(1);
     await open(a!, 1);
-    await until(() => metrics(a!), (m) => m.scope === 'cluster' && liveCount(m) === 1, 10_000, 'cluster view');
+    await until(
+      () => metrics(a!),
+      (m) => m.scope === 'cluster' && liveCount(m) === 1,
+      10_000,
+      'cluster view',
+    );
     const sleeper = redis!.admin.duplicate();
     const sleeping = sleeper.call('DEBUG', 'SLEEP', '3').catch(() => null);
     await new Promise((r) => setTimeout(r, 50)); // the sleep must reach Redis first
@@ -174,10 +228,20 @@ describe('cluster-wide monitoring API (limits.store=redis)', () => {
   it('a malformed report in Redis is skipped, not summed and not fatal', async () => {
     const [a] = await startCluster(1);
     await open(a!, 1);
-    await until(() => metrics(a!), (m) => m.scope === 'cluster' && liveCount(m) === 1, 10_000, 'cluster view');
+    await until(
+      () => metrics(a!),
+      (m) => m.scope === 'cluster' && liveCount(m) === 1,
+      10_000,
+      'cluster view',
+    );
     await redis!.admin.sadd('wsguard:{monitor}:replicas', 'bogus-1', 'bogus-2');
     await redis!.admin.set('wsguard:{monitor}:r:bogus-1', 'not json', 'PX', 60_000);
-    await redis!.admin.set('wsguard:{monitor}:r:bogus-2', JSON.stringify({ active_connections: -5, connections_today: 'x', t: 0 }), 'PX', 60_000);
+    await redis!.admin.set(
+      'wsguard:{monitor}:r:bogus-2',
+      JSON.stringify({ active_connections: -5, connections_today: 'x', t: 0 }),
+      'PX',
+      60_000,
+    );
     const body = await metrics(a!);
     expect(body).toMatchObject({ scope: 'cluster', active_connections: 1, connections_today: 1 });
     expect(liveCount(body)).toBe(1);

@@ -28,10 +28,14 @@ async function cluster(n: number, set: string[]): Promise<Replica[]> {
   const args = [
     '--route',
     `/ws/=${upstream.url}/ws/`,
-    ...['routes.0.allowAnonymous=true', 'limits.store=redis', `limits.redis.url=${redis.url}`, 'limits.redis.deadlineMs=1000', 'telemetry.logs.level=warn', ...set].flatMap((s) => [
-      '--set',
-      s,
-    ]),
+    ...[
+      'routes.0.allowAnonymous=true',
+      'limits.store=redis',
+      `limits.redis.url=${redis.url}`,
+      'limits.redis.deadlineMs=1000',
+      'telemetry.logs.level=warn',
+      ...set,
+    ].flatMap((s) => ['--set', s]),
   ];
   const started = await Promise.all(Array.from({ length: n }, () => startReplica(args)));
   replicas.push(...started);
@@ -78,13 +82,23 @@ describe('per-IP limits shared by replicas through Redis', () => {
 
   it('SIGKILL of a replica holding 5 connections: refused before the lease TTL, admitted after it', async () => {
     const ttl = 2_000;
-    const [a, b] = await cluster(2, ['limits.concurrent.max=5', 'limits.attempts.max=1000', `limits.redis.leaseTtlMs=${ttl}`, 'limits.redis.renewIntervalMs=500']);
+    const [a, b] = await cluster(2, [
+      'limits.concurrent.max=5',
+      'limits.attempts.max=1000',
+      `limits.redis.leaseTtlMs=${ttl}`,
+      'limits.redis.renewIntervalMs=500',
+    ]);
     for (let i = 0; i < 5; i++) expect((await connect(a!)).kind).toBe('open');
     a!.child.kill('SIGKILL');
     await a!.exited;
     const killedAt = Date.now();
     expect(rejected(await connect(b!)).status).toBe(429);
-    const admitted = await until(() => connect(b!), (x) => x.kind === 'open', ttl + 5_000, 'admission after the lease TTL');
+    const admitted = await until(
+      () => connect(b!),
+      (x) => x.kind === 'open',
+      ttl + 5_000,
+      'admission after the lease TTL',
+    );
     expect(admitted.kind).toBe('open');
     const waited = Date.now() - killedAt;
     // The last renewal was at most one interval (500 ms) before the kill, so the leases expire 1.5–2 s after it.
@@ -109,7 +123,12 @@ describe('per-IP limits shared by replicas through Redis', () => {
     await redis!.restart();
     // Within one renewal interval (plus reconnect backoff) the two live connections are counted again.
     await until(leases, (n) => n === 2, 5_000, 'leases re-registered');
-    await until(() => degradedGauge(a!), (g) => g === 0, 5_000, 'gauge back to 0');
+    await until(
+      () => degradedGauge(a!),
+      (g) => g === 0,
+      5_000,
+      'gauge back to 0',
+    );
     expect((await readyz(a!)).body).toMatchObject({ ready: true, checks: { store: true, storeDegraded: false } });
     expect((await connect(a!)).kind).toBe('open');
   }, 60_000);
@@ -129,13 +148,23 @@ describe('per-IP limits shared by replicas through Redis', () => {
     const refused = rejected(await connect(a!));
     expect(refused.status).toBe(429);
     expect(refused.body).toContain('conn_limit');
-    await until(() => degradedGauge(a!), (g) => g === 1, 5_000, 'degraded gauge');
+    await until(
+      () => degradedGauge(a!),
+      (g) => g === 1,
+      5_000,
+      'degraded gauge',
+    );
     const ready = await readyz(a!);
     expect(ready.status).toBe(200);
     expect(ready.body.checks).toMatchObject({ store: true, storeDegraded: true });
     await redis!.restart();
     await until(leases, (n) => n === 2, 5_000, 'leases re-registered');
-    await until(() => degradedGauge(a!), (g) => g === 0, 5_000, 'gauge back to 0');
+    await until(
+      () => degradedGauge(a!),
+      (g) => g === 0,
+      5_000,
+      'gauge back to 0',
+    );
   }, 60_000);
 
   it('Redis slowed past the deadline (DEBUG SLEEP): handshakes are still answered within the deadline plus a margin', async () => {

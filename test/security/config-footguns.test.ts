@@ -58,7 +58,9 @@ describe('upstream.forwardHeaders refuses headers the gateway owns', () => {
 
   it('refuses a header that auth.claimHeaders sets, in any case', () => {
     const found = problems({ auth: { claimHeaders: { 'X-Tenant': 'tenant' } }, upstream: { forwardHeaders: ['x-tenant'] } });
-    expect(found).toEqual([expect.stringMatching(/^upstream\.forwardHeaders\.0: x-tenant is set from a verified claim \(auth\.claimHeaders\)/)]);
+    expect(found).toEqual([
+      expect.stringMatching(/^upstream\.forwardHeaders\.0: x-tenant is set from a verified claim \(auth\.claimHeaders\)/),
+    ]);
     // The default claim header too.
     expect(problems({ upstream: { forwardHeaders: ['X-AUTH-SUB'] } })).toHaveLength(1);
   });
@@ -69,14 +71,27 @@ describe('upstream.forwardHeaders refuses headers the gateway owns', () => {
 });
 
 describe('server.trustedProxies: an invalid CIDR fails config check, not serve', () => {
-  it.each(['10.0.0.0/33', '300.1.1.1', 'fd00::/129', '10.0.0.0/8/8', '10.0.0.0/', '1.2.3.4/-1', ' 10.0.0.1'])('%j is refused naming the option', (entry) => {
-    const found = problems({ server: { trustedProxies: ['10.0.0.0/8', entry] } });
-    expect(found).toEqual([expect.stringMatching(/^server\.trustedProxies\.1: /)]);
-    // The schema and the trust list share one parser: whatever passes the schema builds.
-  });
+  it.each(['10.0.0.0/33', '300.1.1.1', 'fd00::/129', '10.0.0.0/8/8', '10.0.0.0/', '1.2.3.4/-1', ' 10.0.0.1'])(
+    '%j is refused naming the option',
+    (entry) => {
+      const found = problems({ server: { trustedProxies: ['10.0.0.0/8', entry] } });
+      expect(found).toEqual([expect.stringMatching(/^server\.trustedProxies\.1: /)]);
+      // The schema and the trust list share one parser: whatever passes the schema builds.
+    },
+  );
 
   it('everything the schema accepts, buildTrustList builds', () => {
-    const ok = ['10.0.0.0/8', '10.0.0.1', '0.0.0.0/0', '::/0', 'fd00::/8', '2001:db8::1', '::ffff:10.0.0.0/104', '192.168.0.0/32', 'fd00::/128'];
+    const ok = [
+      '10.0.0.0/8',
+      '10.0.0.1',
+      '0.0.0.0/0',
+      '::/0',
+      'fd00::/8',
+      '2001:db8::1',
+      '::ffff:10.0.0.0/104',
+      '192.168.0.0/32',
+      'fd00::/128',
+    ];
     const config = parseConfig({ server: { trustedProxies: ok } });
     expect(() => buildTrustList(config.server.trustedProxies)).not.toThrow();
   });
@@ -144,7 +159,9 @@ describe('start-up warnings', () => {
     const upstream = await startEchoUpstream();
     const gw = await startTestGateway(upstream.url, { server: { trustedProxies: ['::/0'] } }, { logger: pino({ level: 'warn' }, sink) });
     try {
-      expect(lines.filter((l) => l.level === 40).map((l) => l.msg)).toEqual([expect.stringMatching(/^server\.trustedProxies\.0: ::\/0 trusts every address/)]);
+      expect(lines.filter((l) => l.level === 40).map((l) => l.msg)).toEqual([
+        expect.stringMatching(/^server\.trustedProxies\.0: ::\/0 trusts every address/),
+      ]);
     } finally {
       await gw.close();
       await upstream.close();

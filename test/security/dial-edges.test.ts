@@ -23,7 +23,11 @@ async function hanging(): Promise<HangingUpstream> {
   return up;
 }
 
-async function gateway(upstreamPort: number, overrides: Parameters<typeof startTestGateway>[1] = {}, options: Parameters<typeof startTestGateway>[2] = {}): Promise<TestGateway> {
+async function gateway(
+  upstreamPort: number,
+  overrides: Parameters<typeof startTestGateway>[1] = {},
+  options: Parameters<typeof startTestGateway>[2] = {},
+): Promise<TestGateway> {
   const gw = await startTestGateway(`ws://127.0.0.1:${upstreamPort}`, overrides, options);
   cleanups.push(() => gw.close());
   return gw;
@@ -50,7 +54,14 @@ describe.each(['lean', 'ws'])('the %s leg honours an AbortSignal while dialling'
     const up = await hanging();
     const abort = new AbortController();
     const dial = dialerFor(leg)(
-      { url: new URL(`ws://127.0.0.1:${up.port}/ws/`), headers: {}, protocols: [], timeoutMs: 30_000, maxPayloadBytes: 1024, signal: abort.signal },
+      {
+        url: new URL(`ws://127.0.0.1:${up.port}/ws/`),
+        headers: {},
+        protocols: [],
+        timeoutMs: 30_000,
+        maxPayloadBytes: 1024,
+        signal: abort.signal,
+      },
       noHandlers,
     );
     const outcome = dial.then(
@@ -66,7 +77,14 @@ describe.each(['lean', 'ws'])('the %s leg honours an AbortSignal while dialling'
   it('rejects at once with a signal that has already aborted', async () => {
     const up = await hanging();
     const dial = dialerFor(leg)(
-      { url: new URL(`ws://127.0.0.1:${up.port}/ws/`), headers: {}, protocols: [], timeoutMs: 30_000, maxPayloadBytes: 1024, signal: AbortSignal.abort() },
+      {
+        url: new URL(`ws://127.0.0.1:${up.port}/ws/`),
+        headers: {},
+        protocols: [],
+        timeoutMs: 30_000,
+        maxPayloadBytes: 1024,
+        signal: AbortSignal.abort(),
+      },
       noHandlers,
     );
     await expect(dial).rejects.toMatchObject({ code: 'upstream_unavailable' });

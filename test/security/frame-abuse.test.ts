@@ -9,7 +9,10 @@ import { useRig } from './helpers/setup.ts';
 
 const rig = useRig();
 const MAX = 1000;
-const config = { limits: { attempts: { max: 1000 }, concurrent: { max: 100 } }, messages: { maxBytes: MAX, rate: { burst: 100_000, perMinute: 1e9 } } };
+const config = {
+  limits: { attempts: { max: 1000 }, concurrent: { max: 100 } },
+  messages: { maxBytes: MAX, rate: { burst: 100_000, perMinute: 1e9 } },
+};
 
 /** Everything the upstream-side socket of the next connection receives, and how it closes. */
 function watchUpstream(upstream: TestUpstream): Promise<{ messages: Buffer[]; code: number; reason: string }> {
@@ -107,7 +110,9 @@ describe('frame abuse from the client', () => {
     it(`invalid close code ${code}: not echoed to the client nor relayed to the upstream`, async () => {
       const { ending, upstream } = await abuse([clientFrame(8, closePayload(code, 'x'))]);
       expect(ending.tcpClosed).toBe(true);
-      expect(ending.closeCode === null || ending.closeCode === 1005 || (ending.closeCode !== code && isAllowedClose(ending.closeCode))).toBe(true);
+      expect(
+        ending.closeCode === null || ending.closeCode === 1005 || (ending.closeCode !== code && isAllowedClose(ending.closeCode)),
+      ).toBe(true);
       expect(upstream.code).not.toBe(code);
       expect(upstream.code).toBe(clientCloseToUpstream(1006));
     });

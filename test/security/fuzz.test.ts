@@ -31,13 +31,20 @@ describe('bounded fuzz against a child gateway', () => {
     // Warm up (JIT, pools, telemetry) before taking the baseline.
     const warm = await RawWsClient.connect(gw.port, '/e/warm');
     warm.destroy();
-    const fdBaseline = await settle(() => fdCount(gw.pid), () => true, 0);
+    const fdBaseline = await settle(
+      () => fdCount(gw.pid),
+      () => true,
+      0,
+    );
     const report = await runFuzz({
       port: gw.port,
       seed: SEED,
       phaseBudgetMs: PHASE_BUDGET_MS,
       maxIterationsPerPhase: MAX_ITERATIONS_PER_PHASE,
-      check: () => (gw.child.exitCode !== null || gw.child.signalCode !== null ? `gateway exited (${gw.child.exitCode ?? gw.child.signalCode})\n${gw.stderr().slice(-2000)}` : null),
+      check: () =>
+        gw.child.exitCode !== null || gw.child.signalCode !== null
+          ? `gateway exited (${gw.child.exitCode ?? gw.child.signalCode})\n${gw.stderr().slice(-2000)}`
+          : null,
     });
     console.log(formatReport(report));
     expect(report.violations).toEqual([]);
@@ -47,7 +54,11 @@ describe('bounded fuzz against a child gateway', () => {
     expect(gw.stderr()).not.toMatch(/uncaught|unhandled|FATAL|Segmentation/i);
 
     // Fds: every socket the run opened is closed again (a small margin for pooled/lazy handles).
-    const fds = await settle(() => fdCount(gw.pid), (n) => n <= fdBaseline + 4, 8000);
+    const fds = await settle(
+      () => fdCount(gw.pid),
+      (n) => n <= fdBaseline + 4,
+      8000,
+    );
     console.log(`fds: baseline ${fdBaseline}, after ${fds}`);
     expect(fds).toBeLessThanOrEqual(fdBaseline + 4);
     // RSS settles: two samples 500 ms apart within 5 %, for at most 10 samples (5 s).

@@ -39,12 +39,27 @@ describe('handshake abuse (raw HTTP)', () => {
     // Measured against uWS 20.30: a 64 000-byte header value is accepted, a 200 000-byte one makes uWS
     // close TCP at once with no response; 60 extra headers exceed its header-count limit and it answers
     // nothing, closing after its ~10–12 s HTTP timeout (pinned in the slowloris case).
-    const big = await exchange(gw.port, upgradeHead('/ws/a', [['X-Big', 'a'.repeat(64_000)], ['Authorization', 'Bearer garbage']]));
+    const big = await exchange(
+      gw.port,
+      upgradeHead('/ws/a', [
+        ['X-Big', 'a'.repeat(64_000)],
+        ['Authorization', 'Bearer garbage'],
+      ]),
+    );
     expect(big.status).toBe(401);
-    const huge = await exchange(gw.port, upgradeHead(`/ws/a?access_token=${await signToken()}`, [['X-Big', 'a'.repeat(200_000)]]), { timeoutMs: 5000 });
+    const huge = await exchange(gw.port, upgradeHead(`/ws/a?access_token=${await signToken()}`, [['X-Big', 'a'.repeat(200_000)]]), {
+      timeoutMs: 5000,
+    });
     expect(huge.status).toBeNull();
     expect(huge.closedByServer).toBe(true);
-    const many = await exchange(gw.port, upgradeHead(`/ws/a?access_token=${await signToken()}`, Array.from({ length: 60 }, (_, i) => [`X-H${i}`, 'v'] as [string, string])), { timeoutMs: 1000 });
+    const many = await exchange(
+      gw.port,
+      upgradeHead(
+        `/ws/a?access_token=${await signToken()}`,
+        Array.from({ length: 60 }, (_, i) => [`X-H${i}`, 'v'] as [string, string]),
+      ),
+      { timeoutMs: 1000 },
+    );
     expect(many.status).toBeNull();
     expect(upstream.handshakes).toHaveLength(0);
   });
@@ -63,7 +78,13 @@ describe('handshake abuse (raw HTTP)', () => {
 
   it('two Origin headers, the disallowed one second: 400', async () => {
     const { gw, upstream } = await rig.start({ limits, origins: { allowed: ['https://example.com'] } });
-    const r = await exchange(gw.port, upgradeHead(`/ws/a?access_token=${await signToken()}`, [['Origin', 'https://example.com'], ['Origin', 'https://evil.example']]));
+    const r = await exchange(
+      gw.port,
+      upgradeHead(`/ws/a?access_token=${await signToken()}`, [
+        ['Origin', 'https://example.com'],
+        ['Origin', 'https://evil.example'],
+      ]),
+    );
     expect(r.status).toBe(400);
     expect(upstream.handshakes).toHaveLength(0);
   });
@@ -74,7 +95,10 @@ describe('handshake abuse (raw HTTP)', () => {
     const { gw, upstream } = await rig.start({ limits, origins: { allowed: ['https://example.com'] } });
     const r = await exchange(
       gw.port,
-      upgradeHead(`/ws/a?access_token=${await signToken()}`, [['Origin', 'https://evil.example'], ['Origin', 'https://example.com']]),
+      upgradeHead(`/ws/a?access_token=${await signToken()}`, [
+        ['Origin', 'https://evil.example'],
+        ['Origin', 'https://example.com'],
+      ]),
       { until: (d) => d.includes('\r\n\r\n') },
     );
     expect(r.status).toBe(400);
@@ -83,7 +107,13 @@ describe('handshake abuse (raw HTTP)', () => {
 
   it('two Authorization headers with a bad token second: 400', async () => {
     const { gw, upstream } = await rig.start({ limits });
-    const r = await exchange(gw.port, upgradeHead('/ws/a', [['Authorization', `Bearer ${await signToken()}`], ['Authorization', 'Bearer garbage']]));
+    const r = await exchange(
+      gw.port,
+      upgradeHead('/ws/a', [
+        ['Authorization', `Bearer ${await signToken()}`],
+        ['Authorization', 'Bearer garbage'],
+      ]),
+    );
     expect(r.status).toBe(400);
     expect(upstream.handshakes).toHaveLength(0);
   });
@@ -94,7 +124,10 @@ describe('handshake abuse (raw HTTP)', () => {
     const { gw, upstream } = await rig.start({ limits });
     const r = await exchange(
       gw.port,
-      upgradeHead('/ws/a', [['Authorization', 'Bearer garbage'], ['Authorization', `Bearer ${await signToken()}`]]),
+      upgradeHead('/ws/a', [
+        ['Authorization', 'Bearer garbage'],
+        ['Authorization', `Bearer ${await signToken()}`],
+      ]),
       { until: (d) => d.includes('\r\n\r\n') },
     );
     expect(r.status).toBe(400);

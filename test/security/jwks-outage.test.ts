@@ -35,7 +35,11 @@ async function startIdp(keys: JWK[]): Promise<Idp> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   idp.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`;
   idp.served = served;
-  idp.close = () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); });
+  idp.close = () =>
+    new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    });
   return idp;
 }
 
@@ -75,7 +79,9 @@ describe('JWKS outage', () => {
     const server = gw.server;
     const admin = server.telemetry!.admin!.url;
     const metrics = async () => parsePrometheus(await server.telemetry!.metricsText());
-    const unavailable0 = (await metrics()).find('wsguard_connections_rejected_total', { reason: 'auth_unavailable' }).reduce((a, s) => a + s.value, 0);
+    const unavailable0 = (await metrics())
+      .find('wsguard_connections_rejected_total', { reason: 'auth_unavailable' })
+      .reduce((a, s) => a + s.value, 0);
     await until(() => idp!.hits >= 1, 5000, 'the first JWKS fetch');
 
     const started = Date.now();
@@ -92,7 +98,9 @@ describe('JWKS outage', () => {
     expect(idp.hits - hitsBefore).toBeLessThanOrEqual(1 + Math.ceil(elapsed / retryMinMs));
     expect(idp.hits - hitsBefore).toBeLessThan(n / 2);
     const s = await metrics();
-    expect(s.find('wsguard_connections_rejected_total', { reason: 'auth_unavailable' }).reduce((a, x) => a + x.value, 0) - unavailable0).toBe(n);
+    expect(
+      s.find('wsguard_connections_rejected_total', { reason: 'auth_unavailable' }).reduce((a, x) => a + x.value, 0) - unavailable0,
+    ).toBe(n);
     expect((await fetch(`${admin}/readyz`)).status).toBe(503);
     // A malformed token is still the client's fault.
     expect(rejected(await attempt(`${gw.base}/ws/a?access_token=not.a.jwt`)).status).toBe(401);

@@ -48,5 +48,6 @@ export const REFUSED_PATHS = [
  * never reaches `upgrade`, so those cases are covered by the router's unit tests only.
  */
 export function reachesTheGateway(path: string): boolean {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what this looks for
   return !/[\u0000-\u0020]/.test(path);
 }

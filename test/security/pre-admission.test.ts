@@ -125,7 +125,9 @@ describe('file-descriptor budget', () => {
       '--set',
       'limits.attempts.max=1000',
     ];
-    const c = spawn('bash', ['-c', `ulimit -n ${limit} && exec "$0" "$@"`, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn('bash', ['-c', `ulimit -n ${limit} && exec "$0" "$@"`, process.execPath, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child = c;
     let out = '';
     let err = '';
@@ -176,11 +178,15 @@ describe('file-descriptor budget', () => {
     const toOpen = 256 - baseline - 40;
     for (let i = 0; i < toOpen; i++) await halfSentHead(port);
     let shed: Awaited<ReturnType<typeof attempt>> | null = null;
-    await waitForAsync(async () => {
-      shed = await attempt(url);
-      if (shed.kind === 'open') shed.ws.close();
-      return shed.kind === 'rejected';
-    }, 10_000, 'a shed handshake');
+    await waitForAsync(
+      async () => {
+        shed = await attempt(url);
+        if (shed.kind === 'open') shed.ws.close();
+        return shed.kind === 'rejected';
+      },
+      10_000,
+      'a shed handshake',
+    );
     const r = rejected(shed!);
     expect(r.status).toBe(503);
     expect(JSON.parse(r.body).error).toBe('overloaded');
@@ -189,11 +195,13 @@ describe('file-descriptor budget', () => {
     expect(ready.status).toBe(503);
     expect(((await ready.json()) as { checks: { fds: boolean } }).checks.fds).toBe(false);
     expect(await metric(admin, 'process_open_fds')).toBeGreaterThan(256 - 64);
-    const rejectedSeries = (await (await fetch(`${admin}/metrics`)).text()).match(/^wsguard_connections_rejected_total\{[^}]*reason="overloaded"[^}]*\} (\d+)/m);
+    const rejectedSeries = (await (await fetch(`${admin}/metrics`)).text()).match(
+      /^wsguard_connections_rejected_total\{[^}]*reason="overloaded"[^}]*\} (\d+)/m,
+    );
     expect(Number(rejectedSeries?.[1])).toBeGreaterThanOrEqual(1);
 
     for (const s of sockets.splice(0)) s.destroy();
-    await waitForAsync(async () => (await attempt(url).then((a) => (a.kind === 'open' ? (a.ws.close(), true) : false))), 10_000, 'recovery');
+    await waitForAsync(async () => await attempt(url).then((a) => (a.kind === 'open' ? (a.ws.close(), true) : false)), 10_000, 'recovery');
     expect((await fetch(`${admin}/readyz`)).status).toBe(200);
   });
 });

@@ -21,7 +21,11 @@ export interface RawExchange {
  * The response resolves at the end of the head for a 101, else when the server closes; it rejects
  * past `timeoutMs` or when the socket is destroyed by the caller.
  */
-export function openRawRequest(port: number, target: string, options: { upgrade?: boolean; headers?: string[]; timeoutMs?: number } = {}): RawExchange {
+export function openRawRequest(
+  port: number,
+  target: string,
+  options: { upgrade?: boolean; headers?: string[]; timeoutMs?: number } = {},
+): RawExchange {
   const lines = [`GET ${target} HTTP/1.1`, `Host: 127.0.0.1:${port}`];
   if (options.upgrade !== false) {
     lines.push('Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13');
@@ -32,7 +36,11 @@ export function openRawRequest(port: number, target: string, options: { upgrade?
     let data = Buffer.alloc(0);
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`no complete answer to GET ${JSON.stringify(target)} within ${options.timeoutMs ?? 5000} ms: ${JSON.stringify(data.toString('latin1'))}`));
+      reject(
+        new Error(
+          `no complete answer to GET ${JSON.stringify(target)} within ${options.timeoutMs ?? 5000} ms: ${JSON.stringify(data.toString('latin1'))}`,
+        ),
+      );
     }, options.timeoutMs ?? 5000);
     const finish = () => {
       clearTimeout(timer);
@@ -52,7 +60,11 @@ export function openRawRequest(port: number, target: string, options: { upgrade?
   return { socket, response };
 }
 
-export function rawRequest(port: number, target: string, options: { upgrade?: boolean; headers?: string[]; timeoutMs?: number } = {}): Promise<RawResponse> {
+export function rawRequest(
+  port: number,
+  target: string,
+  options: { upgrade?: boolean; headers?: string[]; timeoutMs?: number } = {},
+): Promise<RawResponse> {
   return openRawRequest(port, target, options).response;
 }
 

@@ -24,7 +24,10 @@ async function expect401(url: string, code: 'auth' | 'token_expired', what: stri
 
 describe('token attacks (HS256 gateway)', () => {
   it('rejects alg none, expired, exp = now, nbf in the future, missing exp, wrong iss/aud, garbage — and relays none of them', async () => {
-    const { gw, upstream } = await rig.start({ limits, auth: { issuer: 'https://idp.example', audience: 'wsguard', clockToleranceSec: 0 } });
+    const { gw, upstream } = await rig.start({
+      limits,
+      auth: { issuer: 'https://idp.example', audience: 'wsguard', clockToleranceSec: 0 },
+    });
     const good = { iss: 'https://idp.example', aud: 'wsguard' };
     const sign = (claims: Record<string, unknown>, exp: number | null) => {
       const jwt = new SignJWT({ sub: 'u', ...good, ...claims }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt();
@@ -47,8 +50,13 @@ describe('token attacks (HS256 gateway)', () => {
     await expect401(url(await sign({}, null)), 'auth', 'missing exp');
     await expect401(url(await sign({ iss: 'https://evil.example' }, now() + 300)), 'auth', 'wrong iss');
     await expect401(url(await sign({ aud: 'other' }, now() + 300)), 'auth', 'wrong aud');
-    await expect401(url(await signToken(good, 300, new TextEncoder().encode('another-secret-that-is-at-least-32-chars'))), 'auth', 'wrong secret');
-    for (const garbage of ['garbage', 'a.b.c', '...', 'eyJ.eyJ.', '%ZZ', '\u0000', 'e'.repeat(5000)]) await expect401(url(garbage), 'auth', `garbage ${garbage.slice(0, 10)}`);
+    await expect401(
+      url(await signToken(good, 300, new TextEncoder().encode('another-secret-that-is-at-least-32-chars'))),
+      'auth',
+      'wrong secret',
+    );
+    for (const garbage of ['garbage', 'a.b.c', '...', 'eyJ.eyJ.', '%ZZ', '\u0000', 'e'.repeat(5000)])
+      await expect401(url(garbage), 'auth', `garbage ${garbage.slice(0, 10)}`);
     expect(upstream.handshakes.length - before).toBe(0);
   });
 
@@ -114,11 +122,17 @@ describe('token attacks (RS256 gateway)', () => {
     const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true });
     const pem = await exportSPKI(publicKey);
     const { gw, upstream } = await rig.start({ limits, auth: { secret: undefined, publicKeys: [pem], algorithms: ['RS256'] } });
-    const ok = await new SignJWT({ sub: 'u' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime(now() + 300).sign(privateKey);
+    const ok = await new SignJWT({ sub: 'u' })
+      .setProtectedHeader({ alg: 'RS256' })
+      .setExpirationTime(now() + 300)
+      .sign(privateKey);
     (await open(`${gw.base}/ws/a?access_token=${ok}`)).close();
     const before = upstream.handshakes.length;
     for (const keyText of [pem, pem.trim(), Buffer.from(pem).toString('base64')]) {
-      const forged = await new SignJWT({ sub: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(now() + 300).sign(new TextEncoder().encode(keyText));
+      const forged = await new SignJWT({ sub: 'admin' })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setExpirationTime(now() + 300)
+        .sign(new TextEncoder().encode(keyText));
       await expect401(`${gw.base}/ws/a?access_token=${forged}`, 'auth', 'HS256 with the public key as secret');
     }
     expect(upstream.handshakes.length - before).toBe(0);
@@ -145,7 +159,10 @@ describe('token attacks (RS256 gateway)', () => {
     const kids = 60;
     await Promise.all(
       Array.from({ length: kids }, async (_, i) => {
-        const t = await new SignJWT({ sub: 'u' }).setProtectedHeader({ alg: 'RS256', kid: `kid-${i}` }).setExpirationTime(now() + 300).sign(attacker.privateKey);
+        const t = await new SignJWT({ sub: 'u' })
+          .setProtectedHeader({ alg: 'RS256', kid: `kid-${i}` })
+          .setExpirationTime(now() + 300)
+          .sign(attacker.privateKey);
         await expect401(`${gw.base}/ws/a?access_token=${t}`, 'auth', `kid-${i}`);
       }),
     );

@@ -73,7 +73,10 @@ describe.each(['lean', 'ws'] as const)('invalid UTF-8 from the upstream, %s leg'
   });
 
   it('relays a code point split across fragments (valid once assembled)', async () => {
-    const { ws, messages } = await relayThrough([serverFrame(0x1, EURO.subarray(0, 2), { fin: false }), serverFrame(0x0, EURO.subarray(2))]);
+    const { ws, messages } = await relayThrough([
+      serverFrame(0x1, EURO.subarray(0, 2), { fin: false }),
+      serverFrame(0x0, EURO.subarray(2)),
+    ]);
     stops.push(async () => ws.terminate());
     const got = new Promise<void>((resolve) => ws.once('message', () => resolve()));
     await within(got, 5000, 'the message');

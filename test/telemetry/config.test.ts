@@ -10,7 +10,12 @@ describe('telemetry config', () => {
       serviceName: 'wsguard',
       admin: { host: '127.0.0.1', port: 9464 },
       traces: { sampleRatio: 1, violationEventsPerSec: 10 },
-      monitoring: { adminClaims: [{ claim: 'role', value: 'admin' }], timeZone: 'UTC', messagesPerMinuteWindowSec: 60, topOffendersCapacity: 100 },
+      monitoring: {
+        adminClaims: [{ claim: 'role', value: 'admin' }],
+        timeZone: 'UTC',
+        messagesPerMinuteWindowSec: 60,
+        topOffendersCapacity: 100,
+      },
       logs: { level: 'info', rejectionSummaryIntervalMs: 10_000, rejectionLinesPerInterval: 5 },
     });
     expect(c.traces.otlpEndpoint).toBeUndefined();
@@ -32,7 +37,11 @@ describe('telemetry config', () => {
 
   it('accepts port 0 and rejects bad values, naming the option', () => {
     expect(telemetrySchema.parse({ admin: { port: 0 } }).admin.port).toBe(0);
-    const bad = telemetrySchema.safeParse({ admin: { port: 70000 }, monitoring: { timeZone: 'Mars/Olympus' }, traces: { otlpEndpoint: 'nope' } });
+    const bad = telemetrySchema.safeParse({
+      admin: { port: 70000 },
+      monitoring: { timeZone: 'Mars/Olympus' },
+      traces: { otlpEndpoint: 'nope' },
+    });
     expect(bad.success).toBe(false);
     const paths = bad.error!.issues.map((i) => i.path.join('.'));
     expect(paths).toEqual(expect.arrayContaining(['admin.port', 'monitoring.timeZone', 'traces.otlpEndpoint']));
@@ -49,7 +58,9 @@ describe('telemetry config', () => {
     const b = JSON.stringify(z.toJSONSchema(telemetrySchema, { io: 'input', unrepresentable: 'any' }));
     expect(a).toBe(b);
     expect(a).not.toContain(String(process.pid));
-    const schema = JSON.parse(a) as { properties: Record<string, { properties?: Record<string, { description?: string }>; description?: string }> };
+    const schema = JSON.parse(a) as {
+      properties: Record<string, { properties?: Record<string, { description?: string }>; description?: string }>;
+    };
     for (const [name, prop] of Object.entries(schema.properties)) {
       for (const [leaf, p] of Object.entries(prop.properties ?? { [name]: prop })) expect(p.description, `${name}.${leaf}`).toBeTruthy();
     }

@@ -51,10 +51,7 @@ export function gatewayConfig(upstreamUrl: string, overrides: Partial<RawConfig>
   });
 }
 
-export type Attempt =
-  | { kind: 'open'; ws: WebSocket }
-  | { kind: 'rejected'; status: number }
-  | { kind: 'error'; error: Error };
+export type Attempt = { kind: 'open'; ws: WebSocket } | { kind: 'rejected'; status: number } | { kind: 'error'; error: Error };
 
 export function attempt(url: string, options: ClientOptions = {}): Promise<Attempt> {
   return new Promise((resolve) => {

@@ -40,9 +40,7 @@ describe('telemetry through the real gateway', () => {
           return (await srv.verifier.verifyMonitoring(token)) as Record<string, unknown>;
         },
         readiness: readinessFrom(() =>
-          srv
-            ? { listening: srv.gateway.listening, draining: srv.gateway.draining, jwksLoaded: srv.verifier?.ready() ?? true }
-            : undefined,
+          srv ? { listening: srv.gateway.listening, draining: srv.gateway.draining, jwksLoaded: srv.verifier?.ready() ?? true } : undefined,
         ),
       },
     );
@@ -159,10 +157,10 @@ describe('message policies through the real gateway', () => {
   it('counts rate-limited messages and the 4129 close initiated by the gateway', async () => {
     const upstream = await startEchoUpstream();
     const tel = await startTestTelemetry();
-    const server = await startServer(
-      gatewayConfig(upstream.url, { messages: { rate: { perMinute: 1, burst: 2, action: 'close' } } }),
-      { observer: tel.observer, logger: tel.logger },
-    );
+    const server = await startServer(gatewayConfig(upstream.url, { messages: { rate: { perMinute: 1, burst: 2, action: 'close' } } }), {
+      observer: tel.observer,
+      logger: tel.logger,
+    });
     try {
       const ws = await open(`ws://127.0.0.1:${server.gateway.port}/ws/rl`, { headers: { authorization: `Bearer ${await sign()}` } });
       const closedWith = new Promise<number>((resolve) => ws.once('close', (code: number) => resolve(code)));

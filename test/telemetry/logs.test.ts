@@ -3,7 +3,11 @@ import { createLogger } from '../../src/telemetry/logger.ts';
 import { RejectionLog } from '../../src/telemetry/rejection-log.ts';
 import { LogCapture, startTestTelemetry } from './helpers.ts';
 
-const cfg = { serviceName: 'wsguard', instanceId: 'i-1', logs: { level: 'info' as const, rejectionSummaryIntervalMs: 10_000, rejectionLinesPerInterval: 5 } };
+const cfg = {
+  serviceName: 'wsguard',
+  instanceId: 'i-1',
+  logs: { level: 'info' as const, rejectionSummaryIntervalMs: 10_000, rejectionLinesPerInterval: 5 },
+};
 
 describe('logger', () => {
   it('writes JSON lines with level, time, service and instance', () => {
@@ -50,7 +54,9 @@ describe('rejection log', () => {
     expect(out.lines.filter((l) => l.event === 'handshake_rejections_suppressed')).toHaveLength(0);
     log.flush();
     const summaries = out.lines.filter((l) => l.event === 'handshake_rejections_suppressed');
-    expect(summaries).toEqual([expect.objectContaining({ reason: 'conn_limit', suppressed: 95, logged: 5, interval_ms: 60_000, routes: ['/ws'] })]);
+    expect(summaries).toEqual([
+      expect.objectContaining({ reason: 'conn_limit', suppressed: 95, logged: 5, interval_ms: 60_000, routes: ['/ws'] }),
+    ]);
     // A new interval logs again.
     log.record({ route: '/ws', reason: 'conn_limit', decision: 'enforced', client: '10.0.0.9' });
     expect(out.lines.filter((l) => l.event === 'handshake_rejected')).toHaveLength(7);
@@ -63,7 +69,9 @@ describe('rejection log', () => {
       for (let i = 0; i < 4; i++) t.observer.rejected('/ws', 'attempt_limit', 'enforced', '192.0.2.1');
       await new Promise((r) => setTimeout(r, 400));
       expect(t.logs.events('handshake_rejected')).toHaveLength(1);
-      expect(t.logs.events('handshake_rejections_suppressed')).toEqual([expect.objectContaining({ reason: 'attempt_limit', suppressed: 3 })]);
+      expect(t.logs.events('handshake_rejections_suppressed')).toEqual([
+        expect.objectContaining({ reason: 'attempt_limit', suppressed: 3 }),
+      ]);
     } finally {
       await t.close();
     }

@@ -19,7 +19,10 @@ describe('OTLP/HTTP trace export', () => {
     await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
     const port = (collector.address() as AddressInfo).port;
     try {
-      const t = await startTestTelemetry({ serviceName: 'wsguard-otlp-test', traces: { otlpEndpoint: `http://127.0.0.1:${port}/v1/traces` } });
+      const t = await startTestTelemetry({
+        serviceName: 'wsguard-otlp-test',
+        traces: { otlpEndpoint: `http://127.0.0.1:${port}/v1/traces` },
+      });
       expect(t.tracing).toBe(true);
       const h = t.observer.handshakeStarted('/ws/', undefined, undefined);
       h.end('conn_limit', 'concurrent-limit');

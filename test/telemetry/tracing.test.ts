@@ -111,7 +111,15 @@ describe('traces', () => {
     h.end('accepted');
     for (let i = 0; i < 10; i++) t.observer.messageRateLimited('/chat', 'drop', h);
     t.observer.backpressure('/chat', 'upstream_to_client', 'pause', h);
-    t.observer.connectionClosed({ route: '/chat', code: 4129, initiator: 'gateway', durationMs: 10, messagesIn: 10, messagesOut: 0, handshake: h });
+    t.observer.connectionClosed({
+      route: '/chat',
+      code: 4129,
+      initiator: 'gateway',
+      durationMs: 10,
+      messagesIn: 10,
+      messagesOut: 0,
+      handshake: h,
+    });
     const [conn] = byName(SPANS.connection);
     const events = conn!.events;
     // Cap 3/s: the 11 violations within one second give at most 3 events (a second boundary may allow 3 more).

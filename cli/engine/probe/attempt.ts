@@ -45,7 +45,14 @@ export function waitClose(ws: WebSocket, ms: number): Promise<{ outcome: string;
 /** One connection attempt with optional overrides; an opened socket is returned for the caller to close. */
 export async function attempt(t: ProbeTarget, over: { auth?: AuthOptions; origin?: string; userIndex?: number } = {}): Promise<Attempt> {
   const h = await createHandshakeAuth(t.url, over.auth ?? t.auth)(over.userIndex ?? 0);
-  const r = await connect({ url: h.url, headers: h.headers, protocols: h.protocols, origin: over.origin ?? t.origin, handshakeTimeoutMs: t.handshakeTimeoutMs, rejectUnauthorized: t.insecure ? false : undefined });
+  const r = await connect({
+    url: h.url,
+    headers: h.headers,
+    protocols: h.protocols,
+    origin: over.origin ?? t.origin,
+    handshakeTimeoutMs: t.handshakeTimeoutMs,
+    rejectUnauthorized: t.insecure ? false : undefined,
+  });
   if (!r.ok) return { outcome: r.outcome, detail: r.detail };
   // Keep errors from becoming unhandled while the caller holds the socket.
   r.ws.on('error', () => undefined);

@@ -22,7 +22,8 @@ export interface CheckSpec {
   audience?: string;
 }
 
-export type CheckType = 'connect' | 'conn_limit' | 'message_rate' | 'auth_missing' | 'auth_expired' | 'auth_wrong_aud' | 'auth_alg_none' | 'origin' | 'oversize';
+export type CheckType =
+  'connect' | 'conn_limit' | 'message_rate' | 'auth_missing' | 'auth_expired' | 'auth_wrong_aud' | 'auth_alg_none' | 'origin' | 'oversize';
 
 export interface CheckResult {
   name: string;
@@ -63,7 +64,15 @@ function needJwt(ctx: CheckContext, type: string): JwtSpec {
 
 const RUNNERS: Readonly<Record<CheckType, Runner>> = {
   connect: (c, ctx) =>
-    single(ctx, { origin: c.origin, auth: c.token !== undefined ? withToken(ctx.target.auth, c.token) : c.headers ? { ...ctx.target.auth, headers: { ...ctx.target.auth?.headers, ...c.headers } } : undefined }),
+    single(ctx, {
+      origin: c.origin,
+      auth:
+        c.token !== undefined
+          ? withToken(ctx.target.auth, c.token)
+          : c.headers
+            ? { ...ctx.target.auth, headers: { ...ctx.target.auth?.headers, ...c.headers } }
+            : undefined,
+    }),
 
   // Open `limit` connections, then one more: the extra one must be refused.
   conn_limit: async (c, ctx) => {
@@ -73,7 +82,8 @@ const RUNNERS: Readonly<Record<CheckType, Runner>> = {
       for (let i = 0; i < limit; i++) {
         const a = await attempt(ctx.target, { userIndex: i });
         held.push(a.ws);
-        if (a.outcome !== 'opened') return { observed: `early:${a.outcome}`, detail: `connection ${i + 1} of ${limit} was refused before the limit (${a.outcome})` };
+        if (a.outcome !== 'opened')
+          return { observed: `early:${a.outcome}`, detail: `connection ${i + 1} of ${limit} was refused before the limit (${a.outcome})` };
       }
       const extra = await attempt(ctx.target, { userIndex: limit });
       held.push(extra.ws);
@@ -141,7 +151,9 @@ const RUNNERS: Readonly<Record<CheckType, Runner>> = {
   },
 
   auth_alg_none: (_c, ctx) => {
-    const claims = ctx.jwt ? (JSON.parse((ctx.jwt.claimsTemplate ?? '{"sub":"user-0"}').replaceAll('{{i}}', '0')) as Record<string, unknown>) : { sub: 'user-0' };
+    const claims = ctx.jwt
+      ? (JSON.parse((ctx.jwt.claimsTemplate ?? '{"sub":"user-0"}').replaceAll('{{i}}', '0')) as Record<string, unknown>)
+      : { sub: 'user-0' };
     const token = unsignedToken({ ...claims, exp: Math.floor(Date.now() / 1000) + 300 });
     return single(ctx, { auth: withToken(ctx.target.auth, token) });
   },
@@ -157,7 +169,9 @@ const RUNNERS: Readonly<Record<CheckType, Runner>> = {
     a.ws.send(Buffer.alloc(bytes, 0x61));
     const end = await closed;
     await closeAll([a.ws]);
-    return end ? { observed: end.outcome, detail: end.detail } : { observed: 'opened', detail: `a ${bytes}-byte message did not close the connection` };
+    return end
+      ? { observed: end.outcome, detail: end.detail }
+      : { observed: 'opened', detail: `a ${bytes}-byte message did not close the connection` };
   },
 };
 
@@ -174,5 +188,13 @@ export async function runCheck(c: CheckSpec, ctx: CheckContext): Promise<CheckRe
     observed = 'check_error';
     detail = (err as Error).message;
   }
-  return { name: c.name, type: c.type, ok: c.expect.includes(observed), expected: c.expect, observed, detail, durationMs: Math.round(performance.now() - started) };
+  return {
+    name: c.name,
+    type: c.type,
+    ok: c.expect.includes(observed),
+    expected: c.expect,
+    observed,
+    detail,
+    durationMs: Math.round(performance.now() - started),
+  };
 }

@@ -74,14 +74,26 @@ export function loadSuiteFile(path: string): { suite: Suite; target?: string } {
   return {
     target: parsed.data.target,
     suite: {
-      checks: parsed.data.checks.map((c, i) => ({ ...c, name: c.name ?? `${c.type}#${i + 1}`, expect: c.expect ?? DEFAULT_EXPECT[c.type] })),
+      checks: parsed.data.checks.map((c, i) => ({
+        ...c,
+        name: c.name ?? `${c.type}#${i + 1}`,
+        expect: c.expect ?? DEFAULT_EXPECT[c.type],
+      })),
       metrics: parsed.data.metrics,
     },
   };
 }
 
 /** The generic suite, from flags: each limit the user names gets its check. */
-export function builtinSuite(o: { connLimit?: number; msgLimit?: number; auth?: boolean; jwt?: boolean; audience?: string; badOrigin?: string; maxSize?: number }): Suite {
+export function builtinSuite(o: {
+  connLimit?: number;
+  msgLimit?: number;
+  auth?: boolean;
+  jwt?: boolean;
+  audience?: string;
+  badOrigin?: string;
+  maxSize?: number;
+}): Suite {
   const checks: CheckSpec[] = [{ name: 'a valid client connects', type: 'connect', expect: DEFAULT_EXPECT.connect }];
   const add = (name: string, type: CheckType, extra: Partial<CheckSpec> = {}): void => {
     checks.push({ name, type, expect: DEFAULT_EXPECT[type], ...extra });
@@ -119,7 +131,10 @@ export function prepareSuite(suite: Suite, o: { jwt: boolean; skip?: string[] })
   const skip = new Set(o.skip ?? []);
   for (const name of skip) {
     if (!suite.checks.some((c) => c.name === name || c.type === name)) {
-      throw new CliError('usage', `--skip ${name}: no such check; the checks are: ${suite.checks.map((c) => `'${c.name}' (${c.type})`).join(', ')}`);
+      throw new CliError(
+        'usage',
+        `--skip ${name}: no such check; the checks are: ${suite.checks.map((c) => `'${c.name}' (${c.type})`).join(', ')}`,
+      );
     }
   }
   const skipped = suite.checks.filter((c) => skip.has(c.name) || skip.has(c.type));
@@ -127,7 +142,10 @@ export function prepareSuite(suite: Suite, o: { jwt: boolean; skip?: string[] })
   if (!o.jwt) {
     const needy = checks.filter((c) => CHECKS_NEEDING_JWT.includes(c.type));
     if (needy.length > 0) {
-      throw new CliError('usage', `check ${needy.map((c) => `'${c.name}'`).join(', ')} needs a signed token: give --jwt-alg with --jwt-secret or --jwt-key-file, or --skip it`);
+      throw new CliError(
+        'usage',
+        `check ${needy.map((c) => `'${c.name}'`).join(', ')} needs a signed token: give --jwt-alg with --jwt-secret or --jwt-key-file, or --skip it`,
+      );
     }
   }
   return { suite: { ...suite, checks }, skipped };
@@ -169,7 +187,12 @@ function deltaOk(delta: number, expr: string): boolean {
 }
 
 /** Runs checks one after another: parallel checks would trip each other's limits. */
-export async function runSuite(suite: Suite, target: ProbeTarget, jwt?: JwtSpec, onResult?: (r: CheckResult) => void): Promise<ProbeReport> {
+export async function runSuite(
+  suite: Suite,
+  target: ProbeTarget,
+  jwt?: JwtSpec,
+  onResult?: (r: CheckResult) => void,
+): Promise<ProbeReport> {
   const ctx = { target, jwt };
   const startedAt = new Date().toISOString();
   let before: Awaited<ReturnType<typeof scrape>> | undefined;

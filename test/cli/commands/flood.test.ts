@@ -17,7 +17,9 @@ beforeAll(async () => {
   echo = await uwsEcho();
   limited = await wsServer({ reject: () => ({ status: 429, headers: { 'Retry-After': '3' } }) });
   // Turns away every second attempt with a reason in the body and every fourth without a body reason.
-  mixed = await wsServer({ reject: (_req, n) => (n % 4 === 0 ? { status: 429, headers: { 'Retry-After': '1' } } : n % 2 === 0 ? { status: 429 } : undefined) });
+  mixed = await wsServer({
+    reject: (_req, n) => (n % 4 === 0 ? { status: 429, headers: { 'Retry-After': '1' } } : n % 2 === 0 ? { status: 429 } : undefined),
+  });
 });
 afterAll(async () => {
   await echo.close();
@@ -29,7 +31,25 @@ describe('wsguard flood (child process)', () => {
   it('exits 0 when every threshold passes and writes the result files', async () => {
     const json = join(dir, 'pass.json');
     const ndjson = join(dir, 'pass.ndjson');
-    const r = await runCli(['flood', echo.url, '-c', '5', '-r', '20', '-d', '1.5s', '--threshold', 'p99_rtt_ms<1000', '--threshold', 'messages_lost==0', '--json', json, '--ndjson', ndjson, ...RELAXED]);
+    const r = await runCli([
+      'flood',
+      echo.url,
+      '-c',
+      '5',
+      '-r',
+      '20',
+      '-d',
+      '1.5s',
+      '--threshold',
+      'p99_rtt_ms<1000',
+      '--threshold',
+      'messages_lost==0',
+      '--json',
+      json,
+      '--ndjson',
+      ndjson,
+      ...RELAXED,
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code, r.stdout).toBe(0);
     expect(r.stdout).toContain('verdict: passed (exit 0)');
@@ -44,7 +64,19 @@ describe('wsguard flood (child process)', () => {
   it('exits 1 and names the threshold that failed, with thresholds from flags and a file', async () => {
     const file = join(dir, 'thresholds.yaml');
     writeFileSync(file, "thresholds:\n  - 'rejected.429>=3'\n  - 'opened==0'\n");
-    const r = await runCli(['flood', limited.url, '-c', '3', '-d', '0.5s', '--threshold', 'rejected.429<1', '--thresholds-file', file, ...RELAXED]);
+    const r = await runCli([
+      'flood',
+      limited.url,
+      '-c',
+      '3',
+      '-d',
+      '0.5s',
+      '--threshold',
+      'rejected.429<1',
+      '--thresholds-file',
+      file,
+      ...RELAXED,
+    ]);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('threshold failed: rejected.429<1 (actual 3)');
     expect(r.stdout).toMatch(/rejected\.429>=3 +3 +pass/);
@@ -76,7 +108,9 @@ describe('wsguard flood (child process)', () => {
 
   it('the shards of one run carry one run id and merge in wsguard report', async () => {
     const files = ['1/2', '2/2'].map((s, i) => join(dir, `shard-run-${i + 1}.json`));
-    const runs = await Promise.all(files.map((f, i) => runCli(['flood', echo.url, '-c', '4', '-d', '0.5s', '--shard', `${i + 1}/2`, '--json', f, ...RELAXED])));
+    const runs = await Promise.all(
+      files.map((f, i) => runCli(['flood', echo.url, '-c', '4', '-d', '0.5s', '--shard', `${i + 1}/2`, '--json', f, ...RELAXED])),
+    );
     expect(runs.map((x) => x.code)).toEqual([0, 0]);
     const ids = files.map((f) => JSON.parse(readFileSync(f, 'utf8')).runId);
     expect(ids[0]).toMatch(/^sharded-[0-9a-f]{16}$/);
@@ -99,7 +133,21 @@ describe('wsguard flood (child process)', () => {
   });
 
   it('fails (exit 1) a run where every connection got 429 and a latency threshold had no data', async () => {
-    const r = await runCli(['flood', limited.url, '-c', '5', '-r', '10', '-d', '0.5s', '--threshold', 'p99_rtt_ms<50', '--threshold', 'p99_connect_ms<1000', ...RELAXED]);
+    const r = await runCli([
+      'flood',
+      limited.url,
+      '-c',
+      '5',
+      '-r',
+      '10',
+      '-d',
+      '0.5s',
+      '--threshold',
+      'p99_rtt_ms<50',
+      '--threshold',
+      'p99_connect_ms<1000',
+      ...RELAXED,
+    ]);
     expect(r.code, r.stdout).toBe(1);
     expect(r.stdout).toContain('threshold failed: p99_rtt_ms<50 (no data: nothing was measured)');
     // Refusals are not handshakes: they do not enter the connect percentiles either.
@@ -115,7 +163,22 @@ describe('wsguard flood (child process)', () => {
 
   it('asked for more than one core can generate: late timings, and the verdict names whose fault (exit 2 only for the generator)', async () => {
     const json = join(dir, 'saturated.json');
-    const r = await runCli(['flood', echo.url, '-c', '50', '-r', '40000', '-d', '2s', '--max-msg-rate', '10000000', '--drain', '200', '--json', json]);
+    const r = await runCli([
+      'flood',
+      echo.url,
+      '-c',
+      '50',
+      '-r',
+      '40000',
+      '-d',
+      '2s',
+      '--max-msg-rate',
+      '10000000',
+      '--drain',
+      '200',
+      '--json',
+      json,
+    ]);
     const sat = JSON.parse(readFileSync(json, 'utf8')).saturation;
     expect(sat.reasons.join('\n')).toMatch(/scheduled messages were sent|event-loop delay|left [0-9.]* ms late/);
     // On a quiet machine the generator thread reaches its core; on one shared with other work it may

@@ -21,7 +21,24 @@ afterAll(async () => {
 
 describe('wsguard probe (child process)', () => {
   it('passes every built-in check against a server that enforces its limits (exit 0)', async () => {
-    const r = await runCli(['probe', strict.url, '--conn-limit', '3', '--msg-limit', '10', '--auth-required', '--bad-origin', 'https://evil.example', '--max-size', '1024', ...AUTH, '--audience', 'app', '--settle', '100']);
+    const r = await runCli([
+      'probe',
+      strict.url,
+      '--conn-limit',
+      '3',
+      '--msg-limit',
+      '10',
+      '--auth-required',
+      '--bad-origin',
+      'https://evil.example',
+      '--max-size',
+      '1024',
+      ...AUTH,
+      '--audience',
+      'app',
+      '--settle',
+      '100',
+    ]);
     expect(r.stdout).not.toContain('FAIL');
     expect(r.stdout).toContain('PASS  connection 4 is refused: observed rejected.429');
     expect(r.stdout).toContain('PASS  expired token → 401: observed rejected.401');
@@ -41,7 +58,18 @@ describe('wsguard probe (child process)', () => {
   });
 
   it('runs the wrong-audience check only when the audience is named, and skips checks by name or type', async () => {
-    const r = await runCli(['probe', strict.url, '--auth-required', ...AUTH, '--skip', 'auth_alg_none', '--skip', 'a valid client connects', '--settle', '100']);
+    const r = await runCli([
+      'probe',
+      strict.url,
+      '--auth-required',
+      ...AUTH,
+      '--skip',
+      'auth_alg_none',
+      '--skip',
+      'a valid client connects',
+      '--settle',
+      '100',
+    ]);
     expect(r.stdout).not.toContain('wrong audience');
     expect(r.stdout).toContain('SKIP  alg=none token → 401 (--skip)');
     expect(r.stdout).toContain('SKIP  a valid client connects (--skip)');

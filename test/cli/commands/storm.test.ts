@@ -27,7 +27,24 @@ describe('wsguard storm (child process)', () => {
 
   it('exits 1 when recovery is slower than the threshold allows', async () => {
     // recovered==10 holds and recover_p50_ms<50 cannot (the policy waits 100 ms): exit 1 names only the latter.
-    const r = await runCli(['storm', echo.url, '-c', '10', '-d', '2s', '--drop-at', '0.5s', '--drop-after-held', '--policy', 'fixed:100', '--threshold', 'recover_p50_ms<50', '--threshold', 'recovered==10', ...RELAXED]);
+    const r = await runCli([
+      'storm',
+      echo.url,
+      '-c',
+      '10',
+      '-d',
+      '2s',
+      '--drop-at',
+      '0.5s',
+      '--drop-after-held',
+      '--policy',
+      'fixed:100',
+      '--threshold',
+      'recover_p50_ms<50',
+      '--threshold',
+      'recovered==10',
+      ...RELAXED,
+    ]);
     expect(r.stdout).toContain('storm: held 10, dropped 10 (reset)');
     expect(r.stdout).toContain('recovered==10');
     expect(r.stdout).not.toContain('threshold failed: recovered==10');
@@ -38,7 +55,22 @@ describe('wsguard storm (child process)', () => {
 
 describe('wsguard storm --source-ip', () => {
   it('auto binds real 127.0.0.x addresses (it used to pass the word through: every attempt ERR_INVALID_IP_ADDRESS)', async () => {
-    const r = await runCli(['storm', echo.url, '-c', '3', '-d', '1.5s', '--drop-at', '0.5s', '--drop-after-held', '--policy', 'fixed:50', '--source-ip', 'auto', ...RELAXED]);
+    const r = await runCli([
+      'storm',
+      echo.url,
+      '-c',
+      '3',
+      '-d',
+      '1.5s',
+      '--drop-at',
+      '0.5s',
+      '--drop-after-held',
+      '--policy',
+      'fixed:50',
+      '--source-ip',
+      'auto',
+      ...RELAXED,
+    ]);
     expect(r.stdout).not.toContain('ERR_INVALID_IP_ADDRESS');
     expect(r.stdout).toContain('storm: held 3, dropped 3 (reset)');
     expect(r.code, r.stdout).toBe(0);

@@ -6,7 +6,13 @@ describe('auth', () => {
   it('mints RS256 and ES256 tokens per user that verify with the public key', async () => {
     for (const alg of ['RS256', 'ES256'] as const) {
       const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
-      const mint = createJwtMinter({ alg, privateKeyPem: await exportPKCS8(privateKey), claimsTemplate: '{"sub":"u{{i}}","aud":"app"}', expSec: 60, kid: 'k1' });
+      const mint = createJwtMinter({
+        alg,
+        privateKeyPem: await exportPKCS8(privateKey),
+        claimsTemplate: '{"sub":"u{{i}}","aud":"app"}',
+        expSec: 60,
+        kid: 'k1',
+      });
       const t = await mint(4);
       const { payload } = await jwtVerify(t, publicKey, { audience: 'app', algorithms: [alg] });
       expect(payload.sub).toBe('u4');

@@ -121,11 +121,16 @@ describe('runFlood', () => {
     });
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     const url = `ws://127.0.0.1:${(http.address() as import('node:net').AddressInfo).port}/`;
-    servers.push({ url, port: 0, counts: { connections: 0, messages: 0, bytes: 0 }, close: async () => {
-      for (const c of wss.clients) c.terminate();
-      http.closeAllConnections();
-      await new Promise<void>((resolve) => http.close(() => resolve()));
-    } });
+    servers.push({
+      url,
+      port: 0,
+      counts: { connections: 0, messages: 0, bytes: 0 },
+      close: async () => {
+        for (const c of wss.clients) c.terminate();
+        http.closeAllConnections();
+        await new Promise<void>((resolve) => http.close(() => resolve()));
+      },
+    });
     const jwt = { alg: 'HS256' as const, secret: 'test-secret', claimsTemplate: '{"sub":"user-{{i}}","aud":"app"}', expSec: 60 };
     const ok = await runFlood(floodOptions(url, { connections: 4, durationSec: 0.5, auth: { jwt } }));
     expect(ok.outcomes).toEqual({ completed: 4 });
@@ -156,7 +161,15 @@ describe('runFlood', () => {
 
   it('follows ramp stages up and down', async () => {
     const s = await track(uwsEcho());
-    const r = await runFlood(floodOptions(s.url, { stages: [{ durationSec: 0.5, target: 20 }, { durationSec: 0.5, target: 0 }], durationSec: 1.2 }));
+    const r = await runFlood(
+      floodOptions(s.url, {
+        stages: [
+          { durationSec: 0.5, target: 20 },
+          { durationSec: 0.5, target: 0 },
+        ],
+        durationSec: 1.2,
+      }),
+    );
     expect(r.connections.peakOpen).toBeGreaterThanOrEqual(15);
     expect(r.connections.peakOpen).toBeLessThanOrEqual(20);
     // Ramping down closes exactly the excess: no connection is closed early and then replaced.
@@ -166,7 +179,9 @@ describe('runFlood', () => {
 
   it('stops early on the kill switch when the error rate passes its limit', async () => {
     const s = await track(wsServer({ reject: () => ({ status: 503, headers: { 'Retry-After': '1' } }) }));
-    const r = await runFlood(floodOptions(s.url, { arrivalRate: 40, durationSec: 5, killSwitch: { errorRate: 0.5, windowSec: 2, minAttempts: 10 } }));
+    const r = await runFlood(
+      floodOptions(s.url, { arrivalRate: 40, durationSec: 5, killSwitch: { errorRate: 0.5, windowSec: 2, minAttempts: 10 } }),
+    );
     expect(r.aborted?.reason).toMatch(/^kill switch: \d+ failures/);
     expect(r.aborted!.atSec).toBeLessThan(3);
     expect(r.outcomes['rejected.503']).toBe(r.connections.attempts);
@@ -193,7 +208,13 @@ describe('runFlood', () => {
   });
 
   it('refuses a run above a safety cap before sending anything', async () => {
-    const err = await runFlood(floodOptions('ws://127.0.0.1:1/', { connections: 100, msgRate: 100, caps: { maxConnections: 1000, maxConnRate: 1000, maxMsgRate: 5000, maxDurationSec: 60 } })).catch((e: unknown) => e);
+    const err = await runFlood(
+      floodOptions('ws://127.0.0.1:1/', {
+        connections: 100,
+        msgRate: 100,
+        caps: { maxConnections: 1000, maxConnRate: 1000, maxMsgRate: 5000, maxDurationSec: 60 },
+      }),
+    ).catch((e: unknown) => e);
     expect(isCliError(err) && err.code).toBe('cap_exceeded');
   });
 });

@@ -3,7 +3,21 @@ import { killSwitchReason } from '../../../cli/engine/kill-switch.ts';
 import type { SeriesPoint } from '../../../cli/engine/result.ts';
 
 function point(t: number, opened: number, outcomes: Record<string, number>): SeriesPoint {
-  return { t, open: 0, opening: 0, attempts: 0, opened, outcomes, sent: 0, received: 0, bytesOut: 0, bytesIn: 0, rttP50Ms: 0, rttP99Ms: 0, cpuCores: 0 };
+  return {
+    t,
+    open: 0,
+    opening: 0,
+    attempts: 0,
+    opened,
+    outcomes,
+    sent: 0,
+    received: 0,
+    bytesOut: 0,
+    bytesIn: 0,
+    rttP50Ms: 0,
+    rttP99Ms: 0,
+    cpuCores: 0,
+  };
 }
 
 describe('killSwitchReason', () => {

@@ -16,7 +16,11 @@ describe('outcome names follow the error catalogue', () => {
 
   it('names every HTTP status a handshake can be refused with', () => {
     // 413 belongs to message_too_big, which is only ever a close (1009), never a handshake status.
-    const statuses = new Set(Object.entries(ERROR_CODES).filter(([code]) => code !== 'message_too_big').map(([, i]) => i.status));
+    const statuses = new Set(
+      Object.entries(ERROR_CODES)
+        .filter(([code]) => code !== 'message_too_big')
+        .map(([, i]) => i.status),
+    );
     for (const status of statuses) expect(HTTP_STATUS_NAMES[status], `HTTP ${status}`).toBeTruthy();
   });
 });

@@ -12,7 +12,10 @@ describe('payload', () => {
   });
 
   it('renders templates with every placeholder and keeps JSON valid', () => {
-    const f = createPayloadFactory({ template: '{"m":"{{marker}}","n":{{counter}},"u":{{i}},"ts":{{ts}},"r":"{{random:12}}","p":"{{pad:3}}"}' }, 7);
+    const f = createPayloadFactory(
+      { template: '{"m":"{{marker}}","n":{{counter}},"u":{{i}},"ts":{{ts}},"r":"{{random:12}}","p":"{{pad:3}}"}' },
+      7,
+    );
     const obj = JSON.parse(f(3) as string);
     expect(obj).toMatchObject({ m: 'wsg:3;', n: 3, u: 7, p: 'xxx' });
     expect(obj.r).toHaveLength(12);

@@ -7,8 +7,16 @@ import { createHistogram, recordMs, summarize } from '../../../cli/engine/histog
 /** Readings of a run whose timings were late (event-loop p99 120 ms), with the CPU figures injected. */
 function lateRun(threadCpuCoresPeak: number | undefined, machine: MachineLoad | undefined, cpuCoresPeak = threadCpuCoresPeak ?? 0.1) {
   return judgeSaturation({
-    eventLoopP99Ms: 120, eventLoopMaxMs: 300, cpuCores: cpuCoresPeak, cpuCoresPeak, threadCpuCoresPeak, machine,
-    sendLagP99Ms: 1, scheduled: 100, sent: 100, outcomes: { completed: 5 },
+    eventLoopP99Ms: 120,
+    eventLoopMaxMs: 300,
+    cpuCores: cpuCoresPeak,
+    cpuCoresPeak,
+    threadCpuCoresPeak,
+    machine,
+    sendLagP99Ms: 1,
+    scheduled: 100,
+    sent: 100,
+    outcomes: { completed: 5 },
   });
 }
 
@@ -17,10 +25,21 @@ function resultWith(saturation: RunResult['saturation']): RunResult {
   recordMs(h, 5);
   const l = summarize(h);
   return {
-    kind: 'flood', version: 1, target: 'ws://127.0.0.1:1/', startedAt: '', durationMs: 1000, config: {}, shards: 1,
-    connections: { attempts: 5, opened: 5, peakOpen: 5 }, outcomes: { completed: 5 }, outcomeDetails: {},
+    kind: 'flood',
+    version: 1,
+    target: 'ws://127.0.0.1:1/',
+    startedAt: '',
+    durationMs: 1000,
+    config: {},
+    shards: 1,
+    connections: { attempts: 5, opened: 5, peakOpen: 5 },
+    outcomes: { completed: 5 },
+    outcomeDetails: {},
     messages: { sent: 1, received: 1, lost: 0, unmatched: 0, bytesOut: 0, bytesIn: 0, ratePerSecOut: 1, ratePerSecIn: 1 },
-    latency: { rtt: l, rttUncorrected: l, connect: l }, saturation, preflight: [], series: [],
+    latency: { rtt: l, rttUncorrected: l, connect: l },
+    saturation,
+    preflight: [],
+    series: [],
   };
 }
 
@@ -30,7 +49,9 @@ describe('saturation: the generator is saturated vs the machine is busy', () => 
   it('0.11 cores of its own on a machine busy with other work: machine busy, not exit 2 (the reported case)', () => {
     const s = lateRun(0.11, { cores: 2, loadAvg1: 4.6, busyCores: 1.9, stealPct: 0 });
     expect(s.verdict).toBe('machine_busy');
-    expect(s.cause).toMatch(/^the machine is busy, not the generator: generator thread CPU peak 0\.11 cores; machine: load average 4\.6 on 2 cores/);
+    expect(s.cause).toMatch(
+      /^the machine is busy, not the generator: generator thread CPU peak 0\.11 cores; machine: load average 4\.6 on 2 cores/,
+    );
     const v = decideVerdict(resultWith(s), []);
     expect(v.exitCode).toBe(0);
     expect(v.reasons.join('\n')).toContain('note: the machine is busy, not the generator');
@@ -45,21 +66,38 @@ describe('saturation: the generator is saturated vs the machine is busy', () => 
   });
 
   it('hypervisor steal alone makes the machine busy', () => {
-    expect(classifyCause({ threadCpuCoresPeak: 0.4, processCpuCoresPeak: 0.45, machine: { cores: 4, loadAvg1: 0.9, busyCores: 0.6, stealPct: 22 } }).cause).toBe('machine');
+    expect(
+      classifyCause({
+        threadCpuCoresPeak: 0.4,
+        processCpuCoresPeak: 0.45,
+        machine: { cores: 4, loadAvg1: 0.9, busyCores: 0.6, stealPct: 22 },
+      }).cause,
+    ).toBe('machine');
   });
 
-  it('late timings with little CPU on a quiet machine stay the generator\'s (something blocked its thread)', () => {
+  it("late timings with little CPU on a quiet machine stay the generator's (something blocked its thread)", () => {
     const s = lateRun(0.2, quiet);
     expect(s.verdict).toBe('saturated');
     expect(s.cause).toContain('the machine was not busy');
   });
 
-  it('running out of descriptors is the generator\'s fault even on a busy machine', () => {
-    const s = judgeSaturation({ eventLoopP99Ms: 1, eventLoopMaxMs: 1, cpuCores: 0.1, cpuCoresPeak: 0.1, threadCpuCoresPeak: 0.1, machine: { ...quiet, loadAvg1: 9 }, sendLagP99Ms: 0, scheduled: 0, sent: 0, outcomes: { 'error.EMFILE': 3 } });
+  it("running out of descriptors is the generator's fault even on a busy machine", () => {
+    const s = judgeSaturation({
+      eventLoopP99Ms: 1,
+      eventLoopMaxMs: 1,
+      cpuCores: 0.1,
+      cpuCoresPeak: 0.1,
+      threadCpuCoresPeak: 0.1,
+      machine: { ...quiet, loadAvg1: 9 },
+      sendLagP99Ms: 0,
+      scheduled: 0,
+      sent: 0,
+      outcomes: { 'error.EMFILE': 3 },
+    });
     expect(s.verdict).toBe('saturated');
   });
 
-  it('reads this thread\'s own CPU time on Linux', () => {
+  it("reads this thread's own CPU time on Linux", () => {
     const before = threadCpuMs();
     if (before === undefined) return expect(process.platform).not.toBe('linux');
     const until = performance.now() + 150;

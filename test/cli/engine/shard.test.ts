@@ -23,7 +23,9 @@ describe('splitShare', () => {
   });
 
   it('reports a token configuration mistake before the run as a usage error', async () => {
-    const err = await runFlood(floodOptions('ws://127.0.0.1:1/', { connections: 1, auth: { jwt: { alg: 'HS256', expSec: 60 } } })).catch((e: unknown) => e);
+    const err = await runFlood(floodOptions('ws://127.0.0.1:1/', { connections: 1, auth: { jwt: { alg: 'HS256', expSec: 60 } } })).catch(
+      (e: unknown) => e,
+    );
     expect(isCliError(err) && err.exitCode).toBe(3);
     expect((err as Error).message).toContain('--jwt-secret');
   });

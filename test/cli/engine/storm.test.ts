@@ -32,7 +32,10 @@ function stormOptions(url: string, o: Partial<StormOptions>): StormOptions {
  * After the first connection loss, refuses the next `refusals` handshakes (by count, not by a time
  * window: on a busy machine a window can pass before any reconnect arrives), then admits again.
  */
-async function overwhelmedServer(refusals: number, refusal: { status: number; headers?: Record<string, string> } | { close: number; reason: string }): Promise<TestServer> {
+async function overwhelmedServer(
+  refusals: number,
+  refusal: { status: number; headers?: Record<string, string> } | { close: number; reason: string },
+): Promise<TestServer> {
   let lost = false;
   let left = refusals;
   const refuseNow = (): boolean => {
@@ -57,7 +60,9 @@ describe('runStorm', () => {
   it('reconnects after a TCP reset with a fixed delay and reports time to recover', async () => {
     const s = await overwhelmedServer(0, { status: 503 });
     const events: AttemptEvent[] = [];
-    const r = await runStorm(stormOptions(s.url, { policy: { kind: 'fixed', delayMs: 200 }, dropMode: 'reset' }), { onAttempt: (e) => events.push(e) });
+    const r = await runStorm(stormOptions(s.url, { policy: { kind: 'fixed', delayMs: 200 }, dropMode: 'reset' }), {
+      onAttempt: (e) => events.push(e),
+    });
     const st = r.storm!;
     expect(st.dropped).toBe(10);
     expect(st.recovered).toBe(10);
@@ -125,7 +130,15 @@ describe('runStorm', () => {
       },
     });
     servers.push(s);
-    const r = await runStorm(stormOptions(s.url, { dropMode: 'server', dropAtSec: 0.2, dropAfterHeld: false, durationSec: 1.4, policy: { kind: 'fixed', delayMs: 50 } }));
+    const r = await runStorm(
+      stormOptions(s.url, {
+        dropMode: 'server',
+        dropAtSec: 0.2,
+        dropAfterHeld: false,
+        durationSec: 1.4,
+        policy: { kind: 'fixed', delayMs: 50 },
+      }),
+    );
     expect(r.storm!.dropped).toBe(10);
     expect(r.storm!.recovered).toBe(10);
     expect(r.outcomes['closed.1012']).toBe(10);

@@ -9,13 +9,32 @@ function result(over: Partial<RunResult> = {}): RunResult {
   for (let i = 1; i <= 100; i++) recordMs(h, i);
   const empty = summarize(createHistogram());
   return {
-    kind: 'flood', version: 1, target: 'ws://127.0.0.1:1/', startedAt: '', durationMs: 1000, config: {}, shards: 1,
+    kind: 'flood',
+    version: 1,
+    target: 'ws://127.0.0.1:1/',
+    startedAt: '',
+    durationMs: 1000,
+    config: {},
+    shards: 1,
     connections: { attempts: 10, opened: 8, peakOpen: 8 },
-    outcomes: { completed: 8, 'rejected.429': 2 }, outcomeDetails: {},
+    outcomes: { completed: 8, 'rejected.429': 2 },
+    outcomeDetails: {},
     messages: { sent: 100, received: 100, lost: 0, unmatched: 0, bytesOut: 0, bytesIn: 0, ratePerSecOut: 100, ratePerSecIn: 100 },
     latency: { rtt: summarize(h), rttUncorrected: empty, connect: empty },
-    saturation: { verdict: 'ok', reasons: [], eventLoopP99Ms: 1, eventLoopMaxMs: 1, cpuCores: 0.1, cpuCoresPeak: 0.1, sendLagP99Ms: 1, scheduled: 100, sent: 100, selfInflicted: {} },
-    preflight: [], series: [],
+    saturation: {
+      verdict: 'ok',
+      reasons: [],
+      eventLoopP99Ms: 1,
+      eventLoopMaxMs: 1,
+      cpuCores: 0.1,
+      cpuCoresPeak: 0.1,
+      sendLagP99Ms: 1,
+      scheduled: 100,
+      sent: 100,
+      selfInflicted: {},
+    },
+    preflight: [],
+    series: [],
     ...over,
   };
 }
@@ -57,9 +76,16 @@ describe('thresholds', () => {
 
   it('a threshold over a metric with no samples fails and says "no data"', () => {
     const empty = summarize(createHistogram());
-    const r = result({ latency: { rtt: empty, rttUncorrected: empty, connect: empty }, messages: { ...result().messages, sent: 0, received: 0 } });
+    const r = result({
+      latency: { rtt: empty, rttUncorrected: empty, connect: empty },
+      messages: { ...result().messages, sent: 0, received: 0 },
+    });
     const res = evaluateThresholds(r, ['p99_rtt_ms<50', 'p50_connect_ms<50', 'messages_sent==0'].map(parseThreshold));
-    expect(res.map((t) => [t.ok, t.actual])).toEqual([[false, null], [false, null], [true, 0]]);
+    expect(res.map((t) => [t.ok, t.actual])).toEqual([
+      [false, null],
+      [false, null],
+      [true, 0],
+    ]);
     const v = decideVerdict(r, res);
     expect(v.exitCode).toBe(1);
     expect(v.reasons).toContain('threshold failed: p99_rtt_ms<50 (no data: nothing was measured)');
@@ -67,8 +93,19 @@ describe('thresholds', () => {
 
   it('a storm that held nothing at the drop is a failed run, unless rejections were asked for', () => {
     const storm = {
-      held: 0, dropped: 0, dropMode: 'reset' as const, dropAtSec: 1, policy: 'immediate', recover: summarize(createHistogram()), timeToPercentMs: { '100': 0 },
-      recovered: 0, gaveUp: 0, attemptsPerClient: { mean: 0, max: 0, histogram: {} }, rejectionsDuringRecovery: {}, delaysMs: summarize(createHistogram()), retryAfterHonoured: 0,
+      held: 0,
+      dropped: 0,
+      dropMode: 'reset' as const,
+      dropAtSec: 1,
+      policy: 'immediate',
+      recover: summarize(createHistogram()),
+      timeToPercentMs: { '100': 0 },
+      recovered: 0,
+      gaveUp: 0,
+      attemptsPerClient: { mean: 0, max: 0, histogram: {} },
+      rejectionsDuringRecovery: {},
+      delaysMs: summarize(createHistogram()),
+      retryAfterHonoured: 0,
     };
     // Connections opened and closed again before the drop: nothing was there to drop.
     const r = result({ kind: 'storm', storm, connections: { attempts: 1681, opened: 4, peakOpen: 1 } });

@@ -14,7 +14,10 @@ describe('worker threads and source addresses', () => {
   it('splits a flood over two threads and 127.0.0.x sources, and merges the shares', async () => {
     const sources = new Set<string>();
     server = await wsServer({ onConnection: (_ws, req) => sources.add(req.socket.remoteAddress ?? '') });
-    const r = await runFloodWorkers(floodOptions(server.url, { connections: 8, msgRate: 20, durationSec: 1.2, sourceIps: ['127.0.0.2', '127.0.0.3', '127.0.0.4'] }), 2);
+    const r = await runFloodWorkers(
+      floodOptions(server.url, { connections: 8, msgRate: 20, durationSec: 1.2, sourceIps: ['127.0.0.2', '127.0.0.3', '127.0.0.4'] }),
+      2,
+    );
     expect(r.config.workers).toBe(2);
     expect(r.connections.attempts).toBe(8);
     expect(r.outcomes).toEqual({ completed: 8 });

@@ -19,7 +19,8 @@ export async function guardedServer(o: { connLimit: number; msgLimit: number; ma
   const http = createServer((req, res) => {
     if (req.url !== '/metrics') return void res.writeHead(404).end();
     const lines = ['# TYPE wsguard_connections_rejected_total counter'];
-    for (const [reason, n] of Object.entries(rejected)) lines.push(`wsguard_connections_rejected_total{route="/",reason="${reason}",decision="enforced"} ${n}`);
+    for (const [reason, n] of Object.entries(rejected))
+      lines.push(`wsguard_connections_rejected_total{route="/",reason="${reason}",decision="enforced"} ${n}`);
     res.writeHead(200, { 'Content-Type': 'text/plain' }).end(lines.join('\n') + '\n');
   });
   const wss = new WebSocketServer({ noServer: true, maxPayload: o.lax ? 100 * 1024 * 1024 : o.maxPayload });

@@ -63,9 +63,13 @@ export async function wsServer(o: WsServerOptions = {}): Promise<TestServer> {
     attempts++;
     const r = o.reject?.(req, attempts);
     if (r) {
-      const headers = Object.entries(r.headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+      const headers = Object.entries(r.headers ?? {})
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('');
       const body = JSON.stringify({ error: 'rejected' });
-      socket.end(`HTTP/1.1 ${r.status} Rejected\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n${headers}\r\n${body}`);
+      socket.end(
+        `HTTP/1.1 ${r.status} Rejected\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n${headers}\r\n${body}`,
+      );
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {

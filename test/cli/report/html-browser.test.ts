@@ -105,8 +105,11 @@ describe('HTML report in headless Chromium (Debian package chromium; .ci/run ins
     // One palette: p99 is the same colour in the per-second lines and in the percentile bars.
     expect(rttChart).toContain(`data-series="p99" d="${p99}" fill="none" stroke="${PERCENTILE_COLORS.p99}"`);
     const bars = svgs.find((s) => s.includes('aria-label="RTT percentiles (whole run)"'))!;
-    const barColour = (label: string): string | undefined => new RegExp(`>${label.replace('.', '\\.')}</text><rect [^>]*fill="([^"]+)"`).exec(bars)?.[1];
-    expect(['p50', 'p90', 'p99', 'p99.9', 'max'].map(barColour)).toEqual(['p50', 'p90', 'p99', 'p99.9', 'max'].map((k) => PERCENTILE_COLORS[k]));
+    const barColour = (label: string): string | undefined =>
+      new RegExp(`>${label.replace('.', '\\.')}</text><rect [^>]*fill="([^"]+)"`).exec(bars)?.[1];
+    expect(['p50', 'p90', 'p99', 'p99.9', 'max'].map(barColour)).toEqual(
+      ['p50', 'p90', 'p99', 'p99.9', 'max'].map((k) => PERCENTILE_COLORS[k]),
+    );
 
     mkdirSync(ARTIFACTS, { recursive: true });
     const png = join(ARTIFACTS, 'report-html.png');

@@ -23,7 +23,11 @@ beforeAll(async () => {
   const base = floodOptions(echo.url, { connections: 5, msgRate: 20, durationSec: 1.2 });
   // Two shards side by side, as two machines running --shard 1/2 and --shard 2/2 would.
   // Marked as the CLI marks them: one run id, shard i of 2.
-  shards = (await Promise.all([0, 1].map((i) => runFlood(splitShare(base, i, 2))))).map((r, i) => ({ ...r, runId: 'run-a', shard: { index: i + 1, count: 2 } }));
+  shards = (await Promise.all([0, 1].map((i) => runFlood(splitShare(base, i, 2))))).map((r, i) => ({
+    ...r,
+    runId: 'run-a',
+    shard: { index: i + 1, count: 2 },
+  }));
 });
 afterAll(async () => {
   await echo.close();
@@ -53,7 +57,10 @@ describe('report', () => {
     expect(html.match(/<svg /g)!.length).toBeGreaterThanOrEqual(5);
     expect(html).toContain('Connections over time');
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
-    const lines = toNdjson(r).trim().split('\n').map((l) => JSON.parse(l));
+    const lines = toNdjson(r)
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines[0]).toMatchObject({ kind: 'flood', t: expect.any(Number), open: expect.any(Number) });
   });
 
@@ -86,7 +93,12 @@ describe('report', () => {
     const otherRun = write('other-run.json', { ...shards[1]!, runId: 'run-b' });
     const same = write('same.json', shards[0]!);
     const whole = write('whole.json', { ...shards[1]!, shard: undefined });
-    const cases = [[otherTarget, 'is not from the same run'], [otherRun, 'is not from the same run'], [same, 'are the same shard'], [whole, 'is a whole run, not a shard']] as const;
+    const cases = [
+      [otherTarget, 'is not from the same run'],
+      [otherRun, 'is not from the same run'],
+      [same, 'are the same shard'],
+      [whole, 'is a whole run, not a shard'],
+    ] as const;
     // Four CLI processes: started together, and given the time a loaded 2-core machine needs to start them.
     const runs = await Promise.all(cases.map(([f]) => runCli(['report', a, f], 45_000)));
     for (const [i, [, msg]] of cases.entries()) {

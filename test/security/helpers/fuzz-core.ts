@@ -3,7 +3,7 @@
  * seeded generators of mutated handshakes and frame streams, a raw upstream that answers with
  * mutated frames, and a runner that classifies how every connection ended.
  */
-import net from 'node:net';
+import type net from 'node:net';
 import { acceptResponse, serverFrame, startRawServer, type TestServer } from '../../relay/upstream-servers.ts';
 import { ALLOWED_STATUSES, isAllowedClose } from './codes.ts';
 import { Rng } from './prng.ts';
@@ -33,7 +33,15 @@ export function fuzzConfig(echoUrl: string, rawUrl: string): Record<string, unkn
 
 const METHODS = ['GET', 'POST', 'PUT', 'HEAD', 'OPTIONS', 'get', 'GE', 'GETT', 'CONNECT', ''];
 const VERSIONS = ['13', '8', '0', '', '13, 8', '130', '-1', '13 ', 'thirteen'];
-const KEYS = [VALID_KEY, '', 'short', 'AAAAAAAAAAAAAAAAAAAAAA=', 'AAAAAAAAAAAAAAAAAAAAAAA==', '!!!!!!!!!!!!!!!!!!!!!!==', VALID_KEY + VALID_KEY];
+const KEYS = [
+  VALID_KEY,
+  '',
+  'short',
+  'AAAAAAAAAAAAAAAAAAAAAA=',
+  'AAAAAAAAAAAAAAAAAAAAAAA==',
+  '!!!!!!!!!!!!!!!!!!!!!!==',
+  VALID_KEY + VALID_KEY,
+];
 const INJECT = ['\r', '\n', '\0', '\r\n', '\r\n\r\n', ' ', '\t', ':', '%00', '../', '\u00ff'];
 
 export interface HandshakeCase {
@@ -44,7 +52,15 @@ export interface HandshakeCase {
 }
 
 export function mutateHandshake(rng: Rng): HandshakeCase {
-  const path = rng.pick([`${ECHO_PREFIX}x`, `${ECHO_PREFIX}`, '/', '/nope', `${ECHO_PREFIX}a/../../b`, `${ECHO_PREFIX}%2e%2e/`, `${ECHO_PREFIX}?a=${'q'.repeat(rng.int(3000))}`]);
+  const path = rng.pick([
+    `${ECHO_PREFIX}x`,
+    `${ECHO_PREFIX}`,
+    '/',
+    '/nope',
+    `${ECHO_PREFIX}a/../../b`,
+    `${ECHO_PREFIX}%2e%2e/`,
+    `${ECHO_PREFIX}?a=${'q'.repeat(rng.int(3000))}`,
+  ]);
   const headers: Array<[string, string]> = [];
   const omit: string[] = [];
   let method = 'GET';
@@ -68,7 +84,10 @@ export function mutateHandshake(rng: Rng): HandshakeCase {
         omit.push(rng.pick(['Upgrade', 'Connection', 'Host']));
         break;
       case 4:
-        headers.push([rng.pick(['Origin', 'Authorization', 'Sec-WebSocket-Protocol', 'X-Forwarded-For', 'Sec-WebSocket-Extensions']), rng.bytes(rng.int(40)).toString('base64')]);
+        headers.push([
+          rng.pick(['Origin', 'Authorization', 'Sec-WebSocket-Protocol', 'X-Forwarded-For', 'Sec-WebSocket-Extensions']),
+          rng.bytes(rng.int(40)).toString('base64'),
+        ]);
         break;
       case 5:
         for (let i = rng.int(30); i > 0; i--) headers.push([`X-F${i}`, 'v'.repeat(rng.int(200))]);
@@ -122,7 +141,15 @@ export function mutateFrames(rng: Rng, masked: boolean): Buffer[] {
         frames.push(make(rng.pick([8, 9, 10]), rng.bytes(rng.chance(0.5) ? rng.int(125) : 126 + rng.int(100)), { fin: rng.chance(0.7) }));
         break;
       case 3:
-        frames.push(make(8, closePayload(rng.pick([0, 999, 1000, 1001, 1002, 1004, 1005, 1006, 1011, 1012, 1015, 2999, 3000, 4000, 4999, 5000, 65535]), 'r'.repeat(rng.int(130)))));
+        frames.push(
+          make(
+            8,
+            closePayload(
+              rng.pick([0, 999, 1000, 1001, 1002, 1004, 1005, 1006, 1011, 1012, 1015, 2999, 3000, 4000, 4999, 5000, 65535]),
+              'r'.repeat(rng.int(130)),
+            ),
+          ),
+        );
         break;
       case 4: {
         // A fragmented message, sometimes broken (missing first frame, interleaved data frame).
@@ -213,7 +240,8 @@ function count(report: FuzzReport, outcome: Outcome): void {
 function classifyEnding(report: FuzzReport, kind: string, closeCode: number | null, tcpClosed: boolean, detail: string): void {
   if (closeCode === null) return count(report, `${kind}:${tcpClosed ? 'tcp-closed' : 'still-open'}`);
   // 1005 here is an empty close frame (no code on the wire), which RFC 6455 §5.5.1 allows.
-  if (closeCode !== 1005 && !isAllowedClose(closeCode)) report.violations.push(`${kind}: close code ${closeCode} is not documented (${detail})`);
+  if (closeCode !== 1005 && !isAllowedClose(closeCode))
+    report.violations.push(`${kind}: close code ${closeCode} is not documented (${detail})`);
   count(report, `${kind}:close:${closeCode}`);
 }
 
@@ -223,13 +251,17 @@ async function handshakeCase(report: FuzzReport, port: number, rng: Rng, waitMs:
   if (r.status === null) {
     if (c.wellFramed && r.closedByServer === false && r.data.length === 0) {
       // uWS holds an unparsed head until its own timeout (~10–12 s, measured); a well-framed request must get an answer.
-      report.violations.push(`handshake: no answer within ${waitMs} ms to a well-framed request ${JSON.stringify(c.bytes.toString('latin1').slice(0, 200))}`);
+      report.violations.push(
+        `handshake: no answer within ${waitMs} ms to a well-framed request ${JSON.stringify(c.bytes.toString('latin1').slice(0, 200))}`,
+      );
     }
     count(report, `handshake:${r.data.length ? 'garbage-answer' : r.closedByServer ? 'tcp-closed' : 'no-answer'}`);
-    if (r.data.length) report.violations.push(`handshake: answer without a status line: ${JSON.stringify(r.data.toString('latin1').slice(0, 80))}`);
+    if (r.data.length)
+      report.violations.push(`handshake: answer without a status line: ${JSON.stringify(r.data.toString('latin1').slice(0, 80))}`);
     return;
   }
-  if (r.status !== 101 && !ALLOWED_STATUSES.has(r.status)) report.violations.push(`handshake: undocumented status ${r.status} for ${JSON.stringify(c.bytes.toString('latin1').slice(0, 200))}`);
+  if (r.status !== 101 && !ALLOWED_STATUSES.has(r.status))
+    report.violations.push(`handshake: undocumented status ${r.status} for ${JSON.stringify(c.bytes.toString('latin1').slice(0, 200))}`);
   count(report, `handshake:http:${r.status}`);
 }
 
@@ -276,7 +308,12 @@ export interface FuzzOptions {
 }
 
 export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
-  const report: FuzzReport = { seed: options.seed, iterations: { handshake: 0, clientFrames: 0, upstreamFrames: 0 }, outcomes: new Map(), violations: [] };
+  const report: FuzzReport = {
+    seed: options.seed,
+    iterations: { handshake: 0, clientFrames: 0, upstreamFrames: 0 },
+    outcomes: new Map(),
+    violations: [],
+  };
   const concurrency = options.concurrency ?? 16;
   const wait = options.caseWaitMs ?? 1000;
   const rng = new Rng(options.seed);
@@ -307,7 +344,9 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
 }
 
 export function formatReport(report: FuzzReport): string {
-  const lines = [`fuzz seed ${report.seed}: ${report.iterations.handshake} handshakes, ${report.iterations.clientFrames} client frame streams, ${report.iterations.upstreamFrames} upstream frame streams`];
+  const lines = [
+    `fuzz seed ${report.seed}: ${report.iterations.handshake} handshakes, ${report.iterations.clientFrames} client frame streams, ${report.iterations.upstreamFrames} upstream frame streams`,
+  ];
   for (const [k, v] of [...report.outcomes].sort((a, b) => a[0].localeCompare(b[0]))) lines.push(`  ${k.padEnd(28)} ${v}`);
   lines.push(`  violations: ${report.violations.length}`);
   for (const v of report.violations.slice(0, 20)) lines.push(`    ${v}`);

@@ -62,7 +62,13 @@ export function exchange(
       socket.destroy();
       const data = Buffer.concat(chunks);
       const headEnd = data.indexOf('\r\n\r\n');
-      resolve({ data, closedByServer, status: statusOf(data), head: data.toString('latin1', 0, headEnd < 0 ? data.length : headEnd), elapsedMs: Date.now() - started });
+      resolve({
+        data,
+        closedByServer,
+        status: statusOf(data),
+        head: data.toString('latin1', 0, headEnd < 0 ? data.length : headEnd),
+        elapsedMs: Date.now() - started,
+      });
     };
     const timer = setTimeout(() => finish(false), options.timeoutMs ?? 3000);
     socket.on('data', (c: Buffer) => {
@@ -76,7 +82,11 @@ export function exchange(
 }
 
 /** A masked client frame (RFC 6455 §5.3 requires clients to mask); `mask: false` for the frame a client must never send. */
-export function clientFrame(opcode: number, payload: Uint8Array | string = '', options: { fin?: boolean; rsv?: number; mask?: boolean } = {}): Buffer {
+export function clientFrame(
+  opcode: number,
+  payload: Uint8Array | string = '',
+  options: { fin?: boolean; rsv?: number; mask?: boolean } = {},
+): Buffer {
   return serverFrame(opcode, payload, { ...options, mask: options.mask ?? true });
 }
 
@@ -105,32 +115,32 @@ export interface Ending {
 
 export class RawWsClient {
   readonly frames: Frame[] = [];
-  private buffered = Buffer.alloc(0);
-  private tcpClosed = false;
-  private readonly waiters = new Set<() => void>();
+  #buffered = Buffer.alloc(0);
+  #tcpClosed = false;
+  readonly #waiters = new Set<() => void>();
 
   private constructor(readonly socket: net.Socket) {
     socket.on('data', (c: Buffer) => {
-      this.buffered = Buffer.concat([this.buffered, c]);
+      this.#buffered = Buffer.concat([this.#buffered, c]);
       for (;;) {
-        const f = parseClientFrame(this.buffered);
+        const f = parseClientFrame(this.#buffered);
         if (!f) break;
-        this.buffered = this.buffered.subarray(f.size);
+        this.#buffered = this.#buffered.subarray(f.size);
         this.frames.push({ fin: f.fin, opcode: f.opcode, payload: f.payload });
       }
-      this.notify();
+      this.#notify();
     });
     const onEnd = () => {
-      this.tcpClosed = true;
-      this.notify();
+      this.#tcpClosed = true;
+      this.#notify();
     };
     socket.on('close', onEnd);
     socket.on('end', onEnd);
     socket.on('error', onEnd);
   }
 
-  private notify(): void {
-    for (const w of [...this.waiters]) w();
+  #notify(): void {
+    for (const w of [...this.#waiters]) w();
   }
 
   /** Opens with a valid handshake to `path`; rejects (with the status line) when no 101 comes within `timeoutMs`. */
@@ -166,7 +176,10 @@ export class RawWsClient {
       throw new Error(`expected 101, got ${head.head.split('\r\n')[0]}`);
     }
     const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-    if (!head.head.includes(`Sec-WebSocket-Accept: ${accept}`) && !head.head.toLowerCase().includes(`sec-websocket-accept: ${accept.toLowerCase()}`)) {
+    if (
+      !head.head.includes(`Sec-WebSocket-Accept: ${accept}`) &&
+      !head.head.toLowerCase().includes(`sec-websocket-accept: ${accept.toLowerCase()}`)
+    ) {
       socket.destroy();
       throw new Error('bad Sec-WebSocket-Accept');
     }
@@ -176,7 +189,7 @@ export class RawWsClient {
   }
 
   write(bytes: Buffer | Buffer[]): void {
-    if (this.tcpClosed) return;
+    if (this.#tcpClosed) return;
     this.socket.write(Array.isArray(bytes) ? Buffer.concat(bytes) : bytes);
   }
 
@@ -186,39 +199,39 @@ export class RawWsClient {
     return new Promise((resolve) => {
       const check = () => {
         if (predicate(this.frames)) return done(true);
-        if (this.tcpClosed) return done(predicate(this.frames));
+        if (this.#tcpClosed) return done(predicate(this.frames));
       };
       const timer = setTimeout(() => done(false), timeoutMs);
       const done = (v: boolean) => {
         clearTimeout(timer);
-        this.waiters.delete(check);
+        this.#waiters.delete(check);
         resolve(v);
       };
-      this.waiters.add(check);
+      this.#waiters.add(check);
     });
   }
 
   /** Waits (bounded) for the server to close: its close frame and/or the end of TCP. */
   async ending(timeoutMs = 5000): Promise<Ending> {
     await new Promise<void>((resolve) => {
-      if (this.tcpClosed) return resolve();
+      if (this.#tcpClosed) return resolve();
       const timer = setTimeout(() => {
-        this.waiters.delete(check);
+        this.#waiters.delete(check);
         resolve();
       }, timeoutMs);
       const check = () => {
-        if (!this.tcpClosed) return;
+        if (!this.#tcpClosed) return;
         clearTimeout(timer);
-        this.waiters.delete(check);
+        this.#waiters.delete(check);
         resolve();
       };
-      this.waiters.add(check);
+      this.#waiters.add(check);
     });
     const close = this.frames.find((f) => f.opcode === 0x8);
     const result: Ending = {
       closeCode: close ? (close.payload.length >= 2 ? close.payload.readUInt16BE(0) : 1005) : null,
       reason: close && close.payload.length > 2 ? close.payload.subarray(2).toString() : '',
-      tcpClosed: this.tcpClosed,
+      tcpClosed: this.#tcpClosed,
       frames: this.frames,
     };
     this.socket.destroy();

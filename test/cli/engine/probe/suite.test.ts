@@ -60,7 +60,10 @@ describe('probe suites', () => {
     const { suite, target: url } = loadSuiteFile(file);
     expect(url).toBe(strict.url);
     const r = await runSuite(suite, target(strict.url), jwt);
-    expect(r.checks.map((c) => [c.name, c.ok])).toEqual([['conn_limit#1', true], ['evil origin', true]]);
+    expect(r.checks.map((c) => [c.name, c.ok])).toEqual([
+      ['conn_limit#1', true],
+      ['evil origin', true],
+    ]);
     expect(r.metrics).toEqual([
       expect.objectContaining({ ok: true, after: expect.any(Number) }),
       expect.objectContaining({ ok: false, metric: 'wsguard_connections_rejected_total{reason="origin"}' }),
@@ -72,7 +75,10 @@ describe('probe suites', () => {
     const { wsServer } = await import('../../helpers/servers.ts');
     const silent = await wsServer({ echo: false });
     try {
-      const r = await runSuite({ checks: [{ name: 'rate', type: 'message_rate', limit: 5, expect: ['dropped'] }] }, { url: silent.url, handshakeTimeoutMs: 2_000, settleMs: 50 });
+      const r = await runSuite(
+        { checks: [{ name: 'rate', type: 'message_rate', limit: 5, expect: ['dropped'] }] },
+        { url: silent.url, handshakeTimeoutMs: 2_000, settleMs: 50 },
+      );
       expect(r.checks[0]).toMatchObject({ ok: false, observed: 'no_echo' });
     } finally {
       await silent.close();
