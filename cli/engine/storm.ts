@@ -65,8 +65,16 @@ export interface AttemptEvent {
   hintMs?: number;
 }
 
+export interface StormProgress {
+  dropped: number;
+  recovered: number;
+  gaveUp: number;
+}
+
 export interface StormHooks extends RunHooks {
   onAttempt?: (e: AttemptEvent) => void;
+  /** At the drop and whenever a client recovers or gives up: lets a caller wait for an event instead of a time. */
+  onProgress?: (p: StormProgress) => void;
 }
 
 interface Client {
@@ -217,6 +225,7 @@ export class StormRun {
     if (o.maxAttempts > 0 && c.droppedAt !== undefined && c.attemptsSinceDrop >= o.maxAttempts) {
       c.state = 'gave_up';
       this.#gaveUp++;
+      this.#progress();
       return;
     }
     c.attempt++;
@@ -249,7 +258,10 @@ export class StormRun {
     // A "do not reconnect" close (docs/contracts.md): a well-behaved client stops there.
     if (closeCode !== undefined && reconnectAdvice(closeCode) === 'stop') {
       c.state = 'gave_up';
-      if (c.droppedAt !== undefined) this.#gaveUp++;
+      if (c.droppedAt !== undefined) {
+        this.#gaveUp++;
+        this.#progress();
+      }
       return;
     }
     this.#scheduleRetry(c, hintMs);
@@ -284,6 +296,7 @@ export class StormRun {
         c.recoveredAt = openedAt;
         recordMs(this.#recoverH, openedAt - c.droppedAt);
         this.#recoverTimes.push(openedAt - c.droppedAt);
+        this.#progress();
       }
     }, o.settleMs);
     if (this.#ending) {
@@ -334,7 +347,10 @@ export class StormRun {
     const o = this.#o;
     this.#dropTime = performance.now();
     this.#heldAtDrop = this.#rec.open;
-    if (o.dropMode === 'server') return;
+    if (o.dropMode === 'server') {
+      this.#progress();
+      return;
+    }
     // Settling clients are open too: the settle window only decides whether a *reconnect* counts.
     const openClients = this.#clients.filter((c) => (c.state === 'open' || c.state === 'settling') && c.ws);
     this.#heldAtDrop = openClients.length;
@@ -359,6 +375,11 @@ export class StormRun {
         else ws.terminate();
       } else ws.close(CLOSE.normal, 'wsguard storm drop');
     }
+    this.#progress();
+  }
+
+  #progress(): void {
+    this.#hooks.onProgress?.({ dropped: this.#dropped, recovered: this.#recoverTimes.length, gaveUp: this.#gaveUp });
   }
 
   #stormSection(): StormSection {
