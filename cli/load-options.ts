@@ -2,8 +2,9 @@ import type { Argv } from 'yargs';
 import { CliError } from './cli-error.ts';
 import { authFromArgs, parseDurationSec, parseShard, type AuthArgs } from './common-options.ts';
 import { runIdFromArgs } from './run-identity.ts';
-import type { FloodHooks, Stage, TargetOptions } from './engine/flood.ts';
-import { DEFAULT_CAPS } from './engine/flood.ts';
+import type { RunHooks } from './engine/flood.ts';
+import type { Stage } from './engine/load-models/index.ts';
+import { DEFAULT_CAPS, type TargetOptions } from './engine/target.ts';
 import type { RequestedLoad, RunResult, SeriesPoint } from './engine/result.ts';
 import { decideVerdict, evaluateThresholds } from './engine/thresholds.ts';
 import { writeJsonResult, writeNdjson } from './report/output.ts';
@@ -135,7 +136,7 @@ export function targetOptionsFromArgs(
  * output stays clean for CI logs and jq), Ctrl-C ends the run early but still reports, then the
  * thresholds, the verdict, the requested files and the summary. Returns the exit code.
  */
-export async function runAndReport(a: RunArgs, requested: RequestedLoad, run: (hooks: FloodHooks) => Promise<RunResult>): Promise<number> {
+export async function runAndReport(a: RunArgs, requested: RequestedLoad, run: (hooks: RunHooks) => Promise<RunResult>): Promise<number> {
   const thresholds = thresholdsFromArgs(a);
   const shard = parseShard(a.shard);
   const live = process.stderr.isTTY === true;

@@ -1,6 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { parseDurationSec, parseShard, sourceIpsFromArgs, withAuthOptions, type AuthArgs } from '../common-options.ts';
-import { FLOOD_DEFAULTS, peakConnections, type FloodOptions } from '../engine/flood.ts';
+import { FLOOD_DEFAULTS, type FloodOptions } from '../engine/flood.ts';
+import { peakConnections } from '../engine/load-models/index.ts';
 import { resolveWorkerCount, runFloodWorkers } from '../engine/workers.ts';
 import { parseStages, runAndReport, targetOptionsFromArgs, thresholdsFromArgs, withRunOptions, type RunArgs } from '../load-options.ts';
 import { runCommand } from '../run-command.ts';

@@ -5,8 +5,9 @@ import { runStorm, STORM_DEFAULTS, type StormOptions } from '../engine/storm.ts'
 import { runAndReport, targetOptionsFromArgs, thresholdsFromArgs, withRunOptions, type RunArgs } from '../load-options.ts';
 import { CliError } from '../cli-error.ts';
 import { runCommand } from '../run-command.ts';
+import { splitShare } from '../engine/shard.ts';
 
-interface StormArgs extends AuthArgs, RunArgs {
+export interface StormArgs extends AuthArgs, RunArgs {
   url: string;
   connections: number;
   duration: string;
@@ -97,18 +98,15 @@ function builder(y: Argv) {
     .epilogue('Exit codes: 0 passed, 1 threshold failed, 2 invalid run, 3 usage/config error.');
 }
 
-async function handler(a: StormArgs): Promise<number> {
-  // A storm provokes failures on purpose; an error-rate kill switch would stop it at its point.
-  if (a.killErrorRate !== undefined) throw new CliError('usage', '--kill-error-rate is a flood option; storm has no kill switch');
-  thresholdsFromArgs(a);
-  const shard = parseShard(a.shard);
-  const connections = shard
-    ? Math.floor(a.connections / shard.count) + (shard.index - 1 < a.connections % shard.count ? 1 : 0)
-    : a.connections;
-  const opts: StormOptions = {
+/**
+ * The storm's options from its flags; a `--shard i/n` share is split exactly as a flood's
+ * (splitShare: connections, connect rate, interleaved users, rotated source addresses).
+ */
+export function stormOptionsFromArgs(a: StormArgs): StormOptions {
+  const base: StormOptions = {
     ...STORM_DEFAULTS,
     url: a.url,
-    connections,
+    connections: a.connections,
     durationSec: parseDurationSec(a.duration, 'duration'),
     dropAtSec: parseDurationSec(a.dropAt, 'drop-at'),
     dropPercent: a.dropPercent,
@@ -117,14 +115,21 @@ async function handler(a: StormArgs): Promise<number> {
     policy: parsePolicy(a.policy),
     maxAttempts: a.maxAttempts,
     honourRetryAfter: a.honourRetryAfter,
-    connectRate: shard ? a.connectRate / shard.count : a.connectRate,
+    connectRate: a.connectRate,
     settleMs: a.settle,
     handshakeTimeoutMs: a.handshakeTimeout,
     ...targetOptionsFromArgs(a),
     sourceIps: sourceIpsFromArgs(a.sourceIp, a.url, a.connections),
-    userOffset: shard ? shard.index - 1 : 0,
-    userStride: shard ? shard.count : 1,
   };
+  const shard = parseShard(a.shard);
+  return shard ? splitShare(base, shard.index - 1, shard.count) : base;
+}
+
+async function handler(a: StormArgs): Promise<number> {
+  // A storm provokes failures on purpose; an error-rate kill switch would stop it at its point.
+  if (a.killErrorRate !== undefined) throw new CliError('usage', '--kill-error-rate is a flood option; storm has no kill switch');
+  thresholdsFromArgs(a);
+  const opts = stormOptionsFromArgs(a);
   const requested = {
     connections: a.connections,
     durationSec: opts.durationSec,

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
-import { classifyError } from './outcomes.ts';
+import { CLOSE } from '../../src/relay/close-codes.ts';
+import { classifyError, closedOutcome } from './outcomes.ts';
 
 /**
  * One connection attempt with the `ws` client, reduced to a single typed result: either an open
@@ -22,7 +23,16 @@ export interface ConnectOptions {
 
 export type ConnectResult =
   | { ok: true; ws: WebSocket; connectMs: number }
-  | { ok: false; outcome: string; detail: string; connectMs: number; status?: number; retryAfterMs?: number };
+  | {
+      ok: false;
+      outcome: string;
+      detail: string;
+      connectMs: number;
+      status?: number;
+      retryAfterMs?: number;
+      /** Set when the server closed before open: the code, so nobody re-parses it from `outcome`. */
+      closeCode?: number;
+    };
 
 /** Parses Retry-After (seconds or HTTP date, RFC 9110 §10.2.3) into milliseconds. */
 export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
@@ -113,7 +123,13 @@ export function connect(opts: ConnectOptions): Promise<ConnectResult> {
     // A 101 followed by an immediate close still opens first; close before open without error
     // means the TCP connection ended mid-handshake.
     ws.once('close', (code) =>
-      settle({ ok: false, outcome: `closed.${code}`, detail: 'closed before open', connectMs: performance.now() - started }),
+      settle({
+        ok: false,
+        outcome: closedOutcome(code),
+        detail: 'closed before open',
+        closeCode: code,
+        connectMs: performance.now() - started,
+      }),
     );
   });
 }
@@ -123,7 +139,7 @@ export function connect(opts: ConnectOptions): Promise<ConnectResult> {
  * close wins over the close code, because 1006 alone hides ECONNRESET.
  */
 /** 1006 included: our own terminate() after the close grace period ends a socket without a frame. */
-const CLEAN_END = new Set([1000, 1001, 1005, 1006]);
+const CLEAN_END = new Set<number>([CLOSE.normal, CLOSE.goingAway, CLOSE.noStatus, CLOSE.abnormal]);
 
 export function watchEnd(
   ws: WebSocket,
@@ -141,6 +157,6 @@ export function watchEnd(
     const reason = reasonBuf.toString();
     if (clientClosing() && errorOutcome === undefined && CLEAN_END.has(code)) onEnd('completed', code, reason);
     else if (errorOutcome !== undefined) onEnd(errorOutcome, code, errorDetail);
-    else onEnd(`closed.${code}`, code, reason);
+    else onEnd(closedOutcome(code), code, reason);
   });
 }

@@ -11,32 +11,85 @@
  *   protocol.<WS_ERR_*>  the server broke framing rules after open
  *   dropped.<how>        storm: we dropped it on purpose (reset or clean close)
  *
- * The close-code names mirror docs/contracts.md ("Close codes"), so reports can say what a
- * code means.
+ * Close codes are never spelled here: their names come from the sidecar's own catalogue
+ * (src/errors.ts ERROR_CODES and src/relay/close-codes.ts CLOSE), so a code added there is named
+ * in reports (the compiler insists, through the two Record types below) and a renumbered one moves
+ * with it.
  */
+import { ERROR_CODES, type GatewayErrorCode } from '../../src/errors.ts';
+import { CLOSE } from '../../src/relay/close-codes.ts';
 
-export const CLOSE_CODE_NAMES: Readonly<Record<number, string>> = Object.freeze({
-  1000: 'normal',
-  1001: 'going away',
-  1002: 'protocol error',
-  1003: 'unsupported data',
-  1006: 'abnormal (no close frame)',
-  1007: 'invalid payload',
-  1008: 'policy violation',
-  1009: 'message too big',
-  1011: 'internal error',
-  1012: 'service restart',
-  1013: 'try again later',
-  1014: 'bad gateway',
-  4001: 'unauthorized',
-  4003: 'origin forbidden',
-  4100: 'connection limit',
-  4101: 'attempt limit',
-  4102: 'backpressure',
-  4129: 'message rate',
-  4200: 'token expired',
-  4201: 'lifetime reached',
-});
+/** Reader's names for the relay's close codes (RFC 6455 §7.4.1 meanings, and wsguard's own). */
+const CLOSE_MEANINGS: Readonly<Record<keyof typeof CLOSE, string>> = {
+  normal: 'normal',
+  goingAway: 'going away',
+  protocolError: 'protocol error',
+  policyViolation: 'policy violation',
+  tooBig: 'message too big',
+  internalError: 'internal error',
+  serviceRestart: 'service restart',
+  tryAgainLater: 'try again later',
+  badGateway: 'bad gateway',
+  noStatus: 'no status',
+  abnormal: 'abnormal (no close frame)',
+  tlsFailure: 'TLS failure',
+  lifetimeReached: 'lifetime reached',
+};
+
+/** Reader's names for the sidecar's refusals, for close codes the relay table does not name. */
+const ERROR_MEANINGS: Readonly<Record<GatewayErrorCode, string>> = {
+  bad_request: 'bad request',
+  not_found: 'no route',
+  unsupported_version: 'unsupported version',
+  origin: 'origin forbidden',
+  token_missing: 'unauthorized',
+  auth: 'unauthorized',
+  token_expired: 'token expired',
+  conn_limit: 'connection limit',
+  attempt_limit: 'attempt limit',
+  upstream_unavailable: 'upstream unavailable',
+  upstream_timeout: 'upstream timeout',
+  handshake_timeout: 'handshake timeout',
+  draining: 'draining',
+  store_unavailable: 'limit store unavailable',
+  pending_limit: 'pending handshakes limit',
+  overloaded: 'overloaded',
+  store_full: 'limit store full',
+  auth_unavailable: 'keys unavailable',
+  message_rate: 'message rate',
+  message_too_big: 'message too big',
+  control_rate: 'control frame rate',
+  backpressure: 'backpressure',
+  internal: 'internal error',
+};
+
+function buildCloseCodeNames(): Readonly<Record<number, string>> {
+  const names: Record<number, string> = {};
+  for (const [key, code] of Object.entries(CLOSE)) names[code] = CLOSE_MEANINGS[key as keyof typeof CLOSE];
+  // Private codes shared by several refusals (4100: connection or pending limit) name them all.
+  const shared = new Map<number, Set<string>>();
+  for (const [key, info] of Object.entries(ERROR_CODES)) {
+    if (names[info.closeCode] !== undefined) continue;
+    const set = shared.get(info.closeCode) ?? new Set<string>();
+    set.add(ERROR_MEANINGS[key as GatewayErrorCode]);
+    shared.set(info.closeCode, set);
+  }
+  for (const [code, set] of shared) names[code] = [...set].join(' / ');
+  return Object.freeze(names);
+}
+
+export const CLOSE_CODE_NAMES: Readonly<Record<number, string>> = buildCloseCodeNames();
+
+/** `closed.<code>`: the outcome of an open connection the server (or the network) ended with `code`. */
+export function closedOutcome(code: number): string {
+  return `closed.${code}`;
+}
+
+/** The outcomes by which the sidecar can answer with `code`: the HTTP refusal and its close twin. */
+export function outcomesOf(code: GatewayErrorCode): string[] {
+  const info = ERROR_CODES[code];
+  return [`rejected.${info.status}`, closedOutcome(info.closeCode)];
+}
 
 export const HTTP_STATUS_NAMES: Readonly<Record<number, string>> = Object.freeze({
   400: 'bad request',
@@ -76,11 +129,22 @@ export function describeOutcome(key: string): string {
   }
 }
 
+/**
+ * What a private close code (docs/contracts.md, "Close codes") asks a client to do: 4000–4099
+ * stop, 4100–4199 come back with backoff, 4200–4299 come back now. The one place the ranges live.
+ */
+export function reconnectAdvice(code: number): 'stop' | 'backoff' | 'now' | undefined {
+  if (code >= 4000 && code <= 4099) return 'stop';
+  if (code >= 4100 && code <= 4199) return 'backoff';
+  if (code >= 4200 && code <= 4299) return 'now';
+  return undefined;
+}
+
+const ADVICE_TEXT = { stop: 'private: do not reconnect', backoff: 'private: reconnect with backoff', now: 'private: reconnect now' };
+
 function classifyPrivateCode(code: number): string {
-  if (code >= 4000 && code <= 4099) return 'private: do not reconnect';
-  if (code >= 4100 && code <= 4199) return 'private: reconnect with backoff';
-  if (code >= 4200 && code <= 4299) return 'private: reconnect now';
-  return '';
+  const advice = reconnectAdvice(code);
+  return advice === undefined ? '' : ADVICE_TEXT[advice];
 }
 
 export function splitOutcome(key: string): [string, string | undefined] {
@@ -92,13 +156,13 @@ export function splitOutcome(key: string): [string, string | undefined] {
 export function isFailure(key: string): boolean {
   const [kind, detail] = splitOutcome(key);
   if (kind === 'completed' || kind === 'dropped') return false;
-  if (kind === 'closed') return detail !== '1000' && detail !== '1001';
+  if (kind === 'closed') return detail !== String(CLOSE.normal) && detail !== String(CLOSE.goingAway);
   return true;
 }
 
-/** Whether a close code asks the client to come back later (docs/contracts.md: 4100–4199, 1013). */
+/** Whether a close code asks the client to come back later (docs/contracts.md): try again later, or a backoff code. */
 export function isRetryLaterClose(code: number): boolean {
-  return code === 1013 || (code >= 4100 && code <= 4199);
+  return code === CLOSE.tryAgainLater || reconnectAdvice(code) === 'backoff';
 }
 
 /** OpenSSL verify codes and Node's TLS error codes, so TLS failures never look like socket errors. */

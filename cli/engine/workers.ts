@@ -1,7 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { CliError, type CliErrorCode } from '../cli-error.ts';
-import { peakConnections, runFlood, type FloodHooks, type FloodOptions } from './flood.ts';
+import { runFlood, type FloodOptions, type RunHooks } from './flood.ts';
+import { peakConnections } from './load-models/index.ts';
 import { mergeResults } from './merge.ts';
 import type { RunResult, SeriesPoint } from './result.ts';
 import { splitShare } from './shard.ts';
@@ -21,7 +22,7 @@ export function resolveWorkerCount(requested: number): number {
  * own event loop, then merges the shares exactly like `wsguard report` merges shards.
  * One worker runs in-process: no thread, no serialization.
  */
-export async function runFloodWorkers(o: FloodOptions, workers: number, hooks: FloodHooks = {}): Promise<RunResult> {
+export async function runFloodWorkers(o: FloodOptions, workers: number, hooks: RunHooks = {}): Promise<RunResult> {
   const n = Math.max(1, Math.min(workers, peakConnections(o) || 1));
   if (n === 1) return runFlood(o, hooks);
   const pending = new Map<number, SeriesPoint[]>();

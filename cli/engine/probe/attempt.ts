@@ -1,7 +1,8 @@
 import type WebSocket from 'ws';
 import { createHandshakeAuth, type AuthOptions } from '../auth.ts';
 import { connect } from '../connection.ts';
-import { classifyError } from '../outcomes.ts';
+import { CLOSE } from '../../../src/relay/close-codes.ts';
+import { classifyError, closedOutcome } from '../outcomes.ts';
 
 export interface ProbeTarget {
   url: string;
@@ -30,7 +31,7 @@ export function waitClose(ws: WebSocket, ms: number): Promise<{ outcome: string;
     const onClose = (code: number, reason: Buffer): void => {
       clearTimeout(timer);
       ws.off('error', onError);
-      resolve({ outcome: code === 1006 && errorKey ? errorKey : `closed.${code}`, detail: reason.toString() });
+      resolve({ outcome: code === CLOSE.abnormal && errorKey ? errorKey : closedOutcome(code), detail: reason.toString() });
     };
     const timer = setTimeout(() => {
       ws.off('close', onClose);
@@ -65,7 +66,7 @@ export async function closeAll(sockets: (WebSocket | undefined)[]): Promise<void
   await Promise.all(
     sockets.map(async (ws) => {
       if (!ws || ws.readyState === ws.CLOSED) return;
-      ws.close(1000, 'wsguard probe done');
+      ws.close(CLOSE.normal, 'wsguard probe done');
       if (!(await waitClose(ws, 1_000))) ws.terminate();
     }),
   );

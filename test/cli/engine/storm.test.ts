@@ -1,5 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { runStorm, STORM_DEFAULTS, type AttemptEvent, type StormOptions } from '../../../cli/engine/storm.ts';
+import type { RunResult } from '../../../cli/engine/result.ts';
+import {
+  runStorm,
+  STORM_DEFAULTS,
+  type AttemptEvent,
+  type StormHooks,
+  type StormOptions,
+  type StormProgress,
+} from '../../../cli/engine/storm.ts';
 import { DEFAULT_SATURATION_LIMITS } from '../../../cli/engine/saturation.ts';
 import { wsServer, type TestServer } from '../helpers/servers.ts';
 
@@ -17,7 +25,9 @@ function stormOptions(url: string, o: Partial<StormOptions>): StormOptions {
     dropAtSec: 0.4,
     // A loaded CI machine can take longer than 0.4 s to open 10 connections.
     dropAfterHeld: true,
-    durationSec: 1.6,
+    // An upper bound only: runUntil ends the run at the event each test waits for, so a busy
+    // machine makes a test slower, never wrong.
+    durationSec: 30,
     policy: { kind: 'immediate' },
     settleMs: 50,
     closeGraceMs: 300,
@@ -27,7 +37,24 @@ function stormOptions(url: string, o: Partial<StormOptions>): StormOptions {
   };
 }
 
-/** A server that refuses handshakes for `windowMs` after it first sees a client vanish. */
+/** Runs a storm until `done` holds (recovered, gave up, …), then ends it as Ctrl-C would. */
+async function runUntil(o: StormOptions, done: (p: StormProgress) => boolean, hooks: StormHooks = {}): Promise<RunResult> {
+  const ac = new AbortController();
+  const r = await runStorm(o, {
+    ...hooks,
+    signal: ac.signal,
+    onProgress: (p) => {
+      hooks.onProgress?.(p);
+      if (done(p)) ac.abort();
+    },
+  });
+  // Reached the event, not the 30 s bound.
+  expect(r.aborted?.reason).toContain('aborted by signal');
+  return r;
+}
+
+const allRecovered = (p: StormProgress): boolean => p.dropped === 10 && p.recovered === 10;
+
 /**
  * After the first connection loss, refuses the next `refusals` handshakes (by count, not by a time
  * window: on a busy machine a window can pass before any reconnect arrives), then admits again.
@@ -60,7 +87,7 @@ describe('runStorm', () => {
   it('reconnects after a TCP reset with a fixed delay and reports time to recover', async () => {
     const s = await overwhelmedServer(0, { status: 503 });
     const events: AttemptEvent[] = [];
-    const r = await runStorm(stormOptions(s.url, { policy: { kind: 'fixed', delayMs: 200 }, dropMode: 'reset' }), {
+    const r = await runUntil(stormOptions(s.url, { policy: { kind: 'fixed', delayMs: 200 }, dropMode: 'reset' }), allRecovered, {
       onAttempt: (e) => events.push(e),
     });
     const st = r.storm!;
@@ -79,8 +106,9 @@ describe('runStorm', () => {
     // 25 refusals over 10 clients: some client is refused at least three times.
     const s = await overwhelmedServer(25, { status: 503 });
     const events: AttemptEvent[] = [];
-    const r = await runStorm(
-      stormOptions(s.url, { policy: { kind: 'exponential', baseMs: 50, capMs: 400, jitter: 'full' }, dropMode: 'close', durationSec: 4 }),
+    const r = await runUntil(
+      stormOptions(s.url, { policy: { kind: 'exponential', baseMs: 50, capMs: 400, jitter: 'full' }, dropMode: 'close' }),
+      allRecovered,
       { onAttempt: (e) => events.push(e) },
     );
     const st = r.storm!;
@@ -106,7 +134,7 @@ describe('runStorm', () => {
 
   it('honours Retry-After as a floor on the policy delay when asked', async () => {
     const s = await overwhelmedServer(10, { status: 429, headers: { 'Retry-After': '1' } });
-    const honour = await runStorm(stormOptions(s.url, { policy: { kind: 'fixed', delayMs: 20 }, honourRetryAfter: true, durationSec: 4 }));
+    const honour = await runUntil(stormOptions(s.url, { policy: { kind: 'fixed', delayMs: 20 }, honourRetryAfter: true }), allRecovered);
     expect(honour.storm!.rejectionsDuringRecovery['rejected.429']).toBeGreaterThan(0);
     expect(honour.storm!.retryAfterHonoured).toBeGreaterThan(0);
     expect(honour.storm!.recover.max).toBeGreaterThanOrEqual(1000);
@@ -114,30 +142,37 @@ describe('runStorm', () => {
 
   it('reads retry_ms from a 4100 close reason as a hint', async () => {
     const s = await overwhelmedServer(10, { close: 4100, reason: '{"r":"conn_limit","retry_ms":400}' });
-    const r = await runStorm(stormOptions(s.url, { policy: { kind: 'immediate' }, honourRetryAfter: true, durationSec: 3 }));
+    const r = await runUntil(stormOptions(s.url, { policy: { kind: 'immediate' }, honourRetryAfter: true }), allRecovered);
     expect(r.storm!.rejectionsDuringRecovery['closed.4100']).toBeGreaterThan(0);
     expect(r.storm!.recovered).toBe(10);
     expect(r.storm!.recover.max).toBeGreaterThanOrEqual(400);
   });
 
   it('in server mode, counts what the server closes after the drop time and watches the clients return', async () => {
-    const started = Date.now();
+    const first = new Set<import('ws').WebSocket>();
+    let restarted = false;
     const s = await wsServer({
       onConnection: (ws) => {
-        // A server restart in miniature: every connection alive at 600 ms is closed with 1012.
-        const at = 600 - (Date.now() - started);
-        if (at > 0) setTimeout(() => ws.close(1012, 'restart'), at);
+        if (!restarted) first.add(ws);
       },
     });
     servers.push(s);
-    const r = await runStorm(
+    const r = await runUntil(
       stormOptions(s.url, {
         dropMode: 'server',
         dropAtSec: 0.2,
-        dropAfterHeld: false,
-        durationSec: 1.4,
         policy: { kind: 'fixed', delayMs: 50 },
       }),
+      allRecovered,
+      {
+        // A server restart in miniature, once the storm's drop time has come and every client is held:
+        // every first connection is closed with 1012 (service restart); later ones stay.
+        onProgress: (p) => {
+          if (restarted || p.recovered > 0) return;
+          restarted = true;
+          for (const ws of first) ws.close(1012, 'restart');
+        },
+      },
     );
     expect(r.storm!.dropped).toBe(10);
     expect(r.storm!.recovered).toBe(10);
@@ -147,7 +182,7 @@ describe('runStorm', () => {
 
   it('gives up after max attempts', async () => {
     const s = await overwhelmedServer(Infinity, { status: 503 });
-    const r = await runStorm(stormOptions(s.url, { policy: { kind: 'fixed', delayMs: 30 }, maxAttempts: 3, durationSec: 1.2 }));
+    const r = await runUntil(stormOptions(s.url, { policy: { kind: 'fixed', delayMs: 30 }, maxAttempts: 3 }), (p) => p.gaveUp === 10);
     expect(r.storm!.gaveUp).toBe(10);
     expect(r.storm!.attemptsPerClient).toMatchObject({ mean: 3, max: 3 });
     expect(r.storm!.timeToPercentMs['50']).toBeNull();

@@ -1,4 +1,5 @@
-import { DEFAULT_CAPS, FLOOD_DEFAULTS, type FloodOptions } from '../../../cli/engine/flood.ts';
+import { FLOOD_DEFAULTS, type FloodOptions } from '../../../cli/engine/flood.ts';
+import { DEFAULT_CAPS } from '../../../cli/engine/target.ts';
 import { DEFAULT_SATURATION_LIMITS } from '../../../cli/engine/saturation.ts';
 
 /** Flood options for tests: short, small, with a tight close grace so a test never waits long. */
