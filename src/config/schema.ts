@@ -455,6 +455,17 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    client: z
+      .object({
+        serve: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Serve the wsguard/client browser bundle (one ES module, built at start-up, docs/client.md) at GET /client.js on the public listener.',
+          ),
+      })
+      .strict()
+      .prefault({}),
     telemetry: telemetrySchema,
   })
   .strict()

@@ -23,6 +23,7 @@ import { PendingSockets } from './pending-sockets.ts';
 import { buildUpstreamHeaders } from './upstream-headers.ts';
 import { UNROUTED } from '../telemetry/names.ts';
 import { closeRejectionReason, writeHttpRejection } from './reject.ts';
+import { buildClientBundle, serveClientBundle } from './client-asset.ts';
 import { createRouter, upstreamUrl } from './routes.ts';
 import { listen, uws } from './uws.ts';
 
@@ -399,6 +400,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     pong: (ws) => ws.getUserData().conn?.controlFromClient(),
     close: (ws, code, message) => ws.getUserData().conn?.clientClosed(code, Buffer.from(message).toString()),
   });
+  if (config.client.serve) serveClientBundle(app, await buildClientBundle());
   // A plain HTTP request on a WebSocket path is a malformed handshake (400), anything else 404.
   app.any('/*', (res, req) => {
     const request = readRequest(res, req);
