@@ -2,7 +2,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runStorm, STORM_DEFAULTS } from '../../cli/engine/storm.ts';
-import { DEFAULT_CAPS } from '../../cli/engine/flood.ts';
+import { DEFAULT_CAPS } from '../../cli/engine/target.ts';
 import { WsguardClient } from '../../src/client/index.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { NodeWebSocket } from './helpers.ts';
