@@ -7,9 +7,8 @@
  *   npx tsx bench/upstream-leg.ts [--seconds 5] [--rounds 2] [--connections 50] [--window 100]
  *                                 [--bytes 64] [--variants ws,lean] [--mode leg|relay] [--text 1]
  *
- * Variants: ws (dialWsUpstream), lean (default lean dialer, flush per event-loop iteration),
- * lean-tick (lean dialer flushing on process.nextTick). The echo server runs in a child process
- * so that the server's work is not charged to the leg under test.
+ * Variants: ws (dialWsUpstream), lean (the default lean dialer). The echo server runs in a child
+ * process so that the server's work is not charged to the leg under test.
  *
  * --mode leg (default): this process drives the leg directly against the echo server.
  * --mode relay: the shape of the sidecar. This process runs a minimal uWS front that relays each
@@ -20,7 +19,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { startEchoChild } from './lib/echo-server.ts';
 import { fileURLToPath } from 'node:url';
-import { createLeanDialer, dialLeanUpstream } from '../src/relay/lean-upstream.ts';
+import { dialLeanUpstream } from '../src/relay/lean/dial.ts';
 import type { UpstreamConnection, UpstreamDialer } from '../src/relay/upstream-types.ts';
 import { dialWsUpstream } from '../src/relay/ws-upstream.ts';
 
@@ -71,7 +70,6 @@ function parseArgs(argv: string[]): Settings {
 const DIALERS: Record<string, UpstreamDialer> = {
   ws: dialWsUpstream,
   lean: dialLeanUpstream,
-  'lean-tick': createLeanDialer({ flush: 'tick' }),
 };
 
 // ── relay mode: a minimal uWS front (this process) and a load generator (child) ─────────────

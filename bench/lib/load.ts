@@ -9,7 +9,7 @@
  * Every message sent must come back: a result that lost messages is an error, not a figure.
  */
 import hdr from 'hdr-histogram-js';
-import { dialLeanUpstream } from '../../src/relay/lean-upstream.ts';
+import { dialLeanUpstream } from '../../src/relay/lean/dial.ts';
 import type { UpstreamConnection } from '../../src/relay/upstream-types.ts';
 
 export interface LoadSettings {

@@ -6,6 +6,7 @@ export const CLOSE = {
   normal: 1000,
   goingAway: 1001,
   protocolError: 1002,
+  invalidPayload: 1007,
   policyViolation: 1008,
   tooBig: 1009,
   internalError: 1011,
@@ -19,7 +20,8 @@ export const CLOSE = {
   lifetimeReached: 4201,
 } as const;
 
-function sendable(code: number): boolean {
+/** RFC 6455 §7.4.1/§7.4.2: whether `code` may appear in a close frame (the same rule as `ws`). */
+export function isSendableCloseCode(code: number): boolean {
   return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
 }
 
@@ -28,7 +30,7 @@ export function clientCloseToUpstream(code: number): number {
   if (code === CLOSE.noStatus) return CLOSE.normal;
   // The client vanished without a close frame (or uWS folded a 1012–3999 code into 1006; docs/architecture.md).
   if (code === CLOSE.abnormal || code === CLOSE.tlsFailure) return CLOSE.goingAway;
-  return sendable(code) ? code : CLOSE.protocolError;
+  return isSendableCloseCode(code) ? code : CLOSE.protocolError;
 }
 
 /** What the client is told when the upstream's leg ended with `code`. */
@@ -36,7 +38,7 @@ export function upstreamCloseToClient(code: number): number {
   if (code === CLOSE.noStatus) return CLOSE.normal;
   // The app dropped the TCP connection: from the client's side the gateway's upstream failed.
   if (code === CLOSE.abnormal || code === CLOSE.tlsFailure) return CLOSE.badGateway;
-  return sendable(code) ? code : CLOSE.internalError;
+  return isSendableCloseCode(code) ? code : CLOSE.internalError;
 }
 
 /** A close reason must fit in 123 bytes of UTF-8 (§5.5: control frame payload ≤ 125, minus the code). */

@@ -1,5 +1,5 @@
 import type { UpstreamDialer } from './upstream-types.ts';
-import { dialLeanUpstream } from './lean-upstream.ts';
+import { dialLeanUpstream } from './lean/dial.ts';
 import { dialWsUpstream } from './ws-upstream.ts';
 
 /** The client legs, by the name `upstream.client` takes. */

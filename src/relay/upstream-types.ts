@@ -1,6 +1,6 @@
 /**
  * The contract between the gateway and the client leg that dials the app (the upstream).
- * uWS.js is server-only, so this leg is our own: `lean-upstream.ts` frames straight onto a
+ * uWS.js is server-only, so this leg is our own: `lean/` frames straight onto a
  * net.Socket (the default, see BENCHMARKS.md), `ws-upstream.ts` is the `ws` baseline it is measured
  * against. Both implement exactly this interface and pass the same protocol tests.
  */

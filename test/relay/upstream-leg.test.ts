@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { GatewayError } from '../../src/errors.ts';
-import { dialLeanUpstream } from '../../src/relay/lean-upstream.ts';
+import { dialLeanUpstream } from '../../src/relay/lean/dial.ts';
 import type { UpstreamDialer } from '../../src/relay/upstream-types.ts';
 import { dialWsUpstream } from '../../src/relay/ws-upstream.ts';
 import {
