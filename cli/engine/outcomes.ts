@@ -24,6 +24,7 @@ const CLOSE_MEANINGS: Readonly<Record<keyof typeof CLOSE, string>> = {
   normal: 'normal',
   goingAway: 'going away',
   protocolError: 'protocol error',
+  invalidPayload: 'invalid payload',
   policyViolation: 'policy violation',
   tooBig: 'message too big',
   internalError: 'internal error',
