@@ -59,7 +59,7 @@ interface CodeInfo {
  */
 export const ERROR_CODES: Readonly<Record<GatewayErrorCode, CodeInfo>> = Object.freeze({
   bad_request: { status: 400, closeCode: 1002, reason: 'bad_request', blame: 'client', httpOnly: true },
-  not_found: { status: 404, closeCode: 1008, reason: 'not_found', blame: 'client' },
+  not_found: { status: 404, closeCode: 1008, reason: 'not_found', blame: 'client', httpOnly: true },
   unsupported_version: { status: 426, closeCode: 1002, reason: 'unsupported_version', blame: 'client', httpOnly: true },
   origin: { status: 403, closeCode: 4003, reason: 'origin', setting: 'origins.allowed', blame: 'client' },
   // RFC 6750 §3.1: a request without credentials gets a bare challenge, an invalid token error="invalid_token".
