@@ -75,10 +75,6 @@ export class TelemetryObserver implements GatewayObserver {
     this.#d = deps;
   }
 
-  get tracer(): Tracer | undefined {
-    return this.#d.tracer;
-  }
-
   /** Logs a hook failure without flooding: once a minute per hook. */
   fail(hook: string, err: unknown): void {
     const now = Date.now();

@@ -2,6 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AttemptResult, LimitStore } from '../../src/limits/limit-store.ts';
 import { MemoryLimitStore } from '../../src/limits/memory-store.ts';
+import { attempt, rejected } from '../helpers/client.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startEchoUpstream, type TestUpstream } from '../helpers/upstream.ts';
 
@@ -113,5 +114,29 @@ describe('HandshakeAttempt', () => {
     expect(store.slotCalls).toBe(0);
     expect(upstream.handshakes).toHaveLength(0);
     expect(gateway.connectionCount).toBe(0);
+  });
+
+  it('stops admission at the handshake deadline the same way: 504, later policies do not run, the attempt is given back', async () => {
+    upstream = await startEchoUpstream();
+    const store = new GatedStore();
+    gw = await startTestGateway(
+      upstream.url,
+      {
+        server: { handshakeTimeoutMs: 300 },
+        upstream: { dialTimeoutMs: 300 },
+        routes: [{ path: '/ws/', upstream: `${upstream.url}/ws/`, allowAnonymous: true }],
+      },
+      { store },
+    );
+    const answer = attempt(`${gw.base}/ws/`);
+    await within(store.attemptEntered.promise, 5_000, 'the attempt check');
+    const refused = rejected(await within(answer, 10_000, 'the 504'));
+    expect(refused.status).toBe(504);
+    expect(JSON.parse(refused.body)).toMatchObject({ error: 'handshake_timeout' });
+    store.attemptGate.resolve();
+    await within(store.attemptReleased.promise, 5_000, 'the attempt release');
+    expect(store.attemptsHeld).toBe(0);
+    expect(store.slotCalls).toBe(0);
+    expect(upstream.handshakes).toHaveLength(0);
   });
 });
