@@ -111,10 +111,6 @@ export class HandshakeAttempt {
     d.inFlight.add(this);
   }
 
-  get settled(): boolean {
-    return this.#settled;
-  }
-
   /** Admission, dial, answer. Never throws: anything unexpected becomes a 500 `internal` rejection. */
   async run(): Promise<void> {
     const { config } = this.#d;
