@@ -1,4 +1,5 @@
 import { GatewayError } from '../errors.ts';
+import { storeOutage } from './pipeline.ts';
 import type { Config } from '../config/schema.ts';
 import type { LimitStore } from '../limits/limit-store.ts';
 import type { AdmissionPolicy } from './policy.ts';
@@ -8,6 +9,7 @@ export function attemptLimitPolicy(config: Config['limits']['attempts'], store: 
   return {
     name: 'attempt_limit',
     dryRun: config.dryRun,
+    outage: storeOutage,
     async check(ctx) {
       const result = await store.tryAttempt(ctx.clientKey, config.max, config.windowMs, ctx.nowMs);
       if (!result.ok) {

@@ -1,4 +1,5 @@
 import { GatewayError } from '../errors.ts';
+import { storeOutage } from './pipeline.ts';
 import type { Config } from '../config/schema.ts';
 import type { LimitStore } from '../limits/limit-store.ts';
 import type { AdmissionPolicy } from './policy.ts';
@@ -8,6 +9,7 @@ export function concurrentLimitPolicy(config: Config['limits']['concurrent'], st
   return {
     name: 'conn_limit',
     dryRun: config.dryRun,
+    outage: storeOutage,
     async check(ctx) {
       if (!(await store.tryAcquireSlot(ctx.clientKey, config.max))) {
         throw new GatewayError('conn_limit', `${config.max} connections already open (limits.concurrent.max)`, {

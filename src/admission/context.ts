@@ -32,6 +32,11 @@ export interface AdmissionContext {
   tokenInSubprotocol: boolean;
   relayQuery: string;
   claims: JWTPayload | null;
+  /**
+   * Aborted when the handshake ends before admission does (client abort, deadline, drain): the
+   * pipeline runs no further policy, and a policy that waits on I/O may pass it on to cancel.
+   */
+  signal: AbortSignal;
   /** Releases taken by policies; the pipeline's caller runs them when the handshake does not complete. */
   reservations: {
     /** Forget the attempt (the handshake failed for a reason not the client's). */

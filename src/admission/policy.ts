@@ -1,3 +1,4 @@
+import type { GatewayError } from '../errors.ts';
 import type { AdmissionContext } from './context.ts';
 
 /**
@@ -10,4 +11,9 @@ export interface AdmissionPolicy {
   /** Count what would be rejected, and let it through. */
   readonly dryRun: boolean;
   check(ctx: AdmissionContext): void | Promise<void>;
+  /**
+   * What a throw that is not a GatewayError means for this policy: a dependency outage, not a
+   * verdict on the client (a limit store answers 503 `store_unavailable`). Absent: `internal`.
+   */
+  outage?(cause: unknown): GatewayError;
 }

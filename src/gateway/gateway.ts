@@ -7,24 +7,23 @@ import { concurrentLimitPolicy } from '../admission/concurrent-limit-policy.ts';
 import type { AdmissionContext, HandshakeRequest } from '../admission/context.ts';
 import { handshakePolicy } from '../admission/handshake-policy.ts';
 import { originPolicy } from '../admission/origin-policy.ts';
-import { runAdmission } from '../admission/pipeline.ts';
 import type { AdmissionPolicy } from '../admission/policy.ts';
 import { extractToken } from '../auth/token-source.ts';
 import type { TokenVerifier } from '../auth/token-verifier.ts';
 import type { Config } from '../config/schema.ts';
-import { GatewayError, toGatewayError } from '../errors.ts';
+import { GatewayError } from '../errors.ts';
 import type { LimitStore } from '../limits/limit-store.ts';
 import type { FdBudget } from '../monitoring/fd-budget.ts';
-import { Connection, type UserData } from '../relay/connection.ts';
+import type { Connection, UserData } from '../relay/connection.ts';
 import { CLOSE } from '../relay/close-codes.ts';
 import { dialerFor } from '../relay/dialers.ts';
 import type { GatewayObserver } from '../telemetry/observer.ts';
 import { PendingSockets } from './pending-sockets.ts';
-import { buildUpstreamHeaders } from './upstream-headers.ts';
+import { HandshakeAttempt, type AttemptDeps } from './handshake-attempt.ts';
 import { UNROUTED } from '../telemetry/names.ts';
-import { closeRejectionReason, writeHttpRejection } from './reject.ts';
+import { writeHttpRejection } from './reject.ts';
+import { createRouter } from './routes.ts';
 import { buildClientBundle, serveClientBundle } from './client-asset.ts';
-import { createRouter, upstreamUrl } from './routes.ts';
 import { listen, uws } from './uws.ts';
 
 export interface GatewayDeps {
@@ -51,18 +50,6 @@ export interface Gateway {
 }
 
 /**
- * Runs an async upgrade's `res.upgrade` on a macrotask of its own. uWS records an upgrade made while
- * its HTTP parser is running as belonging to the socket being parsed (httpContextData
- * upgradedWebSocket / isParsingHttp), and Node drains microtasks at the end of every uWS callback,
- * so an upgrade from a promise continuation could land inside another socket's parse. Measured: in
- * bench/relay.ts about one connection in 200 was dropped by uWS right after `open` (FIN, 1006,
- * nothing relayed); with this deferral none in 700.
- */
-function upgradeLater(run: () => void): void {
-  setImmediate(run);
-}
-
-/**
  * How long uWS keeps a socket after `ws.end()` when the client never answers the close frame: the
  * "ping timeout" part of idleTimeout (4, 8 or 16 s; uWS's calculateIdleTimeoutCompnents) plus its
  * 4 s timer granularity. JS is told nothing when that socket finally goes (the close handler runs at
@@ -74,22 +61,6 @@ export function rejectionHoldMs(idleTimeoutSec: number): number {
   while (idleTimeoutSec - margin * 2 >= margin * 2 && margin < 16) margin *= 2;
   return (margin + 4) * 1000;
 }
-
-/** `wsguard_upstream_errors_total{kind}` for a failed dial: refused (nothing listens), timeout, or a bad handshake. */
-function dialFailureKind(error: GatewayError): string {
-  if (error.code === 'upstream_timeout') return 'timeout';
-  const cause = error.cause as NodeJS.ErrnoException | undefined;
-  return cause?.code === 'ECONNREFUSED' ? 'refused' : 'handshake';
-}
-
-/** The error and its cause's message, for a log line. */
-function errorText(error: Error): string {
-  const cause = error.cause instanceof Error ? error.cause.message : undefined;
-  return cause && !error.message.includes(cause) ? `${error.message}: ${cause}` : error.message;
-}
-
-/** Rejections always answered over HTTP, even in rejectWith: close mode: accepting a socket is what they refuse. */
-const HTTP_ONLY: ReadonlySet<string> = new Set(['pending_limit', 'overloaded']);
 
 /** uWS hard cap: a frame over it drops TCP (docs/architecture.md), so it sits above messages.maxBytes to let us answer 1009. */
 function uwsPayloadCap(maxBytes: number): number {
@@ -114,7 +85,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   for (const r of config.routes) observer.routeCounters(r.path);
   const connections = new Set<Connection>();
   /** Handshakes not yet answered: drain() fails them with 503 instead of leaving them to a bare hang-up. */
-  const inFlight = new Set<(error: GatewayError) => void>();
+  const inFlight = new Set<HandshakeAttempt>();
   let draining = false;
   let listenSocket: us_listen_socket | null = null;
 
@@ -155,13 +126,26 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     return clientKey(resolveClientIp(request.peerIp, request.headers['x-forwarded-for'] ?? '', trusted), config.server.ipv6PrefixLength);
   }
 
-  async function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): Promise<void> {
+  const attemptDeps: AttemptDeps = {
+    config,
+    policies,
+    observer,
+    logger,
+    dial,
+    pending,
+    holdMs,
+    inFlight,
+    connections,
+    isDraining: () => draining,
+  };
+
+  function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): Promise<void> {
     // HttpRequest is valid only in this synchronous part (docs/architecture.md): copy first, then go async.
     const request = readRequest(res, req);
     const match = route(request.path);
     if (!match) {
       refuseEarly(res, UNROUTED, keyOf(request), new GatewayError('not_found', 'no route for this path'));
-      return;
+      return Promise.resolve();
     }
     const routePath = match.route.path;
     const clientIp = resolveClientIp(request.peerIp, request.headers['x-forwarded-for'] ?? '', trusted);
@@ -171,6 +155,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       request.query,
       config.auth,
     );
+    const stop = new AbortController();
     const ctx: AdmissionContext = {
       request,
       route: match.route,
@@ -183,10 +168,10 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       tokenInSubprotocol: source.tokenInSubprotocol,
       relayQuery: source.query,
       claims: null,
+      signal: stop.signal,
       reservations: {},
     };
     const span = observer.handshakeStarted(routePath, request.headers['traceparent'], request.headers['tracestate']);
-    const rejectWith = match.route.rejectWith ?? config.server.rejectWith;
 
     // Checked before anything async, so that neither costs more than this synchronous answer.
     const shed = fds?.exhausted()
@@ -197,179 +182,9 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     if (shed) {
       span.end(shed.reason ?? 'internal', 'gateway');
       refuseEarly(res, routePath, ctx.clientKey, shed);
-      return;
+      return Promise.resolve();
     }
-    let pendingHeld = true;
-    const leavePending = () => {
-      if (!pendingHeld) return;
-      pendingHeld = false;
-      pending.leave(ctx.clientKey);
-    };
-
-    let settled = false;
-    let conn: Connection | null = null;
-    // Aborted when the handshake ends without the dial's result (deadline, client abort, drain), so
-    // the upstream sees its half-open TCP connection closed instead of holding it until dialTimeoutMs.
-    const dialAbort = new AbortController();
-    const deadline = setTimeout(
-      () => fail(new GatewayError('handshake_timeout', 'handshake deadline passed'), 'deadline'),
-      config.server.handshakeTimeoutMs,
-    );
-    const onDrain = (error: GatewayError) => fail(error, 'drain');
-    inFlight.add(onDrain);
-
-    let aborted = false;
-    res.onAborted(() => {
-      aborted = true;
-      if (settled) return;
-      settled = true;
-      clearTimeout(deadline);
-      inFlight.delete(onDrain);
-      dialAbort.abort();
-      releaseOnFailure(true);
-      leavePending();
-      conn?.abandon();
-      span.end('client_abort');
-    });
-
-    function releaseOnFailure(releaseAttempt: boolean): void {
-      ctx.reservations.slot?.();
-      if (releaseAttempt) ctx.reservations.attempt?.();
-    }
-
-    function fail(error: GatewayError, policy: string): void {
-      if (settled) return;
-      settled = true;
-      clearTimeout(deadline);
-      inFlight.delete(onDrain);
-      dialAbort.abort();
-      // An attempt stays counted when the client was at fault (bad token, bad origin); it is given
-      // back when the gateway or the upstream failed, so an outage does not burn the client's budget.
-      const clientAtFault = error.status === 401 || error.status === 400 || error.status === 403;
-      releaseOnFailure(!clientAtFault);
-      conn?.abandon();
-      const reason = error.reason ?? 'internal';
-      observer.rejected(routePath, reason, 'enforced', ctx.clientKey);
-      span.end(reason, policy);
-      if (rejectWith === 'close' && error.status !== 400 && error.status !== 426 && !HTTP_ONLY.has(error.code)) {
-        // Browsers cannot read a handshake status: accept, then close with the contract's code. The
-        // socket stays pending until uWS is sure to have let it go (see rejectionHoldMs).
-        const rejection = { code: error.closeCode, reason: closeRejectionReason(error) };
-        upgradeLater(() => {
-          if (aborted) return leavePending();
-          setTimeout(leavePending, holdMs).unref();
-          res.cork(() =>
-            res.upgrade<UserData>(
-              { conn: null, rejection },
-              request.headers['sec-websocket-key']!,
-              // A browser fails a handshake whose answer selects none of its subprotocols, and would then
-              // never see the rejection code.
-              ctx.markerOffered ? config.auth.subprotocolMarker : (ctx.protocols[0] ?? ''),
-              '',
-              context,
-            ),
-          );
-        });
-        return;
-      }
-      leavePending();
-      res.cork(() => writeHttpRejection(res, error));
-    }
-
-    try {
-      if (match.kind === 'refused') throw new GatewayError('bad_request', match.message);
-      if (draining) throw new GatewayError('draining', 'the gateway is shutting down', { retryAfterMs: config.server.drainWindowMs });
-      const rejection = await runAdmission(policies, ctx, observer);
-      if (rejection) return fail(rejection.error, rejection.policy);
-      if (settled) return releaseOnFailure(false);
-
-      const tokenExp = typeof ctx.claims?.exp === 'number' ? ctx.claims.exp * 1000 : null;
-      conn = new Connection({
-        config,
-        route: routePath,
-        counters: observer.routeCounters(routePath),
-        observer,
-        handshake: span,
-        release: () => ctx.reservations.slot?.(),
-        tokenExpiresAtMs: tokenExp,
-        onEnded: (c) => connections.delete(c),
-      });
-      const url = upstreamUrl(match, ctx.relayQuery);
-      span.dialStarted();
-      let upstream;
-      try {
-        upstream = await dial(
-          {
-            url,
-            headers: { ...buildUpstreamHeaders(ctx, config), ...span.upstreamHeaders() },
-            protocols: ctx.protocols,
-            timeoutMs: config.upstream.dialTimeoutMs,
-            maxPayloadBytes: config.messages.maxBytes,
-            controlFramesPerSec: config.messages.controlFramesPerSec,
-            signal: dialAbort.signal,
-            highWaterBytes: config.backpressure.highWaterBytes,
-          },
-          conn.upstreamHandlers,
-        );
-        span.dialEnded();
-      } catch (err) {
-        const error = toGatewayError(err, 'upstream_unavailable');
-        span.dialEnded(error.code);
-        // A dial cancelled because the handshake already ended is not an upstream failure.
-        if (settled) return;
-        const kind = dialFailureKind(error);
-        observer.upstreamError(routePath, kind);
-        // The client is told the reason only (reject.ts); the operator gets where and why, never the query.
-        logger.warn(
-          { event: 'upstream_dial_failed', route: routePath, upstream: `${url.origin}${url.pathname}`, kind, err: errorText(error) },
-          'upstream dial failed',
-        );
-        return fail(error, 'upstream');
-      }
-      conn.upstream = upstream;
-      if (!settled && !upstream.protocol && ctx.tokenInSubprotocol && !ctx.markerOffered) {
-        // The client offered app subprotocols beside its token and the upstream selected none: the
-        // answer would select nothing and the client would fail the handshake. (fail() closes the leg.)
-        return fail(
-          new GatewayError(
-            'bad_request',
-            `the upstream selected none of the offered subprotocols; offer '${config.auth.subprotocolMarker}' beside the token entry (auth.subprotocolMarker)`,
-          ),
-          'upstream',
-        );
-      }
-      if (settled) {
-        // Aborted or timed out while dialling: the upstream leg must not linger.
-        upstream.close(CLOSE.goingAway, 'client went away');
-        return;
-      }
-      settled = true;
-      clearTimeout(deadline);
-      inFlight.delete(onDrain);
-      // From here the connection holds a concurrent slot: it is no longer pending.
-      leavePending();
-      connections.add(conn);
-      span.end('accepted');
-      const accepted = conn;
-      upgradeLater(() => {
-        if (aborted) {
-          accepted.abandon();
-          return;
-        }
-        res.cork(() => {
-          res.upgrade<UserData>(
-            { conn: accepted, rejection: null },
-            request.headers['sec-websocket-key']!,
-            upstream.protocol || (ctx.markerOffered ? config.auth.subprotocolMarker : ''),
-            // Extensions are not negotiated: the relay forwards frames as messages, uncompressed.
-            '',
-            context,
-          );
-        });
-      });
-    } catch (err) {
-      fail(toGatewayError(err), 'gateway');
-    }
+    return new HandshakeAttempt(attemptDeps, res, context, ctx, match, span, stop).run();
   }
 
   const app: TemplatedApp = uws.App();
@@ -426,7 +241,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   /** Answers every handshake still in admission or dialling with 503 draining + Retry-After. */
   function failInFlight(): void {
     const error = new GatewayError('draining', 'the gateway is shutting down', { retryAfterMs: config.server.drainWindowMs });
-    for (const failOne of [...inFlight]) failOne(error);
+    for (const attempt of [...inFlight]) attempt.reject(error, 'drain');
   }
 
   async function waitUntilEmpty(timeoutMs: number): Promise<void> {

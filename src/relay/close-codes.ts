@@ -16,7 +16,7 @@ export const CLOSE = {
   noStatus: 1005,
   abnormal: 1006,
   tlsFailure: 1015,
-  /** wsguard private codes (docs/close-codes.md); the rest come from GatewayError codes. */
+  /** wsguard private codes (docs/contracts.md); the rest come from GatewayError codes (src/errors.ts). */
   lifetimeReached: 4201,
 } as const;
 
@@ -48,3 +48,11 @@ export function clampReason(reason: string): string {
   while (Buffer.byteLength(out) > 123) out = out.slice(0, -1);
   return out;
 }
+
+/**
+ * The codes RFC 6455 §7.4.1 and the IANA registry define in 1000–1015 (1004 is reserved): what a
+ * peer may report, whether or not wsguard sends it. Telemetry keeps each as its own label value.
+ */
+export const STANDARD_CLOSE_CODES: readonly number[] = [
+  1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 1015,
+];

@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.ts';
 import { ERROR_CODES } from '../errors.ts';
 import { checkRate, createRateState, type RateState } from '../messages/rate-policy.ts';
 import { createBucket, take, type Bucket } from '../messages/token-bucket.ts';
-import type { GatewayObserver, HandshakeObservation, Initiator, RouteCounters } from '../telemetry/observer.ts';
+import { NOOP_CONNECTION, type ConnectionObservation, type Initiator, type RouteCounters } from '../telemetry/observer.ts';
 import { clampReason, CLOSE, clientCloseToUpstream, upstreamCloseToClient } from './close-codes.ts';
 import type { UpstreamConnection, UpstreamHandlers } from './upstream-types.ts';
 
@@ -16,13 +16,17 @@ export interface UserData {
   rejection: { code: number; reason: string } | null;
 }
 
+/**
+ * admitted: the handshake passed and the upstream is being dialled or has answered; the client's
+ * socket is not open yet (upstream messages are held). open: relaying. closing: a close was started
+ * (by anyone); nothing more is relayed. closed: both legs are done, the slot is given back.
+ * docs/contracts.md draws the lifecycle with the code each exit yields.
+ */
+export type ConnectionState = 'admitted' | 'open' | 'closing' | 'closed';
+
 export interface ConnectionOptions {
   config: Config;
-  route: string;
   counters: RouteCounters;
-  observer: GatewayObserver;
-  /** The handshake's observation: the connection span and violation events join its trace. */
-  handshake?: HandshakeObservation;
   /** Gives the concurrent slot back; called once when the connection ends. */
   release: () => void;
   /** Token expiry (ms since epoch) to close on, or null. */
@@ -42,13 +46,14 @@ const CLOSE_GRACE_MS = 5_000;
  * pauses the other where it can and is closed with 4102 if it stays slow, so nothing is lost quietly.
  */
 export class Connection {
-  ws: WebSocket<UserData> | null = null;
-  upstream: UpstreamConnection | null = null;
-  #isOpen = false;
-  /** A close was started (by anyone); no more messages are relayed in either direction. */
-  #closing = false;
-  #ended = false;
+  #ws: WebSocket<UserData> | null = null;
+  #upstream: UpstreamConnection | null = null;
+  #state: ConnectionState = 'admitted';
+  /** The code and reason the connection ended with, for a client socket that opens after the end. */
+  #endedWith: [number, string] | null = null;
   #upstreamEnded = false;
+  /** Reports nothing until the handshake is accepted (`accepted`): a rejected attempt is counted as a rejection only. */
+  #telemetry: ConnectionObservation = NOOP_CONNECTION;
   /** Upstream messages that arrived between the upstream's 101 and the client's open. */
   #early: Array<[Buffer, boolean]> = [];
   #earlyClose: [number, string] | null = null;
@@ -73,11 +78,15 @@ export class Connection {
     this.#control = createBucket(o.config.messages.controlFramesPerSec * 2, Date.now());
   }
 
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
   /** Handlers for the upstream dial; they are live from the dial on. */
   readonly upstreamHandlers: UpstreamHandlers = {
     batch: (deliver) => {
-      const ws = this.ws;
-      if (ws && this.#isOpen && !this.#closing) ws.cork(deliver);
+      const ws = this.#ws;
+      if (ws && this.#state === 'open') ws.cork(deliver);
       else deliver();
     },
     onMessage: (data, isBinary) => this.#fromUpstream(data, isBinary),
@@ -88,12 +97,32 @@ export class Connection {
     },
   };
 
+  /** The handshake was accepted: from here the connection reports through its telemetry handle. */
+  accepted(telemetry: ConnectionObservation): void {
+    this.#telemetry = telemetry;
+  }
+
+  /** The dial succeeded: the connection owns the upstream leg from here. Closed at once if the connection already ended. */
+  attachUpstream(upstream: UpstreamConnection): void {
+    this.#upstream = upstream;
+    if (this.#state === 'closing' || this.#state === 'closed') {
+      this.#upstreamEnded = true;
+      upstream.close(CLOSE.goingAway, 'client went away');
+    }
+  }
+
   /** The client's socket opened (uWS `open`): deliver what the upstream already sent, arm timers. */
   attach(ws: WebSocket<UserData>): void {
-    this.ws = ws;
-    this.#isOpen = true;
+    if (this.#state !== 'admitted') {
+      // Ended between the 101 and uWS `open` (a drain): the client still hears why.
+      const [code, reason] = this.#endedWith ?? [CLOSE.goingAway, 'connection ended'];
+      ws.end(code, clampReason(reason));
+      return;
+    }
+    this.#ws = ws;
+    this.#state = 'open';
     this.#openedAtMs = Date.now();
-    this.#o.observer.connectionOpened(this.#o.route);
+    this.#telemetry.opened();
     const early = this.#early;
     this.#early = [];
     ws.cork(() => {
@@ -122,7 +151,7 @@ export class Connection {
   }
 
   fromClient(message: ArrayBuffer, isBinary: boolean): void {
-    if (this.#closing) return;
+    if (this.#state !== 'open') return;
     const { config } = this.#o;
     const size = message.byteLength;
     if (size > config.messages.maxBytes) {
@@ -131,12 +160,12 @@ export class Connection {
     }
     const verdict = checkRate(this.#rate, config.messages.rate, size, Date.now());
     if (verdict !== 'pass') {
-      this.#o.observer.messageRateLimited(this.#o.route, verdict, this.#o.handshake);
+      this.#telemetry.rateLimited(verdict);
       if (verdict === 'close') this.close(ERROR_CODES.message_rate.closeCode, 'message rate exceeded', 'gateway');
       else this.#dropNotice();
       return;
     }
-    const upstream = this.upstream;
+    const upstream = this.#upstream;
     if (!upstream) return;
     this.#messagesIn++;
     const counters = this.#o.counters;
@@ -160,25 +189,25 @@ export class Connection {
    * is stopped by closing: measured before this, ~9.6 M pings in 8 s on one connection were answered.
    */
   controlFromClient(): void {
-    if (this.#closing) return;
+    if (this.#state !== 'open') return;
     const perSec = this.#o.config.messages.controlFramesPerSec;
     if (take(this.#control, 1, perSec * 2, perSec / 1000, Date.now()) === 0) return;
-    this.#o.observer.controlFramesLimited(this.#o.route, 'client_to_upstream');
+    this.#telemetry.controlFramesLimited('client_to_upstream');
     this.close(CONTROL_RATE_CODE, 'control frame rate exceeded', 'gateway');
   }
 
   #dropNotice(): void {
     const { notice } = this.#o.config.messages.rate;
     const now = Date.now();
-    if (!notice || now - this.#rate.lastNoticeMs < 1000 || !this.ws) return;
+    if (!notice || now - this.#rate.lastNoticeMs < 1000 || !this.#ws) return;
     this.#rate.lastNoticeMs = now;
-    this.ws.send('{"type":"wsguard.rate_limited","action":"drop"}', false);
+    this.#ws.send('{"type":"wsguard.rate_limited","action":"drop"}', false);
   }
 
   #fromUpstream(data: Uint8Array, isBinary: boolean): void {
-    if (this.#closing) return;
-    const ws = this.ws;
-    if (!ws || !this.#isOpen) {
+    if (this.#state === 'closing' || this.#state === 'closed') return;
+    const ws = this.#ws;
+    if (!ws || this.#state === 'admitted') {
       // `data` is only valid during the call: keep a copy until the client's open.
       this.#early.push([Buffer.from(data), isBinary]);
       return;
@@ -197,25 +226,25 @@ export class Connection {
     }
     if (!this.#upstreamPaused && ws.getBufferedAmount() > backpressure.highWaterBytes) {
       this.#upstreamPaused = true;
-      this.upstream?.pause();
-      this.#o.observer.backpressure(this.#o.route, 'upstream_to_client', 'pause', this.#o.handshake);
+      this.#upstream?.pause();
+      this.#telemetry.backpressure('upstream_to_client', 'pause');
       this.#upstreamStall = setTimeout(() => this.#backpressureClose('upstream_to_client', 'client too slow'), backpressure.maxStallMs);
     }
   }
 
   /** uWS `drain`: the client's buffer went down; resume the upstream once under the mark. */
   clientDrained(): void {
-    const ws = this.ws;
-    if (!this.#upstreamPaused || !ws || this.#closing) return;
+    const ws = this.#ws;
+    if (!this.#upstreamPaused || !ws || this.#state !== 'open') return;
     if (ws.getBufferedAmount() > this.#o.config.backpressure.highWaterBytes) return;
     this.#upstreamPaused = false;
     if (this.#upstreamStall) clearTimeout(this.#upstreamStall);
     this.#upstreamStall = null;
-    this.upstream?.resume();
+    this.#upstream?.resume();
   }
 
   #backpressureClose(direction: 'client_to_upstream' | 'upstream_to_client', reason: string): void {
-    this.#o.observer.backpressure(this.#o.route, direction, 'close', this.#o.handshake);
+    this.#telemetry.backpressure(direction, 'close');
     this.close(BACKPRESSURE_CODE, reason, 'gateway');
   }
 
@@ -224,15 +253,22 @@ export class Connection {
    * did nothing wrong, so it is told 1014 bad gateway with the leg's reason, not the leg's code.
    */
   #upstreamClosed(code: number, reason: string, failed: boolean): void {
+    const closedByUs = this.#upstreamEnded;
     this.#upstreamEnded = true;
-    if (failed) {
-      if (code === CONTROL_RATE_CODE) this.#o.observer.controlFramesLimited(this.#o.route, 'upstream_to_client');
-      this.#o.observer.upstreamError(this.#o.route, 'protocol');
+    const telemetry = this.#telemetry;
+    if (failed && code === CONTROL_RATE_CODE) {
+      telemetry.controlFramesLimited('upstream_to_client');
+      telemetry.upstreamFailed('control_flood');
+    } else if (failed) {
+      telemetry.upstreamFailed('protocol');
+    } else if (code === CLOSE.abnormal && !closedByUs) {
+      // The app dropped TCP without a close frame while the gateway still relayed (not a reply to our close).
+      telemetry.upstreamFailed('abnormal_close');
     }
-    if (this.#closing) return;
+    if (this.#state === 'closing' || this.#state === 'closed') return;
     const toClient = failed ? CLOSE.badGateway : upstreamCloseToClient(code);
     const why = failed ? `upstream ${reason}` : reason;
-    if (!this.#isOpen) {
+    if (this.#state === 'admitted') {
       this.#earlyClose = [toClient, why];
       return;
     }
@@ -241,19 +277,20 @@ export class Connection {
 
   /** Ends the connection from the gateway's or the upstream's side: the client gets `code`. */
   close(code: number, reason: string, initiator: Initiator): void {
-    if (this.#closing) return;
-    this.#closing = true;
+    if (this.#state === 'closing' || this.#state === 'closed') return;
+    const wasOpen = this.#state === 'open';
+    this.#state = 'closing';
     this.#initiator ??= initiator;
     // The upstream is told at once: the client's half may take long (a slow client reads the close
     // frame only after the data queued before it).
     this.#closeUpstream(code, reason);
-    const ws = this.ws;
-    if (ws && this.#isOpen) {
+    const ws = this.#ws;
+    if (ws && wasOpen) {
       ws.end(code, clampReason(reason));
       // uWS calls `close` → clientClosed when the close handshake completes; a client that never
       // reads its close frame is cut off after a grace period.
       this.#forceClose = setTimeout(() => {
-        if (!this.#ended) ws.close();
+        if (this.#state !== 'closed') ws.close();
       }, CLOSE_GRACE_MS);
       return;
     }
@@ -262,21 +299,20 @@ export class Connection {
 
   /** uWS `close`: the client leg is gone (whoever started it). */
   clientClosed(code: number, reason: string): void {
-    if (this.#ended) return;
+    if (this.#state === 'closed') return;
     this.#initiator ??= 'client';
-    this.#closing = true;
     this.#finish(code, reason);
   }
 
   /** The handshake was abandoned before the client opened (client abort, deadline). */
   abandon(): void {
+    if (this.#state === 'closed') return;
     this.#initiator ??= 'client';
-    this.#closing = true;
     this.#finish(CLOSE.goingAway, 'client aborted the handshake');
   }
 
   #closeUpstream(code: number, reason: string): void {
-    const upstream = this.upstream;
+    const upstream = this.#upstream;
     if (!upstream || this.#upstreamEnded) return;
     this.#upstreamEnded = true;
     // A paused leg could not read the upstream's close reply, and the close handshake would hang.
@@ -286,23 +322,19 @@ export class Connection {
   }
 
   #finish(code: number, reason: string): void {
-    if (this.#ended) return;
-    this.#ended = true;
-    this.#isOpen = false;
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#endedWith = [code, reason];
     for (const t of [this.#clientStall, this.#upstreamStall, this.#deadline, this.#forceClose]) if (t) clearTimeout(t);
     this.#closeUpstream(code, reason);
     this.#o.release();
-    if (this.#openedAtMs) {
-      this.#o.observer.connectionClosed({
-        route: this.#o.route,
-        code,
-        initiator: this.#initiator ?? 'client',
-        durationMs: Date.now() - this.#openedAtMs,
-        messagesIn: this.#messagesIn,
-        messagesOut: this.#messagesOut,
-        handshake: this.#o.handshake,
-      });
-    }
+    this.#telemetry.closed({
+      code,
+      initiator: this.#initiator ?? 'client',
+      durationMs: this.#openedAtMs ? Date.now() - this.#openedAtMs : 0,
+      messagesIn: this.#messagesIn,
+      messagesOut: this.#messagesOut,
+    });
     this.#o.onEnded(this);
   }
 }

@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
 import WebSocket from 'ws';
-import { GatewayError } from '../errors.ts';
+import { ERROR_CODES, GatewayError } from '../errors.ts';
 import { createBucket, take } from '../messages/token-bucket.ts';
+import { CLOSE } from './close-codes.ts';
 import type { UpstreamConnection, UpstreamDialer, UpstreamDialOptions, UpstreamHandlers } from './upstream-types.ts';
 
 /** High-water mark for bytes queued towards the upstream before `send` reports backpressure. */
@@ -16,10 +17,10 @@ const FAIL_CLOSE_TIMEOUT_MS = 1000;
  */
 function failureCloseCode(code: string | undefined): number | undefined {
   if (code === undefined || !code.startsWith('WS_ERR_')) return undefined;
-  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' || code === 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH') return 1009;
-  if (code === 'WS_ERR_INVALID_UTF8') return 1007;
-  if (code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS') return 1008;
-  return 1002;
+  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' || code === 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH') return CLOSE.tooBig;
+  if (code === 'WS_ERR_INVALID_UTF8') return CLOSE.invalidPayload;
+  if (code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS') return CLOSE.policyViolation;
+  return CLOSE.protocolError;
 }
 
 /**
@@ -94,7 +95,7 @@ export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, han
     const onControl = (data: Buffer, isPing: boolean) => {
       if (closed) return;
       if (control !== null && take(control, 1, perSec! * 2, perSec! / 1000, Date.now()) !== 0) {
-        failLeg(1008, 'control frame rate exceeded');
+        failLeg(ERROR_CODES.control_rate.closeCode, 'control frame rate exceeded');
         return;
       }
       if (!isPing) return;

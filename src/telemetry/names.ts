@@ -8,6 +8,8 @@
  * and adds no unit suffix, so instruments carry the unit in their own name
  * (`wsguard.connection.duration_seconds`, unit `s`).
  */
+import { ERROR_CODES } from '../errors.ts';
+import { CLOSE, STANDARD_CLOSE_CODES } from '../relay/close-codes.ts';
 
 /** OpenTelemetry instrument names (what the code creates). */
 export const INSTRUMENTS = {
@@ -130,34 +132,39 @@ export const ACCEPTED = 'accepted';
 /** The client went away before the handshake finished (uWS onAborted): neither accepted nor rejected. */
 export const CLIENT_ABORT = 'client_abort';
 /** Handshake outcomes: accepted, client_abort or one of the reasons. */
-export const OUTCOMES: readonly string[] = [ACCEPTED, CLIENT_ABORT, ...REASONS, OTHER];
+export const OUTCOMES = [ACCEPTED, CLIENT_ABORT, ...REASONS, OTHER] as const;
+export type HandshakeOutcome = (typeof OUTCOMES)[number];
+/** How a handshake ends without a connection: a rejection's reason or the client's abort. */
+export type EndOutcome = Exclude<HandshakeOutcome, typeof ACCEPTED>;
 export const DECISIONS = ['enforced', 'dry_run'] as const;
+export type Decision = (typeof DECISIONS)[number];
 export const INITIATORS = ['client', 'upstream', 'gateway'] as const;
+export type Initiator = (typeof INITIATORS)[number];
 export const DIRECTIONS = ['client_to_upstream', 'upstream_to_client'] as const;
+export type Direction = (typeof DIRECTIONS)[number];
 export const RATE_LIMIT_ACTIONS = ['drop', 'close'] as const;
+export type RateLimitAction = (typeof RATE_LIMIT_ACTIONS)[number];
 export const BACKPRESSURE_ACTIONS = ['pause', 'close'] as const;
-/** Upstream failure kinds; the gateway passes GatewayError codes or these words. */
-export const UPSTREAM_ERROR_KINDS = [
-  'upstream_unavailable',
-  'upstream_timeout',
-  'refused',
-  'timeout',
-  'handshake',
-  'protocol',
-  'closed',
-  'error',
-] as const;
+export type BackpressureAction = (typeof BACKPRESSURE_ACTIONS)[number];
+/**
+ * Upstream failure kinds (docs/metrics.md). A dial: `refused` (nothing listens), `timeout`,
+ * `handshake` (anything but a valid 101). An open leg: `protocol` (the gateway failed it: a frame
+ * that breaks RFC 6455, a message too big, invalid UTF-8), `control_flood` (pings/pongs over
+ * messages.controlFramesPerSec), `abnormal_close` (TCP ended without a close frame, 1006).
+ */
+export const UPSTREAM_ERROR_KINDS = ['refused', 'timeout', 'handshake', 'protocol', 'control_flood', 'abnormal_close'] as const;
+export type UpstreamErrorKind = (typeof UPSTREAM_ERROR_KINDS)[number];
 export const JWKS_OUTCOMES = ['success', 'failure'] as const;
 export const LIMIT_STORES = ['memory', 'redis'] as const;
 
 /**
- * Close codes kept as their own label value: the standard ones (RFC 6455 §7.4.1) and wsguard's
- * private codes (docs/contracts.md). A client may send any code in 3000–4999, so any other code
- * is folded into `other` to keep the label set bounded.
+ * Close codes kept as their own label value: the standard ones (RFC 6455 §7.4.1), the ones the
+ * error catalogue sends and wsguard's own (docs/contracts.md). A client may send any code in
+ * 3000–4999, so any other code is folded into `other` to keep the label set bounded.
  */
 export const CLOSE_CODES: readonly number[] = [
-  1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 1015, 4001, 4003, 4100, 4101, 4102, 4129, 4200, 4201,
-];
+  ...new Set([...STANDARD_CLOSE_CODES, ...Object.values(CLOSE), ...Object.values(ERROR_CODES).map((info) => info.closeCode)]),
+].sort((a, b) => a - b);
 
 /** At most this many distinct route values; later ones are reported as `other`. */
 export const MAX_ROUTES = 64;
@@ -259,6 +266,9 @@ export const SPAN_ATTR = {
   messagesOut: 'wsguard.messages.upstream_to_client',
   action: 'wsguard.action',
   eventsDropped: 'wsguard.rate_limited.events_dropped',
+  /** OTel semantic conventions (server.*): the upstream a dial span went to. */
+  serverAddress: 'server.address',
+  serverPort: 'server.port',
 } as const;
 
 /** Instrumentation scope (meter and tracer name). */

@@ -1,16 +1,20 @@
+import type { BackpressureAction, Decision, Direction, EndOutcome, Initiator, RateLimitAction, UpstreamErrorKind } from './names.ts';
+
+export type { BackpressureAction, Decision, Direction, EndOutcome, Initiator, RateLimitAction, UpstreamErrorKind };
+
 /**
  * The one seam between the gateway and telemetry. The gateway calls these hooks at each step of a
  * connection's life; telemetry/ turns them into OpenTelemetry metrics, spans, logs and the
  * monitoring API. Hooks are cheap and must never throw into the gateway.
  *
+ * A handshake is observed through the HandshakeObservation `handshakeStarted` returns; an accepted
+ * one hands the connection a ConnectionObservation (`accepted()`), which already knows its route
+ * and span, so the per-connection hooks look nothing up again.
+ *
  * Per-message counts do not go through a hook: the gateway increments plain numbers in the
  * RouteCounters that `routeCounters(route)` hands out once per route, and telemetry reads them from
  * observable instruments (no OTel call per message: docs/architecture.md).
  */
-export type Direction = 'client_to_upstream' | 'upstream_to_client';
-export type Initiator = 'client' | 'upstream' | 'gateway';
-export type Decision = 'enforced' | 'dry_run';
-
 export interface RouteCounters {
   messagesIn: number; // client → upstream
   messagesOut: number; // upstream → client
@@ -19,27 +23,42 @@ export interface RouteCounters {
 }
 
 export interface ConnectionSummary {
-  route: string;
   code: number;
   initiator: Initiator;
   durationMs: number;
   messagesIn: number;
   messagesOut: number;
-  /**
-   * The observation `handshakeStarted` returned for this connection, when the gateway kept it: the
-   * connection span then joins the handshake's trace (and the client's, via its traceparent).
-   */
-  handshake?: HandshakeObservation;
+}
+
+/** Where a dial goes, for the dial span (OTel `server.address` / `server.port`). */
+export interface DialTarget {
+  address: string;
+  port: number;
 }
 
 export interface HandshakeObservation {
-  /** Headers to add to the upstream dial request (W3C traceparent/tracestate), possibly empty. */
-  upstreamHeaders(): Record<string, string>;
-  /** The upstream dial began / ended (child span). `error` is a GatewayError code when it failed. */
-  dialStarted(): void;
+  /** The upstream dial begins (child span); returns headers for the dial request (W3C traceparent/tracestate), possibly none. */
+  dialStarted(target: DialTarget): Record<string, string>;
+  /** The upstream dial ended (child span). `error` is a GatewayError code when it failed. */
   dialEnded(error?: string): void;
-  /** The handshake finished: 'accepted', or the metric reason of the rejection and the policy that decided. */
-  end(outcome: string, policy?: string): void;
+  /** The handshake ended without a connection: a rejection's metric reason and the deciding policy, or client_abort. */
+  end(outcome: EndOutcome, policy?: string): void;
+  /** The handshake was accepted: the handle the connection reports through from now on. */
+  accepted(): ConnectionObservation;
+}
+
+/** One admitted connection, from its accept to its close. Every method is cheap and never throws. */
+export interface ConnectionObservation {
+  /** The client's socket opened (counted as accepted and active from here). */
+  opened(): void;
+  rateLimited(action: RateLimitAction): void;
+  backpressure(direction: Direction, action: BackpressureAction): void;
+  /** A peer went over messages.controlFramesPerSec and was closed; `direction` says which peer sent them. */
+  controlFramesLimited(direction: Direction): void;
+  /** The open upstream leg failed (wsguard_upstream_errors_total{kind}). */
+  upstreamFailed(kind: UpstreamErrorKind): void;
+  /** The connection ended; called once, also when it never opened (then only its span ends). */
+  closed(summary: ConnectionSummary): void;
 }
 
 export interface GatewayObserver {
@@ -47,14 +66,8 @@ export interface GatewayObserver {
   handshakeStarted(route: string, traceparent: string | undefined, tracestate: string | undefined): HandshakeObservation;
   /** A policy rejected (or, in dry-run, would have rejected) a handshake. `clientKey` is for in-memory top-K only. */
   rejected(route: string, reason: string, decision: Decision, clientKey: string): void;
-  connectionOpened(route: string): void;
-  connectionClosed(summary: ConnectionSummary): void;
-  /** `handshake` (optional) lets a sampled span event land on the connection's span. */
-  messageRateLimited(route: string, action: 'drop' | 'close', handshake?: HandshakeObservation): void;
-  backpressure(route: string, direction: Direction, action: 'pause' | 'close', handshake?: HandshakeObservation): void;
-  /** A peer went over messages.controlFramesPerSec and was closed; `direction` says which peer sent them. */
-  controlFramesLimited(route: string, direction: Direction): void;
-  upstreamError(route: string, kind: string): void;
+  /** An upstream dial failed (before any connection existed). */
+  upstreamError(route: string, kind: UpstreamErrorKind): void;
   /** A JWKS fetch finished (auth policy with a remote key set). */
   jwksRefreshed(outcome: 'success' | 'failure'): void;
   /** A limit-store operation failed (`store`: 'memory' | 'redis'). */
@@ -75,11 +88,20 @@ export interface GatewayState {
   fdLimit: number | null;
 }
 
-const noopHandshake: HandshakeObservation = {
-  upstreamHeaders: () => ({}),
-  dialStarted: () => {},
+export const NOOP_CONNECTION: ConnectionObservation = {
+  opened: () => {},
+  rateLimited: () => {},
+  backpressure: () => {},
+  controlFramesLimited: () => {},
+  upstreamFailed: () => {},
+  closed: () => {},
+};
+
+export const NOOP_HANDSHAKE: HandshakeObservation = {
+  dialStarted: () => ({}),
   dialEnded: () => {},
   end: () => {},
+  accepted: () => NOOP_CONNECTION,
 };
 
 /** Used when telemetry is off and in tests of the gateway alone; counters still count. */
@@ -94,13 +116,8 @@ export function createNoopObserver(): GatewayObserver {
       }
       return c;
     },
-    handshakeStarted: () => noopHandshake,
+    handshakeStarted: () => NOOP_HANDSHAKE,
     rejected: () => {},
-    connectionOpened: () => {},
-    connectionClosed: () => {},
-    messageRateLimited: () => {},
-    backpressure: () => {},
-    controlFramesLimited: () => {},
     upstreamError: () => {},
     jwksRefreshed: () => {},
     limitStoreError: () => {},

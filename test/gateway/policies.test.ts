@@ -1,7 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { RawConfig } from '../../src/config/schema.ts';
-import { createNoopObserver, type GatewayObserver } from '../../src/telemetry/observer.ts';
+import {
+  createNoopObserver,
+  NOOP_CONNECTION,
+  NOOP_HANDSHAKE,
+  type ConnectionObservation,
+  type GatewayObserver,
+} from '../../src/telemetry/observer.ts';
 import { attempt, closed, nextMessage, open, rejected } from '../helpers/client.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { signToken } from '../helpers/tokens.ts';
@@ -25,11 +31,14 @@ async function setup(overrides: RawConfig = {}, observer?: GatewayObserver) {
 
 function recordingObserver() {
   const events: string[] = [];
-  const base = createNoopObserver();
+  const connection: ConnectionObservation = {
+    ...NOOP_CONNECTION,
+    rateLimited: (action) => events.push(`rate:${action}`),
+    backpressure: (direction, action) => events.push(`bp:${direction}:${action}`),
+  };
   const observer: GatewayObserver = {
-    ...base,
-    messageRateLimited: (_route, action) => events.push(`rate:${action}`),
-    backpressure: (_route, direction, action) => events.push(`bp:${direction}:${action}`),
+    ...createNoopObserver(),
+    handshakeStarted: () => ({ ...NOOP_HANDSHAKE, accepted: () => connection }),
   };
   return { events, observer };
 }

@@ -96,11 +96,10 @@ describe('monitoring API', () => {
   it("returns exactly the reference guide's fields with the values the hooks produced", async () => {
     const o = t.observer;
     const c = o.routeCounters('/ws');
-    o.connectionOpened('/ws');
-    o.connectionOpened('/ws');
-    o.connectionOpened('/ws');
-    o.connectionClosed({ route: '/ws', code: 1000, initiator: 'client', durationMs: 40_000, messagesIn: 0, messagesOut: 0 });
-    o.connectionClosed({ route: '/ws', code: 1000, initiator: 'client', durationMs: 50_640, messagesIn: 0, messagesOut: 0 });
+    const conns = [1, 2, 3].map(() => o.handshakeStarted('/ws', undefined, undefined).accepted());
+    for (const conn of conns) conn.opened();
+    conns[0]!.closed({ code: 1000, initiator: 'client', durationMs: 40_000, messagesIn: 0, messagesOut: 0 });
+    conns[1]!.closed({ code: 1000, initiator: 'client', durationMs: 50_640, messagesIn: 0, messagesOut: 0 });
     c.messagesIn += 980;
     c.messagesOut += 1250;
     const r = await get(t, METRICS, admin);

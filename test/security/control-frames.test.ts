@@ -1,7 +1,14 @@
 import type net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
-import { createNoopObserver, type Direction, type GatewayObserver } from '../../src/telemetry/observer.ts';
+import {
+  createNoopObserver,
+  NOOP_CONNECTION,
+  NOOP_HANDSHAKE,
+  type ConnectionObservation,
+  type Direction,
+  type GatewayObserver,
+} from '../../src/telemetry/observer.ts';
 import { closed, nextMessage, open } from '../helpers/client.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { signToken } from '../helpers/tokens.ts';
@@ -18,9 +25,14 @@ afterEach(async () => {
 function recordingObserver(): { observer: GatewayObserver; limited: Direction[]; upstreamErrors: string[] } {
   const limited: Direction[] = [];
   const upstreamErrors: string[] = [];
+  const connection: ConnectionObservation = {
+    ...NOOP_CONNECTION,
+    controlFramesLimited: (direction) => limited.push(direction),
+    upstreamFailed: (kind) => upstreamErrors.push(kind),
+  };
   const observer: GatewayObserver = {
     ...createNoopObserver(),
-    controlFramesLimited: (_route, direction) => limited.push(direction),
+    handshakeStarted: () => ({ ...NOOP_HANDSHAKE, accepted: () => connection }),
     upstreamError: (_route, kind) => upstreamErrors.push(kind),
   };
   return { observer, limited, upstreamErrors };
@@ -153,6 +165,6 @@ describe.each(['lean', 'ws'] as const)('upstream ping flood on the %s leg', (leg
     const close = wire.find((f) => f.opcode === 0x8);
     expect(close?.payload.readUInt16BE(0)).toBe(1008);
     expect(limited).toEqual(['upstream_to_client']);
-    expect(upstreamErrors).toEqual(['protocol']);
+    expect(upstreamErrors).toEqual(['control_flood']);
   });
 });

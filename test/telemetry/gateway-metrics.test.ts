@@ -1,6 +1,19 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MAX_ROUTES, PROMETHEUS_NAMES as P } from '../../src/telemetry/names.ts';
+import type { ConnectionObservation, GatewayObserver } from '../../src/telemetry/observer.ts';
 import { scrape, startTestTelemetry, type TestTelemetry } from './helpers.ts';
+
+/** An accepted connection's telemetry handle on `route`. */
+function accepted(o: GatewayObserver, route: string): ConnectionObservation {
+  return o.handshakeStarted(route, undefined, undefined).accepted();
+}
+
+/** An open connection's handle (counted as accepted and active). */
+function opened(o: GatewayObserver, route: string): ConnectionObservation {
+  const c = accepted(o, route);
+  c.opened();
+  return c;
+}
 
 describe('gateway metrics scraped over HTTP', () => {
   let t: TestTelemetry;
@@ -11,10 +24,12 @@ describe('gateway metrics scraped over HTTP', () => {
 
   it('counts accepted, active and closed connections per route with exact values', async () => {
     const o = t.observer;
-    for (let i = 0; i < 3; i++) o.connectionOpened('/chat');
-    o.connectionOpened('/feed');
-    o.connectionClosed({ route: '/chat', code: 1000, initiator: 'client', durationMs: 250, messagesIn: 0, messagesOut: 0 });
-    o.connectionClosed({ route: '/chat', code: 1001, initiator: 'gateway', durationMs: 4000, messagesIn: 0, messagesOut: 0 });
+    const chat = [1, 2, 3].map(() => opened(o, '/chat'));
+    opened(o, '/feed');
+    chat[0]!.closed({ code: 1000, initiator: 'client', durationMs: 250, messagesIn: 0, messagesOut: 0 });
+    chat[1]!.closed({ code: 1001, initiator: 'gateway', durationMs: 4000, messagesIn: 0, messagesOut: 0 });
+    // A second close of the same connection counts nothing.
+    chat[1]!.closed({ code: 1001, initiator: 'gateway', durationMs: 4000, messagesIn: 0, messagesOut: 0 });
     const s = await scrape(t.url);
     expect(s.value(P.connectionsAccepted, { route: '/chat' })).toBe(3);
     expect(s.value(P.connectionsAccepted, { route: '/feed' })).toBe(1);
@@ -65,11 +80,11 @@ describe('gateway metrics scraped over HTTP', () => {
 
   it('records handshake duration per outcome', async () => {
     const o = t.observer;
-    o.handshakeStarted('/chat', undefined, undefined).end('accepted');
+    accepted(o, '/chat');
     o.handshakeStarted('/chat', undefined, undefined).end('auth', 'jwt');
     const h = o.handshakeStarted('/chat', undefined, undefined);
     h.end('upstream_timeout');
-    h.end('accepted'); // a second end is ignored
+    h.accepted(); // a second end is ignored
     const s = await scrape(t.url);
     expect(s.value(`${P.handshakeDuration}_count`, { route: '/chat', outcome: 'accepted' })).toBe(1);
     expect(s.value(`${P.handshakeDuration}_count`, { route: '/chat', outcome: 'auth' })).toBe(1);
@@ -78,13 +93,15 @@ describe('gateway metrics scraped over HTTP', () => {
 
   it('counts rate limiting, backpressure, upstream errors, JWKS and limit-store events', async () => {
     const o = t.observer;
-    o.messageRateLimited('/chat', 'drop');
-    o.messageRateLimited('/chat', 'drop');
-    o.messageRateLimited('/chat', 'close');
-    o.backpressure('/chat', 'upstream_to_client', 'pause');
-    o.backpressure('/chat', 'client_to_upstream', 'close');
-    o.upstreamError('/chat', 'upstream_timeout');
-    o.upstreamError('/chat', 'weird');
+    const c = opened(o, '/chat');
+    c.rateLimited('drop');
+    c.rateLimited('drop');
+    c.rateLimited('close');
+    c.backpressure('upstream_to_client', 'pause');
+    c.backpressure('client_to_upstream', 'close');
+    c.upstreamFailed('abnormal_close');
+    o.upstreamError('/chat', 'timeout');
+    o.upstreamError('/chat', 'weird' as never);
     o.jwksRefreshed('success');
     o.jwksRefreshed('failure');
     o.jwksRefreshed('failure');
@@ -97,7 +114,8 @@ describe('gateway metrics scraped over HTTP', () => {
     expect(s.value(P.messagesRateLimited, { route: '/chat', action: 'close' })).toBe(1);
     expect(s.value(P.backpressure, { direction: 'upstream_to_client', action: 'pause' })).toBe(1);
     expect(s.value(P.backpressure, { direction: 'client_to_upstream', action: 'close' })).toBe(1);
-    expect(s.value(P.upstreamErrors, { kind: 'upstream_timeout' })).toBe(1);
+    expect(s.value(P.upstreamErrors, { kind: 'timeout' })).toBe(1);
+    expect(s.value(P.upstreamErrors, { kind: 'abnormal_close' })).toBe(1);
     expect(s.value(P.upstreamErrors, { kind: 'other' })).toBe(1);
     expect(s.value(P.jwksRefresh, { outcome: 'success' })).toBe(1);
     expect(s.value(P.jwksRefresh, { outcome: 'failure' })).toBe(2);
@@ -113,10 +131,10 @@ describe('gateway metrics scraped over HTTP', () => {
 
   it('keeps the label set bounded: close codes, query strings and route count', async () => {
     const o = t.observer;
-    o.connectionClosed({ route: '/chat', code: 3999, initiator: 'client', durationMs: 1, messagesIn: 0, messagesOut: 0 });
-    o.connectionClosed({ route: '/chat', code: 4129, initiator: 'gateway', durationMs: 1, messagesIn: 0, messagesOut: 0 });
-    o.connectionOpened('/q?token=secret');
-    for (let i = 0; i < MAX_ROUTES + 10; i++) o.connectionOpened(`/r${i}`);
+    opened(o, '/chat').closed({ code: 3999, initiator: 'client', durationMs: 1, messagesIn: 0, messagesOut: 0 });
+    opened(o, '/chat').closed({ code: 4129, initiator: 'gateway', durationMs: 1, messagesIn: 0, messagesOut: 0 });
+    opened(o, '/q?token=secret');
+    for (let i = 0; i < MAX_ROUTES + 10; i++) opened(o, `/r${i}`);
     const s = await scrape(t.url);
     expect(s.value(P.connectionsClosed, { code: 'other' })).toBe(1);
     expect(s.value(P.connectionsClosed, { code: '4129' })).toBe(1);
@@ -130,14 +148,20 @@ describe('gateway metrics scraped over HTTP', () => {
 
   it('never lets the active gauge go negative, and never throws into the gateway', async () => {
     const o = t.observer;
-    o.connectionClosed({ route: '/chat', code: 1000, initiator: 'client', durationMs: 1, messagesIn: 0, messagesOut: 0 });
+    // Closed without ever opening (an attempt abandoned between its 101 and uWS open): nothing to count.
+    accepted(o, '/chat').closed({ code: 1000, initiator: 'client', durationMs: 1, messagesIn: 0, messagesOut: 0 });
     o.trackedClientsSource(() => {
       throw new Error('store exploded');
     });
-    expect(() => o.connectionClosed(null as never)).not.toThrow();
+    expect(() => opened(o, '/chat').closed(null as never)).not.toThrow();
     expect(() => o.rejected(undefined as never, 'auth', 'enforced', 'x')).not.toThrow();
     expect(o.routeCounters(undefined as never)).toEqual({ messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 });
-    expect(() => o.handshakeStarted(undefined as never, undefined, undefined).end('accepted')).not.toThrow();
+    expect(() =>
+      o
+        .handshakeStarted(undefined as never, undefined, undefined)
+        .accepted()
+        .opened(),
+    ).not.toThrow();
     const s = await scrape(t.url);
     expect(s.value(P.connectionsActive, { route: '/chat' })).toBe(0);
     expect(s.value(P.trackedClients)).toBe(0);

@@ -19,23 +19,23 @@ function driveEverything(t: TestTelemetry): void {
   const o = t.observer;
   const c = o.routeCounters('/ws');
   const h = o.handshakeStarted('/ws', undefined, undefined);
-  h.dialStarted();
+  h.dialStarted({ address: '127.0.0.1', port: 8080 });
   h.dialEnded();
-  h.end('accepted');
-  o.connectionOpened('/ws');
+  const conn = h.accepted();
+  conn.opened();
   c.messagesIn += 1;
   c.bytesIn += 10;
   o.rejected('/ws', 'origin', 'enforced', '198.51.100.7');
-  o.messageRateLimited('/ws', 'drop');
-  o.backpressure('/ws', 'upstream_to_client', 'pause');
-  o.controlFramesLimited('/ws', 'client_to_upstream');
-  o.upstreamError('/ws', 'upstream_unavailable');
+  conn.rateLimited('drop');
+  conn.backpressure('upstream_to_client', 'pause');
+  conn.controlFramesLimited('client_to_upstream');
+  o.upstreamError('/ws', 'refused');
   o.jwksRefreshed('success');
   o.limitStoreError('redis');
   o.limitStoreDegraded('redis', false);
   o.trackedClientsSource(() => 3);
   o.gatewayStateSource(() => ({ handshakesPending: 1, fdOpen: 42, fdLimit: 1024 }));
-  o.connectionClosed({ route: '/ws', code: 1000, initiator: 'client', durationMs: 2000, messagesIn: 1, messagesOut: 0 });
+  conn.closed({ code: 1000, initiator: 'client', durationMs: 2000, messagesIn: 1, messagesOut: 0 });
 }
 
 describe('metric names in a real scrape', () => {

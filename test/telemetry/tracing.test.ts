@@ -25,10 +25,9 @@ describe('traces', () => {
 
   it('continues the client trace and propagates the dial span to the upstream', () => {
     const h = t.observer.handshakeStarted('/chat', CLIENT_TRACEPARENT, 'vendor=abc');
-    h.dialStarted();
-    const headers = h.upstreamHeaders();
+    const headers = h.dialStarted({ address: '127.0.0.1', port: 8080 });
     h.dialEnded();
-    h.end('accepted');
+    h.accepted();
     const [handshake] = byName(SPANS.handshake);
     const [dial] = byName(SPANS.upstreamDial);
     expect(handshake).toBeDefined();
@@ -39,6 +38,9 @@ describe('traces', () => {
     expect(handshake!.attributes[SPAN_ATTR.outcome]).toBe('accepted');
     expect(handshake!.attributes[SPAN_ATTR.route]).toBe('/chat');
     expect(dial!.kind).toBe(SpanKind.CLIENT);
+    // OTel semantic conventions: where the dial went.
+    expect(dial!.attributes[SPAN_ATTR.serverAddress]).toBe('127.0.0.1');
+    expect(dial!.attributes[SPAN_ATTR.serverPort]).toBe(8080);
     expect(parentId(dial!)).toBe(handshake!.spanContext().spanId);
     expect(headers.traceparent).toBe(`00-${CLIENT_TRACE}-${dial!.spanContext().spanId}-01`);
     expect(headers.tracestate).toBe('vendor=abc');
@@ -46,17 +48,17 @@ describe('traces', () => {
 
   it('starts a new trace when the client sends none or garbage', () => {
     const h = t.observer.handshakeStarted('/chat', 'not-a-traceparent', undefined);
-    const headers = h.upstreamHeaders();
-    h.end('accepted');
+    const headers = h.dialStarted({ address: '127.0.0.1', port: 8080 });
+    h.accepted();
     const [handshake] = byName(SPANS.handshake);
     expect(parentId(handshake!)).toBeUndefined();
     expect(headers.traceparent).toMatch(new RegExp(`^00-${handshake!.spanContext().traceId}-[0-9a-f]{16}-01$`));
   });
 
-  it('records outcome and deciding policy of a rejection; upstream faults are errors, client faults are not', () => {
+  it('records outcome and deciding policy of a rejection; gateway and upstream faults are errors, client faults and limits are not', () => {
     t.observer.handshakeStarted('/chat', undefined, undefined).end('auth', 'jwt');
     const h = t.observer.handshakeStarted('/chat', undefined, undefined);
-    h.dialStarted();
+    h.dialStarted({ address: '127.0.0.1', port: 8080 });
     h.dialEnded('upstream_unavailable');
     h.end('upstream_unavailable', 'upstream');
     const [auth, upstream] = byName(SPANS.handshake);
@@ -67,24 +69,23 @@ describe('traces', () => {
     const [dial] = byName(SPANS.upstreamDial);
     expect(dial!.status.code).toBe(SpanStatusCode.ERROR);
     expect(dial!.attributes[SPAN_ATTR.dialError]).toBe('upstream_unavailable');
+    // The blame comes from the error catalogue (src/errors.ts): a limit is no error, a drain is the gateway's.
+    t.observer.handshakeStarted('/chat', undefined, undefined).end('conn_limit', 'conn_limit');
+    t.observer.handshakeStarted('/chat', undefined, undefined).end('draining', 'drain');
+    t.observer.handshakeStarted('/chat', undefined, undefined).end('client_abort');
+    const [, , limit, draining, aborted] = byName(SPANS.handshake);
+    expect(limit!.status.code).toBe(SpanStatusCode.UNSET);
+    expect(draining!.status.code).toBe(SpanStatusCode.ERROR);
+    expect(aborted!.status.code).toBe(SpanStatusCode.UNSET);
     // Rejected handshakes open no connection span.
     expect(byName(SPANS.connection)).toHaveLength(0);
   });
 
   it('ends a connection span at close with duration, code, initiator and message counts', () => {
-    const h = t.observer.handshakeStarted('/chat', CLIENT_TRACEPARENT, undefined);
-    h.end('accepted');
-    t.observer.connectionOpened('/chat');
+    const conn0 = t.observer.handshakeStarted('/chat', CLIENT_TRACEPARENT, undefined).accepted();
+    conn0.opened();
     expect(byName(SPANS.connection)).toHaveLength(0); // still open
-    t.observer.connectionClosed({
-      route: '/chat',
-      code: 1000,
-      initiator: 'upstream',
-      durationMs: 1234,
-      messagesIn: 5,
-      messagesOut: 9,
-      handshake: h,
-    });
+    conn0.closed({ code: 1000, initiator: 'upstream', durationMs: 1234, messagesIn: 5, messagesOut: 9 });
     const [conn] = byName(SPANS.connection);
     const [handshake] = byName(SPANS.handshake);
     expect(conn!.spanContext().traceId).toBe(CLIENT_TRACE);
@@ -98,28 +99,25 @@ describe('traces', () => {
     });
   });
 
-  it('without the handshake handle, still records the connection as a root span spanning its duration', () => {
-    t.observer.connectionClosed({ route: '/chat', code: 1011, initiator: 'gateway', durationMs: 5000, messagesIn: 0, messagesOut: 0 });
-    const [conn] = byName(SPANS.connection);
-    const [s, ns] = conn!.duration;
-    expect(s + ns / 1e9).toBeCloseTo(5, 1);
+  it('marks a connection that ended with 1011 or 1014 as an error, and ends the span of one that never opened', () => {
+    const failed = t.observer.handshakeStarted('/chat', undefined, undefined).accepted();
+    failed.opened();
+    failed.closed({ code: 1014, initiator: 'upstream', durationMs: 5000, messagesIn: 0, messagesOut: 0 });
+    t.observer
+      .handshakeStarted('/chat', undefined, undefined)
+      .accepted()
+      .closed({ code: 1001, initiator: 'client', durationMs: 0, messagesIn: 0, messagesOut: 0 });
+    const [conn, never] = byName(SPANS.connection);
     expect(conn!.status.code).toBe(SpanStatusCode.ERROR);
+    expect(never!.status.code).toBe(SpanStatusCode.UNSET);
   });
 
   it('samples rate-limit violation events with a per-second cap and counts the dropped ones', () => {
-    const h = t.observer.handshakeStarted('/chat', undefined, undefined);
-    h.end('accepted');
-    for (let i = 0; i < 10; i++) t.observer.messageRateLimited('/chat', 'drop', h);
-    t.observer.backpressure('/chat', 'upstream_to_client', 'pause', h);
-    t.observer.connectionClosed({
-      route: '/chat',
-      code: 4129,
-      initiator: 'gateway',
-      durationMs: 10,
-      messagesIn: 10,
-      messagesOut: 0,
-      handshake: h,
-    });
+    const c = t.observer.handshakeStarted('/chat', undefined, undefined).accepted();
+    c.opened();
+    for (let i = 0; i < 10; i++) c.rateLimited('drop');
+    c.backpressure('upstream_to_client', 'pause');
+    c.closed({ code: 4129, initiator: 'gateway', durationMs: 10, messagesIn: 10, messagesOut: 0 });
     const [conn] = byName(SPANS.connection);
     const events = conn!.events;
     // Cap 3/s: the 11 violations within one second give at most 3 events (a second boundary may allow 3 more).
@@ -140,16 +138,14 @@ describe('traces', () => {
       shutdown: async () => {},
     };
     const t2 = await startTestTelemetry({}, { spanProcessors: [watcher] });
-    const h = t2.observer.handshakeStarted('/chat', undefined, undefined);
-    h.end('accepted');
+    t2.observer.handshakeStarted('/chat', undefined, undefined).accepted();
     expect(ended).toEqual([SPANS.handshake]);
     await t2.close();
     expect(ended).toEqual([SPANS.handshake, SPANS.connection]);
   });
 
   it('puts no secrets or query strings in span attributes', () => {
-    const h = t.observer.handshakeStarted('/chat?token=eyJhbGciOi.secret', undefined, undefined);
-    h.end('accepted');
+    t.observer.handshakeStarted('/chat?token=eyJhbGciOi.secret', undefined, undefined).accepted();
     const text = JSON.stringify(exporter.getFinishedSpans().map((s) => s.attributes));
     expect(text).not.toContain('token');
     expect(text).not.toContain('secret');
@@ -162,9 +158,9 @@ describe('traces off', () => {
     try {
       expect(t.tracing).toBe(false);
       const h = t.observer.handshakeStarted('/chat', CLIENT_TRACEPARENT, 'a=b');
-      expect(h.upstreamHeaders()).toEqual({ traceparent: CLIENT_TRACEPARENT, tracestate: 'a=b' });
-      expect(t.observer.handshakeStarted('/chat', undefined, undefined).upstreamHeaders()).toEqual({});
-      expect(t.observer.handshakeStarted('/chat', '00-zz', undefined).upstreamHeaders()).toEqual({});
+      expect(h.dialStarted({ address: '127.0.0.1', port: 8080 })).toEqual({ traceparent: CLIENT_TRACEPARENT, tracestate: 'a=b' });
+      expect(t.observer.handshakeStarted('/chat', undefined, undefined).dialStarted({ address: '127.0.0.1', port: 8080 })).toEqual({});
+      expect(t.observer.handshakeStarted('/chat', '00-zz', undefined).dialStarted({ address: '127.0.0.1', port: 8080 })).toEqual({});
     } finally {
       await t.close();
     }
