@@ -17,7 +17,7 @@
  * with it.
  */
 import { ERROR_CODES, type GatewayErrorCode } from '../../src/errors.ts';
-import { CLOSE } from '../../src/relay/close-codes.ts';
+import { CLOSE, reconnectAdvice } from '../../src/relay/close-codes.ts';
 
 /** Reader's names for the relay's close codes (RFC 6455 §7.4.1 meanings, and wsguard's own). */
 const CLOSE_MEANINGS: Readonly<Record<keyof typeof CLOSE, string>> = {
@@ -134,12 +134,6 @@ export function describeOutcome(key: string): string {
  * What a private close code (docs/contracts.md, "Close codes") asks a client to do: 4000–4099
  * stop, 4100–4199 come back with backoff, 4200–4299 come back now. The one place the ranges live.
  */
-export function reconnectAdvice(code: number): 'stop' | 'backoff' | 'now' | undefined {
-  if (code >= 4000 && code <= 4099) return 'stop';
-  if (code >= 4100 && code <= 4199) return 'backoff';
-  if (code >= 4200 && code <= 4299) return 'now';
-  return undefined;
-}
 
 const ADVICE_TEXT = { stop: 'private: do not reconnect', backoff: 'private: reconnect with backoff', now: 'private: reconnect now' };
 

@@ -6,7 +6,8 @@ import { delayBounds, describePolicy, nextDelay, withHint, type BackoffPolicy } 
 import { retryMsFromReason, watchEnd } from './connection.ts';
 import type { RunHooks } from './flood.ts';
 import { createHistogram, recordMs, summarize } from './histogram.ts';
-import { closedOutcome, isRetryLaterClose, OutcomeCounter, reconnectAdvice } from './outcomes.ts';
+import { reconnectAdvice } from '../../src/relay/close-codes.ts';
+import { closedOutcome, isRetryLaterClose, OutcomeCounter } from './outcomes.ts';
 import { Recorder } from './recorder.ts';
 import type { RunResult } from './result.ts';
 import { DEFAULT_SATURATION_LIMITS } from './saturation.ts';

@@ -4,6 +4,8 @@
  * handshake status and Retry-After where the runtime exposes them (Node with `ws`; a browser only
  * ever sees 1006). Pure functions, so the whole table is unit-tested without sockets.
  */
+import { ERROR_CODES } from '../errors.ts';
+import { CLOSE, reconnectAdvice } from '../relay/close-codes.ts';
 
 /**
  * - `stop`: do not reconnect (4000–4099, a 1000 from the server, a handshake refusal that will not
@@ -23,20 +25,6 @@ export interface CloseDecision {
   /** The `r` of a JSON close reason (`conn_limit`, `draining`, …), else the reason text. */
   reason: string;
 }
-
-/** Close codes the client treats specially; the private ranges are those of docs/contracts.md. */
-export const CLIENT_CLOSE = {
-  normal: 1000,
-  goingAway: 1001,
-  abnormal: 1006,
-  serviceRestart: 1012,
-  tokenExpired: 4200,
-  stopRange: [4000, 4099],
-  backoffRange: [4100, 4199],
-  nowRange: [4200, 4299],
-} as const;
-
-const inRange = (code: number, [lo, hi]: readonly [number, number]): boolean => code >= lo && code <= hi;
 
 /** `{"r":"conn_limit","retry_ms":30000}` → its fields; anything else → the text as the reason. */
 export function parseCloseReason(text: string): { r: string; retryMs?: number } {
@@ -59,11 +47,11 @@ export function parseCloseReason(text: string): { r: string; retryMs?: number } 
 export function decideClose(code: number, reasonText: string): CloseDecision {
   const { r, retryMs } = parseCloseReason(reasonText);
   const hint = retryMs === undefined ? {} : { hintMs: retryMs };
-  if (code === CLIENT_CLOSE.normal) return { action: 'stop', refreshToken: false, reason: r };
-  if (code === CLIENT_CLOSE.goingAway || code === CLIENT_CLOSE.serviceRestart)
-    return { action: 'drain', refreshToken: false, reason: r, ...hint };
-  if (inRange(code, CLIENT_CLOSE.stopRange)) return { action: 'stop', refreshToken: false, reason: r };
-  if (inRange(code, CLIENT_CLOSE.nowRange)) return { action: 'now', refreshToken: code === CLIENT_CLOSE.tokenExpired, reason: r };
+  if (code === CLOSE.normal) return { action: 'stop', refreshToken: false, reason: r };
+  if (code === CLOSE.goingAway || code === CLOSE.serviceRestart) return { action: 'drain', refreshToken: false, reason: r, ...hint };
+  const advice = reconnectAdvice(code);
+  if (advice === 'stop') return { action: 'stop', refreshToken: false, reason: r };
+  if (advice === 'now') return { action: 'now', refreshToken: code === ERROR_CODES.token_expired.closeCode, reason: r };
   // 4100–4199 and every other code (1006 included: a browser's view of a refused handshake) back off.
   return { action: 'backoff', refreshToken: false, reason: r, ...hint };
 }

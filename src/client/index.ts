@@ -5,7 +5,8 @@
  * WebSocket is behind --experimental-websocket).
  */
 import { nextDelay, type BackoffPolicy, type Jitter } from './backoff.ts';
-import { CLIENT_CLOSE, decideClose, decideHandshakeStatus, parseRetryAfter, type CloseAction, type CloseDecision } from './close-policy.ts';
+import { CLOSE } from '../relay/close-codes.ts';
+import { decideClose, decideHandshakeStatus, parseRetryAfter, type CloseAction, type CloseDecision } from './close-policy.ts';
 
 export { nextDelay, delayBounds, withHint, type BackoffPolicy, type Jitter } from './backoff.ts';
 export { decideClose, decideHandshakeStatus, parseCloseReason, type CloseAction, type CloseDecision } from './close-policy.ts';
@@ -410,10 +411,10 @@ export class WsguardClient {
       this.#finish(a);
       const s = a.socket as WebSocketLike & Partial<NodeExtras>;
       if (typeof s.terminate === 'function') s.terminate();
-      else s.close(CLIENT_CLOSE.normal, 'heartbeat timeout');
+      else s.close(CLOSE.normal, 'heartbeat timeout');
       const decision: CloseDecision = { action: 'backoff', refreshToken: false, reason: 'heartbeat timeout' };
-      this.#emit('close', { code: CLIENT_CLOSE.abnormal, reason: 'heartbeat timeout', decision });
-      this.#failed(a, decision, CLIENT_CLOSE.abnormal);
+      this.#emit('close', { code: CLOSE.abnormal, reason: 'heartbeat timeout', decision });
+      this.#failed(a, decision, CLOSE.abnormal);
       return;
     }
     const s = a.socket as WebSocketLike & Partial<NodeExtras>;

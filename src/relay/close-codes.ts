@@ -20,6 +20,24 @@ export const CLOSE = {
   lifetimeReached: 4201,
 } as const;
 
+/** What a client should do after a private close code (docs/contracts.md): the one home of the three ranges. */
+export type ReconnectAdvice = 'stop' | 'backoff' | 'now';
+
+export const PRIVATE_CLOSE_RANGES: Readonly<Record<ReconnectAdvice, readonly [number, number]>> = {
+  stop: [4000, 4099],
+  backoff: [4100, 4199],
+  now: [4200, 4299],
+};
+
+/** The range `code` falls in, or undefined for a code outside wsguard's private ranges. */
+export function reconnectAdvice(code: number): ReconnectAdvice | undefined {
+  for (const advice of ['stop', 'backoff', 'now'] as const) {
+    const [lo, hi] = PRIVATE_CLOSE_RANGES[advice];
+    if (code >= lo && code <= hi) return advice;
+  }
+  return undefined;
+}
+
 /** RFC 6455 §7.4.1/§7.4.2: whether `code` may appear in a close frame (the same rule as `ws`). */
 export function isSendableCloseCode(code: number): boolean {
   return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
