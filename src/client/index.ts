@@ -91,7 +91,7 @@ export interface OpenEvent {
 export interface ReconnectingEvent {
   attempt: number;
   delayMs: number;
-  /** Why: `close 4100 conn_limit`, `HTTP 429 conn_limit`, `heartbeat timeout`, `drain 1001 server draining`, … */
+  /** Why: `close 4100 conn_limit`, `HTTP 429 conn_limit`, `heartbeat timeout`, `drain 1001 draining`, … */
   reason: string;
   action: CloseAction;
   code?: number;
@@ -477,7 +477,8 @@ export class WsguardClient {
       case 'drain':
         // The gateway spaced its 1001s over its window; a uniform draw over the (announced) window keeps
         // a burst of closes (a fast drain, a restart) from becoming a burst of reconnects.
-        return rand() * (d.hintMs ?? this.#o.drainSpreadMs);
+        // A window of 0 (a drain that closed everyone at once) is no reason to come back all at once.
+        return rand() * (d.hintMs || this.#o.drainSpreadMs);
       case 'backoff':
       case 'stop': {
         const p = policyDelay();

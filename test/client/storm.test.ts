@@ -8,14 +8,16 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { NodeWebSocket } from './helpers.ts';
 
 /**
- * 1,000 clients dropped by a gateway drain (1001s spread over a 1 s window) reconnect through a TCP
+ * 1,000 clients dropped at once by a gateway drain with no window (a 1001 each, no retry_ms announced:
+ * the case where a fleet of clients reconnects in lockstep) reconnect through a TCP
  * balancer to its replacement (reusing the drained gateway's port is racy: a reconnecting client can
  * be given that port as its own ephemeral port). wsguard/client spreads the reconnects over its drain spread (8 s);
  * the CLI's storm with no jitter (`--policy immediate --drop-mode server`) follows the closes and
  * arrives in a spike. Arrivals are counted where they land: new upstream connections.
  */
 const N = 1_000;
-const DRAIN_WINDOW_MS = 1_000;
+/** Everyone at once: the gateway announces no window, so the client spreads over its own drainSpreadMs. */
+const DRAIN_WINDOW_MS = 0;
 const SPREAD_MS = 8_000;
 /** The stated bound: no second of the client's reconnects holds more than this share (uniform over 8 s is 12.5 %). */
 const MAX_SHARE_PER_SECOND = 0.2;
@@ -51,10 +53,10 @@ async function gateway(upstreamUrl: string): Promise<TestGateway> {
 }
 
 /** Polls a condition every 20 ms, up to a deadline. */
-async function until(what: string, cond: () => boolean, timeoutMs: number): Promise<void> {
+async function until(what: string, cond: () => boolean, timeoutMs: number, state?: () => string): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${state ? ` (${state()})` : ''}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -134,7 +136,12 @@ describe('reconnect storm after a drain: wsguard/client vs naive clients', () =>
           backoff: { maxAttempts: 0 },
         }),
       );
-    await until(`${N} clients open`, () => up.arrivals.length === N, 30_000);
+    await until(
+      `${N} clients open`,
+      () => up.arrivals.length === N,
+      30_000,
+      () => `${up.arrivals.length} arrived`,
+    );
     const { t0, drained } = await drainAndReplace(a, lb, up.url);
     await until(`${N} reconnects`, () => up.arrivals.length === 2 * N, SPREAD_MS + 20_000);
     await drained;
@@ -182,9 +189,8 @@ describe('reconnect storm after a drain: wsguard/client vs naive clients', () =>
     );
     expect(client.max).toBeLessThanOrEqual(MAX_SHARE_PER_SECOND);
     expect(naiveArrivals.length).toBeGreaterThanOrEqual(N * 0.9);
-    // Not asserted: naive clients arrive at the drain's own pace, and the in-process drain loop (one
-    // timer per close) stretches a 1 s window to 10–12 s on a loaded 2-core machine (load average 39
-    // measured), which spreads them too. The figures go in docs/client.md.
-    expect(naive.bins.length).toBeGreaterThan(0);
+    // Naive clients come back as fast as the gateway admits them: the busiest second holds at least
+    // twice the share the client is held to (measured: see docs/client.md).
+    expect(naive.max).toBeGreaterThanOrEqual(2 * MAX_SHARE_PER_SECOND);
   }, 120_000);
 });

@@ -329,7 +329,10 @@ describe('draining', () => {
     const ws = await open(`${base}/ws/a?access_token=${token}`);
     const done = closed(ws);
     const drained = server.gateway.drain(50);
-    expect((await done).code).toBe(1001);
+    const close = await done;
+    expect(close.code).toBe(1001);
+    // The window is announced, so a client that listens spreads its reconnect over it (docs/contracts.md).
+    expect(JSON.parse(close.reason)).toEqual({ r: 'draining', retry_ms: 50 });
     await drained;
     expect(server.gateway.listening).toBe(false);
     expect((await attempt(`${base}/ws/a?access_token=${token}`)).kind).toBe('error');
