@@ -127,8 +127,8 @@ describe('memory limit store: sweep', () => {
 
   it('sweeps by the longest window in use, so a key on an hour-long window keeps its record', async () => {
     store = new MemoryLimitStore({ maxTrackedKeys: 10 });
-    await store.tryAttempt('short', 5, 1000, 0);
     await store.tryAttempt('long', 1, HOUR, 0);
+    await store.tryAttempt('short', 5, 1000, 0); // the latest window seen is the short one
     store.sweep(5000);
     expect(store.size()).toBe(2);
     // Forgetting 'long' here would reset its limit: it is still refused.
