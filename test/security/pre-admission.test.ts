@@ -133,7 +133,8 @@ describe('file-descriptor budget', () => {
     let err = '';
     c.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no banner\n${out}\n${err}`)), 15_000);
+      // A bound for a hang: node + tsx can take many seconds to start on a loaded 2-core machine.
+      const timer = setTimeout(() => reject(new Error(`no banner within 40 s\n${out}\n${err}`)), 40_000);
       c.stdout!.on('data', (d: Buffer) => {
         out += d.toString();
         const port = out.match(/wsguard listening on ws:\/\/127\.0\.0\.1:(\d+)/);
