@@ -125,7 +125,7 @@ describe('cluster-wide monitoring API (limits.store=redis)', () => {
       );
       expect(body.connections_today).toBe(3);
     }
-  }, 60_000);
+  }, 90_000);
 
   it('a replica killed with SIGKILL drops out of the sums once its report expires', async () => {
     const [a, b] = await startCluster(2);
@@ -155,7 +155,7 @@ describe('cluster-wide monitoring API (limits.store=redis)', () => {
       connections_today: 1,
       local: { active_connections: 1, connections_today: 1 },
     });
-  }, 60_000);
+  }, 90_000);
 
   it('a replica stopped cleanly (SIGTERM) leaves the sums at once, without waiting for the TTL', async () => {
     const [a, b] = await startCluster(2);
@@ -170,7 +170,7 @@ describe('cluster-wide monitoring API (limits.store=redis)', () => {
     b!.child.kill('SIGTERM');
     await b!.exited;
     expect(liveCount(await metrics(a!))).toBe(1);
-  }, 60_000);
+  }, 90_000);
 
   it('Redis down: the API still answers, with this replica\'s figures and scope "local"; back to the sums when Redis returns', async () => {
     const [a, b] = await startCluster(2);
@@ -201,7 +201,7 @@ describe('cluster-wide monitoring API (limits.store=redis)', () => {
       10_000,
       'sums after Redis returned',
     );
-  }, 60_000);
+  }, 90_000);
 
   it('Redis hanging (CLIENT PAUSE): the API answers with the local figures within the read deadline plus a margin', async () => {
     const [a] = await startCluster(1);
@@ -221,7 +221,7 @@ describe('cluster-wide monitoring API (limits.store=redis)', () => {
     expect(body).toMatchObject({ scope: 'local', active_connections: 1, local: { active_connections: 1 }, cluster: { available: false } });
     // The 500 ms read deadline, not the stall: half of it leaves a busy 2-core machine 2 s of slack.
     expect(took).toBeLessThan(stallMs / 2);
-  }, 60_000);
+  }, 90_000);
 
   it('a malformed report in Redis is skipped, not summed and not fatal', async () => {
     const [a] = await startCluster(1);
@@ -243,5 +243,5 @@ describe('cluster-wide monitoring API (limits.store=redis)', () => {
     const body = await metrics(a!);
     expect(body).toMatchObject({ scope: 'cluster', active_connections: 1, connections_today: 1 });
     expect(liveCount(body)).toBe(1);
-  }, 60_000);
+  }, 90_000);
 });

@@ -67,7 +67,7 @@ describe('per-IP limits shared by replicas through Redis', () => {
     sockets.pop()!.close();
     await until(leases, (n) => n === 4, 5_000, 'lease removed');
     expect((await connect(a!)).kind).toBe('open');
-  }, 60_000);
+  }, 90_000);
 
   it('three replicas: the 11th attempt within the window is refused whichever replica it reaches', async () => {
     const rs = await cluster(3, ['limits.attempts.max=10', 'limits.concurrent.max=100']);
@@ -78,7 +78,7 @@ describe('per-IP limits shared by replicas through Redis', () => {
       expect(refused.body).toContain('attempt_limit');
       expect(Number(refused.headers['retry-after'])).toBeGreaterThan(3_500);
     }
-  }, 60_000);
+  }, 90_000);
 
   it('SIGKILL of a replica holding 5 connections: refused before the lease TTL, admitted after it', async () => {
     // 4 s leases renewed every 500 ms: at least 3.5 s between the kill and the first expiry, for the refusal below.
@@ -109,7 +109,7 @@ describe('per-IP limits shared by replicas through Redis', () => {
     expect(admitted.kind).toBe('open');
     // Admitted once a lease had expired in Redis, not before.
     expect(await redisNowMs(redis!.admin)).toBeGreaterThanOrEqual(firstExpiry);
-  }, 60_000);
+  }, 90_000);
 
   it('Redis stopped, fail-closed: 503 store_unavailable with Retry-After, not ready, degraded gauge 1; restarted empty: leases re-registered', async () => {
     const [a] = await cluster(1, ['limits.concurrent.max=5', 'limits.redis.renewIntervalMs=500']);
@@ -136,7 +136,7 @@ describe('per-IP limits shared by replicas through Redis', () => {
     );
     expect((await readyz(a!)).body).toMatchObject({ ready: true, checks: { store: true, storeDegraded: false } });
     expect((await connect(a!)).kind).toBe('open');
-  }, 60_000);
+  }, 90_000);
 
   it('Redis stopped, fail-open: a local limit at max ÷ expectedReplicas, still ready but degraded', async () => {
     const [a] = await cluster(1, [
@@ -170,7 +170,7 @@ describe('per-IP limits shared by replicas through Redis', () => {
       5_000,
       'gauge back to 0',
     );
-  }, 60_000);
+  }, 90_000);
 
   it('Redis stalled past the deadline (CLIENT PAUSE): handshakes are still answered within the deadline plus a margin', async () => {
     const [a] = await cluster(1, ['limits.redis.deadlineMs=50']);
@@ -194,5 +194,5 @@ describe('per-IP limits shared by replicas through Redis', () => {
     // Each answered by the 50 ms deadline, not by the end of the stall: all three within half of it leaves
     // a busy 2-core machine seconds of slack (the bound was 400 ms over a normal handshake, which load overran).
     expect(times.reduce((s, t) => s + t, 0)).toBeLessThan(stallMs / 2);
-  }, 60_000);
+  }, 90_000);
 });
