@@ -148,17 +148,27 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
     for (let i = 0; i < 3; i++) {
       const dir = mkdtempSync(join(tmpdir(), 'wsguard-redis-cluster-'));
       dirs.push(dir);
-      const port = await freePort();
-      children.push(
-        await launch(port, dir, [
-          '--cluster-enabled',
-          'yes',
-          '--cluster-config-file',
-          join(dir, 'nodes.conf'),
-          '--cluster-node-timeout',
-          '2000',
-        ]),
-      );
+      // The bus port (port + 10000) is not probed, and another process can take either port between
+      // the probe and the bind (a loaded run lost a cluster this way): try fresh ports a few times.
+      let port = 0;
+      let child: ChildProcess | undefined;
+      for (let attempt = 0; !child; attempt++) {
+        port = await freePort();
+        try {
+          child = await launch(port, dir, [
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            join(dir, 'nodes.conf'),
+            '--cluster-node-timeout',
+            '2000',
+          ]);
+        } catch (err) {
+          if (attempt >= 4) throw err;
+          rmSync(join(dir, 'nodes.conf'), { force: true });
+        }
+      }
+      children.push(child);
       ports.push(port);
     }
     const created = spawnSync(
