@@ -32,7 +32,8 @@ describe("the README's toolkit examples against npm start's demo", () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no banner within 15 s: ${out}`)), 15_000);
+      // A bound for a hang: node + tsx can take many seconds to start on a loaded 2-core machine.
+      const timer = setTimeout(() => reject(new Error(`no banner within 40 s: ${out}`)), 40_000);
       child.stdout!.on('data', (d: Buffer) => {
         out += d.toString();
         const m = out.match(/wsguard listening on ws:\/\/127\.0\.0\.1:(\d+)/);
@@ -43,7 +44,7 @@ describe("the README's toolkit examples against npm start's demo", () => {
       });
       child.on('exit', (code) => reject(new Error(`serve --demo exited ${code}: ${out}`)));
     });
-  }, 20_000);
+  }, 45_000);
 
   afterAll(() => {
     if (child.exitCode === null) child.kill('SIGKILL');

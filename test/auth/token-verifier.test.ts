@@ -166,9 +166,14 @@ describe('JWKS URL', () => {
   it('is not ready until a key set has loaded', async () => {
     const s = await jwksServer();
     s.fail.on = true;
-    const v = await createTokenVerifier(authConfig({ jwksUrl: s.url, algorithms: ['ES256'] }));
+    let failedFetch!: () => void;
+    const failed = new Promise<void>((r) => (failedFetch = r));
+    const v = await createTokenVerifier(authConfig({ jwksUrl: s.url, algorithms: ['ES256'] }), {
+      onRefresh: (outcome) => outcome === 'failure' && failedFetch(),
+    });
     closers.push(() => v.close());
-    await new Promise((r) => setTimeout(r, 100));
+    // After a fetch has actually failed, not after a guessed 100 ms (which may come before the fetch does).
+    await failed;
     expect(v.ready()).toBe(false);
     expect(s.hits.n).toBeGreaterThan(0);
   });

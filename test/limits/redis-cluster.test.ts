@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from 'ioredis';
 import { configSchema } from '../../src/config/schema.ts';
 import { RedisLimitStore } from '../../src/limits/redis-store.ts';
-import { startRedisCluster, type TestRedisCluster } from '../scale/redis-server.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { redisNowMs, startRedisCluster, type TestRedisCluster } from '../scale/redis-server.ts';
 
 let cluster: TestRedisCluster;
 const stores: RedisLimitStore[] = [];
@@ -55,9 +56,19 @@ describe('RedisLimitStore on a three-master Redis Cluster', () => {
         slots.add(Number(sa));
       }
       expect(slots.size).toBeGreaterThan(1);
-      // Renewal keeps the leases past their 2 s TTL on every master.
-      await new Promise((r) => setTimeout(r, 2_500));
-      for (const k of keys) expect(await admin.zcard(`wsguard:{${k}}:c`)).toBe(1);
+      // Renewal keeps the leases past their 2 s TTL on every master. Wait, on Redis's own clock, until
+      // the expiry each lease was first given has passed (a fixed 2.5 s sleep measured nothing itself),
+      // then each is still there with a later expiry: renewed, not merely not yet swept.
+      const expiry = async (k: string) => {
+        const scores = (await admin.zrange(`wsguard:{${k}}:c`, '0', '-1', 'WITHSCORES')).filter((_, i) => i % 2 === 1);
+        expect(scores).toHaveLength(1);
+        return Number(scores[0]);
+      };
+      const first = new Map<string, number>();
+      for (const k of keys) first.set(k, await expiry(k));
+      const latest = Math.max(...first.values());
+      await waitFor(async () => (await redisNowMs(admin)) > latest, { timeoutMs: 15_000, what: 'the first lease expiries' });
+      for (const k of keys) expect(await expiry(k)).toBeGreaterThan(first.get(k)!);
       for (const k of keys) await a.releaseSlot(k);
       for (const k of keys) expect(await b.tryAcquireSlot(k, 1)).toBe(true);
     } finally {

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Cluster } from 'ioredis';
 import { Redis } from 'ioredis';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
@@ -10,7 +11,7 @@ export const REDIS_SERVER = '/usr/bin/redis-server';
 export interface TestRedis {
   port: number;
   url: string;
-  /** A client for assertions and for DEBUG SLEEP; closed by stop(). */
+  /** A client for assertions and for pauseClients; closed by stop(). */
   admin: Redis;
   /** SIGKILL the server (no save: it comes back empty). */
   kill(): Promise<void>;
@@ -109,6 +110,24 @@ export async function startRedis(): Promise<TestRedis> {
   };
 }
 
+/**
+ * Makes Redis stop answering every client for `ms`, counted from the moment this resolves: CLIENT
+ * PAUSE replies once the pause is in force. (DEBUG SLEEP on a second connection gives no such event, so
+ * the tests slept a guessed 20–50 ms for it to arrive; on a loaded machine the probe could get there first
+ * and be answered.) `ended` resolves when Redis answers again; commands sent meanwhile, the admin's
+ * included, are held and then served, as after a stall.
+ */
+export async function pauseClients(admin: Redis, ms: number): Promise<{ ended: Promise<void> }> {
+  await admin.call('CLIENT', 'PAUSE', String(ms), 'ALL');
+  return { ended: admin.ping().then(() => undefined) };
+}
+
+/** Redis's own clock in ms: the one lease scores are written in (redis-scripts.ts reads TIME). */
+export async function redisNowMs(client: Redis | Cluster): Promise<number> {
+  const [sec, usec] = (await client.time()) as [string | number, string | number];
+  return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+}
+
 export interface TestRedisCluster {
   ports: number[];
   urls: string[];
@@ -129,17 +148,27 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
     for (let i = 0; i < 3; i++) {
       const dir = mkdtempSync(join(tmpdir(), 'wsguard-redis-cluster-'));
       dirs.push(dir);
-      const port = await freePort();
-      children.push(
-        await launch(port, dir, [
-          '--cluster-enabled',
-          'yes',
-          '--cluster-config-file',
-          join(dir, 'nodes.conf'),
-          '--cluster-node-timeout',
-          '2000',
-        ]),
-      );
+      // The bus port (port + 10000) is not probed, and another process can take either port between
+      // the probe and the bind (a loaded run lost a cluster this way): try fresh ports a few times.
+      let port = 0;
+      let child: ChildProcess | undefined;
+      for (let attempt = 0; !child; attempt++) {
+        port = await freePort();
+        try {
+          child = await launch(port, dir, [
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            join(dir, 'nodes.conf'),
+            '--cluster-node-timeout',
+            '2000',
+          ]);
+        } catch (err) {
+          if (attempt >= 4) throw err;
+          rmSync(join(dir, 'nodes.conf'), { force: true });
+        }
+      }
+      children.push(child);
       ports.push(port);
     }
     const created = spawnSync(

@@ -28,8 +28,9 @@ export function startReplica(args: string[]): Promise<Replica> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       void stop();
-      reject(new Error(`no banner within 30 s\nstdout: ${out}\nstderr: ${err}`));
-    }, 30_000);
+      reject(new Error(`no banner within 45 s\nstdout: ${out}\nstderr: ${err}`));
+      // A bound for a hang: a run on a heavily loaded 2-core machine had replicas take over 30 s to start.
+    }, 45_000);
     child.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
       const ws = out.match(/wsguard listening on (ws:\/\/127\.0\.0\.1:\d+)/);

@@ -6,6 +6,7 @@ import { attempt, rejected } from '../helpers/client.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startEchoUpstream, type TestUpstream } from '../helpers/upstream.ts';
 import { parsePrometheus } from '../telemetry/helpers.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 /**
  * Issue 7 item 6: while the JWKS had never loaded, every token handshake re-fetched it and got 401,
@@ -43,14 +44,7 @@ async function startIdp(keys: JWK[]): Promise<Idp> {
   return idp;
 }
 
-/** Polls a condition every 10 ms, for at most `ms`. */
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (cond: () => boolean, timeoutMs: number, what: string) => waitFor(cond, { timeoutMs, intervalMs: 10, what });
 
 let upstream: TestUpstream | null = null;
 let gw: TestGateway | null = null;

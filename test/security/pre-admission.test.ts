@@ -7,7 +7,7 @@ import { attempt, closed, open, rejected } from '../helpers/client.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { signToken, TEST_SECRET } from '../helpers/tokens.ts';
 import { startEchoUpstream, startSilentServer, type TestUpstream } from '../helpers/upstream.ts';
-import { waitFor } from '../relay/upstream-servers.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 /**
  * Issue 7 item 2: sockets that are not admitted connections are bounded per client. Before the cap,
@@ -60,13 +60,13 @@ describe('pending sockets per client', () => {
     });
     const hanging = [0, 1].map(() => new WebSocket(`${gw.base}/ws/`));
     for (const ws of hanging) ws.on('error', () => {});
-    await waitFor(() => gw.server.gateway.pendingCount === 2, 5000, 'two handshakes in progress');
+    await waitFor(() => gw.server.gateway.pendingCount === 2, { what: 'two handshakes in progress' });
     const third = rejected(await attempt(`${gw.base}/ws/`));
     expect(third.status).toBe(429);
     expect(JSON.parse(third.body).error).toBe('pending_limit');
     // Clients that give up give their places back.
     for (const ws of hanging) ws.terminate();
-    await waitFor(() => gw.server.gateway.pendingCount === 0, 5000, 'aborted handshakes to leave');
+    await waitFor(() => gw.server.gateway.pendingCount === 0, { what: 'aborted handshakes to leave' });
   });
 
   it('gives the place back when a handshake is admitted or refused over HTTP', async () => {
@@ -133,7 +133,8 @@ describe('file-descriptor budget', () => {
     let err = '';
     c.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no banner\n${out}\n${err}`)), 15_000);
+      // A bound for a hang: node + tsx can take many seconds to start on a loaded 2-core machine.
+      const timer = setTimeout(() => reject(new Error(`no banner within 40 s\n${out}\n${err}`)), 40_000);
       c.stdout!.on('data', (d: Buffer) => {
         out += d.toString();
         const port = out.match(/wsguard listening on ws:\/\/127\.0\.0\.1:(\d+)/);
@@ -178,14 +179,13 @@ describe('file-descriptor budget', () => {
     const toOpen = 256 - baseline - 40;
     for (let i = 0; i < toOpen; i++) await halfSentHead(port);
     let shed: Awaited<ReturnType<typeof attempt>> | null = null;
-    await waitForAsync(
+    await waitFor(
       async () => {
         shed = await attempt(url);
         if (shed.kind === 'open') shed.ws.close();
         return shed.kind === 'rejected';
       },
-      10_000,
-      'a shed handshake',
+      { timeoutMs: 10_000, intervalMs: 100, what: 'a shed handshake' },
     );
     const r = rejected(shed!);
     expect(r.status).toBe(503);
@@ -201,16 +201,11 @@ describe('file-descriptor budget', () => {
     expect(Number(rejectedSeries?.[1])).toBeGreaterThanOrEqual(1);
 
     for (const s of sockets.splice(0)) s.destroy();
-    await waitForAsync(async () => await attempt(url).then((a) => (a.kind === 'open' ? (a.ws.close(), true) : false)), 10_000, 'recovery');
+    await waitFor(async () => await attempt(url).then((a) => (a.kind === 'open' ? (a.ws.close(), true) : false)), {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+      what: 'recovery',
+    });
     expect((await fetch(`${admin}/readyz`)).status).toBe(200);
   });
 });
-
-async function waitForAsync(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}

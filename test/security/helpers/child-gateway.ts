@@ -23,7 +23,8 @@ export interface ChildGateway {
   stop(): Promise<void>;
 }
 
-export async function startChildGateway(config: Record<string, unknown>, timeoutMs = 15_000): Promise<ChildGateway> {
+/** `timeoutMs` bounds a hang: node + tsx can take many seconds to start on a loaded 2-core machine. */
+export async function startChildGateway(config: Record<string, unknown>, timeoutMs = 40_000): Promise<ChildGateway> {
   const dir = mkdtempSync(join(tmpdir(), 'wsguard-sec-'));
   const file = join(dir, 'config.json');
   writeFileSync(file, JSON.stringify(config));
