@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { build, stop } from 'esbuild';
 
 /**
  * Builds the status page (page.ts + uPlot + CSS) into one script and one stylesheet, in memory.
@@ -51,19 +51,25 @@ function html(etag: string): string {
 
 async function buildOnce(): Promise<StatusBundle> {
   const started = performance.now();
-  const result = await build({
-    entryPoints: [join(HERE, 'page.ts')],
-    bundle: true,
-    minify: true,
-    write: false,
-    format: 'iife',
-    target: ['es2020', 'chrome100', 'firefox100', 'safari15'],
-    outdir: '/status-bundle',
-    legalComments: 'none',
-    // uPlot is MIT-licensed; its notice travels with the bundle.
-    banner: { js: '/*! wsguard status page. Includes uPlot 1.6.32, (c) Leon Sorokin, MIT License. */' },
-    logLevel: 'silent',
-  });
+  let result: Awaited<ReturnType<typeof build<{ write: false; outdir: string }>>>;
+  try {
+    result = await build({
+      entryPoints: [join(HERE, 'page.ts')],
+      bundle: true,
+      minify: true,
+      write: false,
+      format: 'iife',
+      target: ['es2020', 'chrome100', 'firefox100', 'safari15'],
+      outdir: '/status-bundle',
+      legalComments: 'none',
+      // uPlot is MIT-licensed; its notice travels with the bundle.
+      banner: { js: '/*! wsguard status page. Includes uPlot 1.6.32, (c) Leon Sorokin, MIT License. */' },
+      logLevel: 'silent',
+    });
+  } finally {
+    // esbuild keeps a service process (about 12 MB resident) alive after a build; the sidecar needs no more builds.
+    await stop();
+  }
   const js = result.outputFiles.find((f) => f.path.endsWith('.js'))?.text;
   const css = result.outputFiles.find((f) => f.path.endsWith('.css'))?.text;
   if (!js || !css) throw new Error('esbuild produced no script or no stylesheet');
