@@ -11,6 +11,7 @@ import { ClusterStats } from './monitoring/cluster-stats.ts';
 import { startFdBudget } from './monitoring/fd-budget.ts';
 import type { LimitStore } from './limits/limit-store.ts';
 import { readinessFrom } from './monitoring/readiness.ts';
+import { effectiveLimits } from './monitoring/status/limits-summary.ts';
 import { resolveInstanceId } from './telemetry/config.ts';
 import { createNoopObserver, type GatewayObserver } from './telemetry/observer.ts';
 import { startTelemetry, type Telemetry } from './telemetry/start.ts';
@@ -49,6 +50,7 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
   let verifier: TokenVerifier | null = null;
   let storeRef: LimitStore | undefined;
   let clusterStats: ClusterStats | undefined;
+  let effective: Config | undefined;
   const fds = startFdBudget({ minFree: input.server.minFreeFds });
   const telemetry = options.observer
     ? null
@@ -70,6 +72,7 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
         ),
         ...(options.logger ? { logger: options.logger } : {}),
         cluster: () => clusterStats,
+        statusLimits: () => effectiveLimits(effective ?? input),
       });
   const logger = options.logger ?? telemetry?.logger ?? pino({ level: 'info', redact: ['req.headers.authorization', 'token'] });
   const observer = options.observer ?? telemetry?.observer ?? createNoopObserver();
@@ -85,6 +88,7 @@ export async function startServer(input: Config, options: StartOptions = {}): Pr
   }
   const demo = options.demo ? await startDemoUpstream() : null;
   const config = demo ? demoConfig(input, demo.port) : input;
+  effective = config;
   const hasKeys = Boolean(config.auth.secret || config.auth.publicKeys.length || config.auth.jwksUrl);
   try {
     verifier = hasKeys

@@ -1,10 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { AdminClaimRule } from '../telemetry/config.ts';
+import { isLoopbackHost, type AdminClaimRule, type TelemetryConfig } from '../telemetry/config.ts';
+import { HANDSHAKE_DURATION_BUCKETS_SEC } from '../telemetry/names.ts';
 import { authenticateAdmin, type VerifyToken } from './admin-auth.ts';
 import type { ClusterStats, ClusterView, LocalFigures } from './cluster-stats.ts';
-import type { LiveStats, MonitoringMetrics } from './live-stats.ts';
+import { isoSeconds, StatusSeries, type LiveStats, type MonitoringMetrics } from './live-stats.ts';
+import { STATUS_ASSET_PATHS, STATUS_CSP, statusBundle, type StatusBundle } from './status/bundle.ts';
+import { maskClientKey, statusTotalsFromText } from './status/sampler.ts';
 
 /**
  * The admin listener: Prometheus scrape, liveness, readiness and the monitoring API. It is plain
@@ -28,6 +31,12 @@ export interface AdminServerOptions {
   /** With limits.store=redis: the figures across replicas (read lazily: the store starts after the admin listener). */
   cluster?: () => ClusterStats | undefined;
   logger: Logger;
+  /** The status page (docs/status-page.md); absent means 'off'. */
+  statusPage?: TelemetryConfig['monitoring']['statusPage'];
+  /** Shown in the status page's header. */
+  serviceVersion?: string;
+  /** The effective limits, shown in the status page's header (read on each poll). */
+  statusLimits?: () => Record<string, string | number | boolean>;
 }
 
 export interface AdminServer {
@@ -42,7 +51,14 @@ export const MONITORING_PATHS = {
   metrics: '/api/monitoring/websocket/metrics/',
   activeConnections: '/api/monitoring/websocket/active-connections/',
   rejections: '/api/monitoring/websocket/rejections/',
+  series: '/api/monitoring/websocket/series/',
 } as const;
+
+/** The status page's series: 15 minutes of one-second samples; latency percentiles over the trailing 10 s. */
+export const STATUS_HISTORY_SEC = 900;
+export const STATUS_LATENCY_WINDOW_SEC = 10;
+const STATUS_SAMPLE_MS = 1000;
+const STATUS_TOP_OFFENDERS = 10;
 
 /** Prometheus text format 0.0.4 (what Prometheus negotiates by default). */
 const PROM_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -93,13 +109,129 @@ async function monitoringMetrics(stats: LiveStats, cluster: ClusterStats | undef
   };
 }
 
+function sendAsset(
+  req: IncomingMessage,
+  res: ServerResponse,
+  type: string,
+  body: string,
+  etag: string,
+  extra: Record<string, string> = {},
+): void {
+  const tag = `"${etag}"`;
+  const headers = { etag: tag, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff', ...extra };
+  if (req.headers['if-none-match'] === tag) {
+    res.writeHead(304, headers);
+    res.end();
+    return;
+  }
+  res.writeHead(200, { 'content-type': type, 'content-length': Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+/** The status page's source of truth: a one-second sampler of the /metrics exposition into a short ring. */
+function startStatusSampler(metricsText: () => Promise<string>, logger: Logger): { series: StatusSeries; stop: () => void } {
+  const series = new StatusSeries({
+    capacity: STATUS_HISTORY_SEC,
+    latencyWindowSec: STATUS_LATENCY_WINDOW_SEC,
+    latencyBounds: HANDSHAKE_DURATION_BUCKETS_SEC,
+  });
+  let busy = false;
+  let failedAt = 0;
+  const sample = async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      series.record(Date.now(), statusTotalsFromText(await metricsText()));
+    } catch (err) {
+      // Once a minute at most: a broken sampler must not flood the log.
+      if (Date.now() - failedAt > 60_000) {
+        failedAt = Date.now();
+        logger.error({ event: 'status_sample_failed', err }, 'status page sample failed');
+      }
+    } finally {
+      busy = false;
+    }
+  };
+  void sample();
+  const timer = setInterval(() => void sample(), STATUS_SAMPLE_MS);
+  timer.unref();
+  return { series, stop: () => clearInterval(timer) };
+}
+
 export async function startAdminServer(opts: AdminServerOptions): Promise<AdminServer> {
+  const statusMode = opts.statusPage ?? 'off';
+  // Built before listening: a page that cannot be built is a start-up error, not a 500 later.
+  const bundle: StatusBundle | undefined = statusMode === 'off' ? undefined : await statusBundle();
+  const startedAt = Date.now();
+  const status = bundle ? startStatusSampler(opts.metricsText, opts.logger) : undefined;
+
+  const seriesAnswer = (since: number, masked: boolean) => {
+    const series = status!.series;
+    const now = Date.now();
+    const r = opts.readiness();
+    let limits: Record<string, string | number | boolean> = {};
+    try {
+      limits = opts.statusLimits?.() ?? {};
+    } catch (err) {
+      opts.logger.warn({ event: 'status_limits_failed', err }, 'status page could not read the effective limits');
+    }
+    const rejections = opts.stats.rejections(STATUS_TOP_OFFENDERS);
+    return {
+      now,
+      history_sec: STATUS_HISTORY_SEC,
+      masked,
+      info: {
+        version: opts.serviceVersion ?? 'unknown',
+        started_at: isoSeconds(startedAt),
+        uptime_sec: Math.floor((now - startedAt) / 1000),
+        ready: r.ready,
+        checks: r.checks,
+        draining: r.checks.draining === true,
+        limits,
+      },
+      latency: series.latency(),
+      rejections_total: rejections.total,
+      top_offenders: masked ? rejections.top_offenders.map((o) => ({ ...o, client: maskClientKey(o.client) })) : rejections.top_offenders,
+      samples: series.since(since),
+    };
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://admin.invalid');
     const path = normalisePath(url.pathname);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendJson(res, 405, { error: 'method_not_allowed' }, { allow: 'GET, HEAD' });
       return;
+    }
+    if (bundle) {
+      if (path === STATUS_ASSET_PATHS.page || path === `${STATUS_ASSET_PATHS.page}/`) {
+        sendAsset(req, res, 'text/html; charset=utf-8', bundle.html, bundle.etag, {
+          'content-security-policy': STATUS_CSP,
+          'referrer-policy': 'no-referrer',
+          'x-frame-options': 'DENY',
+        });
+        return;
+      }
+      if (path === STATUS_ASSET_PATHS.js) return sendAsset(req, res, 'text/javascript; charset=utf-8', bundle.js, bundle.etag);
+      if (path === STATUS_ASSET_PATHS.css) return sendAsset(req, res, 'text/css; charset=utf-8', bundle.css, bundle.etag);
+      if (path === MONITORING_PATHS.series) {
+        // statusPage: local admits a loopback viewer without credentials, and then shows shortened client keys only.
+        const local = statusMode === 'local' && !req.headers.authorization && isLoopbackHost(req.socket.remoteAddress ?? '');
+        if (!local) {
+          const auth = await authenticateAdmin(req.headers.authorization, opts.verifyToken, opts.adminClaims);
+          if (!auth.ok) {
+            opts.logger.info(
+              { event: 'monitoring_auth_failed', path, status: auth.status, error: auth.error, detail: auth.detail },
+              'monitoring API request refused',
+            );
+            sendJson(res, auth.status, { error: auth.error }, { 'www-authenticate': auth.wwwAuthenticate });
+            return;
+          }
+        }
+        const since = Number(url.searchParams.get('since') ?? 0);
+        sendJson(res, 200, seriesAnswer(Number.isFinite(since) ? since : 0, local));
+        return;
+      }
     }
     switch (path) {
       case '/metrics': {
@@ -160,13 +292,18 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   // Scrapers keep connections alive; do not let them hold shutdown open.
   server.keepAliveTimeout = 5_000;
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port, opts.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    status?.stop();
+    throw err;
+  }
   const address = server.address() as AddressInfo;
   const hostForUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
@@ -175,6 +312,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     url: `http://${hostForUrl}:${address.port}`,
     close: () =>
       new Promise<void>((resolve, reject) => {
+        status?.stop();
         server.close((err) => (err ? reject(err) : resolve()));
         server.closeAllConnections();
       }),

@@ -168,3 +168,169 @@ export class LiveStats {
     };
   }
 }
+
+// ---------------------------------------------------------------- the status page's short time series
+
+/** Cumulative counters at one instant, summed over routes (active stays per route). */
+export interface StatusTotals {
+  active: Record<string, number>;
+  accepted: number;
+  /** Enforced rejections by reason. */
+  rejected: Record<string, number>;
+  /** Rejections a dry-run policy would have made (all reasons). */
+  dryRun: number;
+  closed: number;
+  messagesIn: number;
+  messagesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  rateLimitedDrop: number;
+  rateLimitedClose: number;
+  upstreamErrors: number;
+  /** Accepted handshakes per latency bucket, not cumulative across buckets; the last one is +Inf. */
+  handshakeBuckets: number[];
+}
+
+/** One second of the series: counts are what happened since the previous sample, `dt_ms` ago. */
+export interface StatusSample {
+  t: number;
+  dt_ms: number;
+  active: Record<string, number>;
+  accepted: number;
+  rejected: Record<string, number>;
+  dry_run: number;
+  closed: number;
+  messages_in: number;
+  messages_out: number;
+  bytes_in: number;
+  bytes_out: number;
+  rate_limited_drop: number;
+  rate_limited_close: number;
+  upstream_errors: number;
+  /** Over the trailing latency window; null when no handshake was accepted in it. */
+  handshake_p50_ms: number | null;
+  handshake_p99_ms: number | null;
+}
+
+export interface LatencyWindow {
+  window_sec: number;
+  count: number;
+  /** Upper bounds in seconds (the last is null for +Inf) and the handshakes that fell in each. */
+  buckets: Array<{ le: number | null; count: number }>;
+  p50_ms: number | null;
+  p99_ms: number | null;
+}
+
+/**
+ * The q-quantile of a bucketed histogram, interpolated linearly inside its bucket (what Prometheus'
+ * histogram_quantile does). `counts[i]` falls in (bounds[i-1], bounds[i]]; counts has one more entry
+ * than bounds, for +Inf, where the answer is the largest finite bound.
+ */
+export function bucketQuantile(q: number, bounds: readonly number[], counts: readonly number[]): number | null {
+  const total = counts.reduce((a, b) => a + b, 0);
+  if (total <= 0) return null;
+  const rank = q * total;
+  let below = 0;
+  for (let i = 0; i < counts.length; i++) {
+    const c = counts[i]!;
+    if (c > 0 && below + c >= rank) {
+      if (i >= bounds.length) return bounds[bounds.length - 1] ?? null;
+      const lower = i === 0 ? 0 : bounds[i - 1]!;
+      return lower + (bounds[i]! - lower) * ((rank - below) / c);
+    }
+    below += c;
+  }
+  return bounds[bounds.length - 1] ?? null;
+}
+
+export interface StatusSeriesOptions {
+  /** Samples kept (one a second: 900 is 15 minutes). */
+  capacity: number;
+  /** Trailing seconds of the sliding handshake-latency histogram. */
+  latencyWindowSec: number;
+  /** Upper bounds (seconds) of the handshake histogram's finite buckets. */
+  latencyBounds: readonly number[];
+}
+
+const delta = (now: number, before: number): number => Math.max(0, now - before);
+
+/**
+ * A ring of one-second samples for the status page, and a sliding handshake-latency histogram made
+ * from the differences of the cumulative bucket counts over the trailing window. Memory is bounded:
+ * `capacity` samples plus `latencyWindowSec + 1` bucket vectors.
+ */
+export class StatusSeries {
+  readonly #opts: StatusSeriesOptions;
+  readonly #ring: StatusSample[] = [];
+  #last: { t: number; totals: StatusTotals } | undefined;
+  /** (time, cumulative accepted-handshake buckets), oldest first, reaching back one latency window. */
+  readonly #latency: Array<{ t: number; buckets: number[] }> = [];
+
+  constructor(opts: StatusSeriesOptions) {
+    this.#opts = opts;
+  }
+
+  get capacity(): number {
+    return this.#opts.capacity;
+  }
+
+  /** Adds the totals read at `t`; the first call only sets the baseline. */
+  record(t: number, totals: StatusTotals): void {
+    this.#latency.push({ t, buckets: totals.handshakeBuckets.slice() });
+    const horizon = t - this.#opts.latencyWindowSec * 1000;
+    // Keep one vector at or before the horizon: the window's starting point.
+    while (this.#latency.length > 1 && this.#latency[1]!.t <= horizon) this.#latency.shift();
+    const prev = this.#last;
+    this.#last = { t, totals };
+    if (!prev) return;
+    const p = prev.totals;
+    const rejected: Record<string, number> = {};
+    for (const [reason, n] of Object.entries(totals.rejected)) {
+      const d = delta(n, p.rejected[reason] ?? 0);
+      if (d > 0) rejected[reason] = d;
+    }
+    const window = this.latency();
+    this.#ring.push({
+      t,
+      dt_ms: t - prev.t,
+      active: { ...totals.active },
+      accepted: delta(totals.accepted, p.accepted),
+      rejected,
+      dry_run: delta(totals.dryRun, p.dryRun),
+      closed: delta(totals.closed, p.closed),
+      messages_in: delta(totals.messagesIn, p.messagesIn),
+      messages_out: delta(totals.messagesOut, p.messagesOut),
+      bytes_in: delta(totals.bytesIn, p.bytesIn),
+      bytes_out: delta(totals.bytesOut, p.bytesOut),
+      rate_limited_drop: delta(totals.rateLimitedDrop, p.rateLimitedDrop),
+      rate_limited_close: delta(totals.rateLimitedClose, p.rateLimitedClose),
+      upstream_errors: delta(totals.upstreamErrors, p.upstreamErrors),
+      handshake_p50_ms: window.p50_ms,
+      handshake_p99_ms: window.p99_ms,
+    });
+    if (this.#ring.length > this.#opts.capacity) this.#ring.shift();
+  }
+
+  /** Samples taken after `t` (all of them for 0), oldest first. */
+  since(t: number): StatusSample[] {
+    let i = this.#ring.length;
+    while (i > 0 && this.#ring[i - 1]!.t > t) i--;
+    return this.#ring.slice(i);
+  }
+
+  /** The sliding histogram: accepted handshakes per bucket over the trailing window, and p50/p99. */
+  latency(): LatencyWindow {
+    const bounds = this.#opts.latencyBounds;
+    const first = this.#latency[0];
+    const last = this.#latency[this.#latency.length - 1];
+    const counts = last && first ? last.buckets.map((n, i) => delta(n, first.buckets[i] ?? 0)) : [];
+    const ms = (v: number | null) => (v === null ? null : Math.round(v * 1e6) / 1e3);
+    return {
+      window_sec: this.#opts.latencyWindowSec,
+      count: counts.reduce((a, b) => a + b, 0),
+      buckets: counts.map((count, i) => ({ le: i < bounds.length ? bounds[i]! : null, count })),
+      p50_ms: ms(bucketQuantile(0.5, bounds, counts)),
+      p99_ms: ms(bucketQuantile(0.99, bounds, counts)),
+    };
+  }
+}

@@ -19,6 +19,12 @@ function isTimeZone(tz: string): boolean {
   }
 }
 
+/** Loopback names and addresses: 127.0.0.0/8, ::1 (also IPv4-mapped) and localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
 /** One rule a token's claims must satisfy to use the monitoring API. */
 const adminClaimRule = z
   .object({
@@ -121,6 +127,14 @@ export const telemetrySchema = z
           .max(10_000)
           .default(100)
           .describe('Client keys the in-memory top-offenders table keeps (space-saving); never exported as metric labels.'),
+        statusPage: z
+          .enum(['off', 'token', 'local'])
+          .default('token')
+          .describe(
+            "The live status page at /status on the admin listener (docs/status-page.md). 'token': its data needs the admin JWT " +
+              "(asked for by the page, kept in sessionStorage); 'local': loopback viewers need no token (development only; " +
+              "refused unless telemetry.admin.host is a loopback address; client addresses are masked); 'off': no page, no sampling.",
+          ),
       })
       .strict()
       .prefault({}),
@@ -149,6 +163,15 @@ export const telemetrySchema = z
       .prefault({}),
   })
   .strict()
+  .superRefine((t, ctx) => {
+    if (t.monitoring.statusPage === 'local' && !isLoopbackHost(t.admin.host)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['monitoring', 'statusPage'],
+        message: `'local' serves the status page without a token, so it needs a loopback telemetry.admin.host (127.0.0.1, ::1), not ${t.admin.host}`,
+      });
+    }
+  })
   .prefault({});
 
 export type TelemetryConfig = z.infer<typeof telemetrySchema>;

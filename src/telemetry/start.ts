@@ -44,6 +44,8 @@ export interface TelemetryDeps {
   env?: NodeJS.ProcessEnv;
   /** With limits.store=redis: the cross-replica monitoring figures (read lazily, the store starts later). */
   cluster?: () => ClusterStats | undefined;
+  /** The effective limits the status page's header shows (read lazily: the final config exists later). */
+  statusLimits?: () => Record<string, string | number | boolean>;
 }
 
 export interface Telemetry {
@@ -175,6 +177,9 @@ export async function startTelemetry(config: TelemetryConfig, deps: TelemetryDep
       stats,
       ...(deps.cluster ? { cluster: deps.cluster } : {}),
       logger,
+      statusPage: config.monitoring.statusPage,
+      serviceVersion: version,
+      ...(deps.statusLimits ? { statusLimits: deps.statusLimits } : {}),
     });
   } catch (err) {
     clearInterval(sampler);
