@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFlood } from '../../cli/engine/flood.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { TEST_SECRET } from '../helpers/tokens.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { startEchoUpstream, type TestUpstream } from '../helpers/upstream.ts';
 import { floodOptions } from './helpers/flood-options.ts';
 import { runCli } from './helpers/spawn-cli.ts';
@@ -97,11 +98,12 @@ describe('wsguard flood against wsguard serve', () => {
         auth: { jwt },
       }),
     );
-    await new Promise((r) => setTimeout(r, 200));
     expect(result.messages.sent).toBeGreaterThan(0);
+    // Every message the flood counted as echoed has reached the upstream; wait for its count to settle.
+    await waitFor(() => upstreamMessages - before >= result.messages.sent, { timeoutMs: 5_000 });
     expect(upstreamMessages - before).toBe(result.messages.sent);
     expect(result.messages.received).toBe(result.messages.sent);
-    expect(result.outcomes['completed']).toBe(3);
+    expect(result.outcomes, JSON.stringify(result.outcomes)).toEqual({ completed: 3 });
   });
 
   it('names the 4129 closes when the rate limit fires', async () => {
