@@ -47,12 +47,9 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-export const MONITORING_PATHS = {
-  metrics: '/api/monitoring/websocket/metrics/',
-  activeConnections: '/api/monitoring/websocket/active-connections/',
-  rejections: '/api/monitoring/websocket/rejections/',
-  series: '/api/monitoring/websocket/series/',
-} as const;
+import { MONITORING_PATHS } from './paths.ts';
+
+export { MONITORING_PATHS };
 
 /** The status page's series: 15 minutes of one-second samples; latency percentiles over the trailing 10 s. */
 export const STATUS_HISTORY_SEC = 900;
@@ -186,6 +183,18 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   const startedAt = Date.now();
   const status = bundle ? startStatusSampler(opts.metricsText, opts.logger) : undefined;
 
+  /** Checks the admin JWT; on failure answers 401/403 with the challenge, logs why, and returns false. */
+  const admitAdmin = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> => {
+    const auth = await authenticateAdmin(req.headers.authorization, opts.verifyToken, opts.adminClaims);
+    if (auth.ok) return true;
+    opts.logger.info(
+      { event: 'monitoring_auth_failed', path, status: auth.status, error: auth.error, detail: auth.detail },
+      'monitoring API request refused',
+    );
+    sendJson(res, auth.status, { error: auth.error }, { 'www-authenticate': auth.wwwAuthenticate });
+    return false;
+  };
+
   const seriesAnswer = (since: number, masked: boolean) => {
     const series = status!.series;
     const now = Date.now();
@@ -239,15 +248,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
         // statusPage: local admits a loopback viewer without credentials, and then shows shortened client keys only.
         const local = statusMode === 'local' && !req.headers.authorization && isLoopbackHost(req.socket.remoteAddress ?? '');
         if (!local) {
-          const auth = await authenticateAdmin(req.headers.authorization, opts.verifyToken, opts.adminClaims);
-          if (!auth.ok) {
-            opts.logger.info(
-              { event: 'monitoring_auth_failed', path, status: auth.status, error: auth.error, detail: auth.detail },
-              'monitoring API request refused',
-            );
-            sendJson(res, auth.status, { error: auth.error }, { 'www-authenticate': auth.wwwAuthenticate });
-            return;
-          }
+          if (!(await admitAdmin(req, res, path))) return;
         }
         const since = Number(url.searchParams.get('since') ?? 0);
         status!.watched();
@@ -273,15 +274,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       case MONITORING_PATHS.metrics:
       case MONITORING_PATHS.activeConnections:
       case MONITORING_PATHS.rejections: {
-        const auth = await authenticateAdmin(req.headers.authorization, opts.verifyToken, opts.adminClaims);
-        if (!auth.ok) {
-          opts.logger.info(
-            { event: 'monitoring_auth_failed', path, status: auth.status, error: auth.error, detail: auth.detail },
-            'monitoring API request refused',
-          );
-          sendJson(res, auth.status, { error: auth.error }, { 'www-authenticate': auth.wwwAuthenticate });
-          return;
-        }
+        if (!(await admitAdmin(req, res, path))) return;
         if (path === MONITORING_PATHS.metrics) {
           sendJson(res, 200, await monitoringMetrics(opts.stats, opts.cluster?.()));
         } else if (path === MONITORING_PATHS.activeConnections) {

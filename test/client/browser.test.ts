@@ -1,4 +1,5 @@
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.ts';
 import WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
@@ -10,7 +11,6 @@ import { startEchoUpstream, type TestUpstream } from '../helpers/upstream.ts';
  * it from the gateway, connects with its token as a subprotocol entry, is refused by the concurrent
  * limit (1) while a Node client holds the slot, backs off, and gets in once the slot frees.
  */
-const CHROMIUM = '/usr/bin/chromium';
 
 interface PageEvent {
   type: string;
@@ -24,18 +24,7 @@ describe('wsguard/client bundle in headless Chromium', () => {
   const stops: Array<() => Promise<void> | void> = [];
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     upstream = await startEchoUpstream({ select: () => false });
   }, 30_000);
 

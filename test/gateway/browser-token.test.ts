@@ -1,4 +1,5 @@
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { signToken } from '../helpers/tokens.ts';
@@ -10,7 +11,6 @@ import { startEchoUpstream, type TestUpstream } from '../helpers/upstream.ts';
  * offer `wsguard.auth` beside `bearer.<token>`; wsguard selects the marker when the app selects
  * nothing, and never echoes the token. Checked in Debian's Chromium, driven by playwright-core.
  */
-const CHROMIUM = '/usr/bin/chromium';
 
 describe('tokens from a browser, in headless Chromium (Debian package chromium; .ci/run installs it)', () => {
   let browser: Browser;
@@ -18,18 +18,7 @@ describe('tokens from a browser, in headless Chromium (Debian package chromium; 
   const gateways: TestGateway[] = [];
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     upstream = await startEchoUpstream({ select: () => false });
   }, 30_000);
 

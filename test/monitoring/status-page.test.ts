@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
@@ -15,7 +16,6 @@ import { startEchoUpstream, type TestUpstream } from '../helpers/upstream.ts';
  * the page in Debian's Chromium. The page's drawn series (window.__wsguardStatus.charts, the arrays
  * uPlot draws) must add up to the flood's own counts and to the monitoring API.
  */
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(process.cwd(), 'test-artifacts');
 const FLOOD_CONNECTIONS = 12;
 const REJECTED = 15;
@@ -82,7 +82,7 @@ describe('the status page in headless Chromium (Debian package chromium)', () =>
   let tmp: string;
 
   beforeAll(async () => {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    browser = await launchChromium();
     upstream = await startEchoUpstream();
     gw = await startTestGateway(upstream.url, {
       routes: [

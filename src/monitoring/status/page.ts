@@ -7,30 +7,15 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import './page.css';
+import type { StatusSample } from '../live-stats.ts';
+import { MONITORING_PATHS } from '../paths.ts';
 
-const SERIES_PATH = '/api/monitoring/websocket/series/';
+const SERIES_PATH = MONITORING_PATHS.series;
 const POLL_MS = 1000;
 const TOKEN_KEY = 'wsguard.status.token';
 const PALETTE = ['#3b82f6', '#f59e0b', '#10b981', '#ef4444', '#a855f7', '#14b8a6', '#f97316', '#64748b', '#ec4899', '#84cc16'];
 
-interface Sample {
-  t: number;
-  dt_ms: number;
-  active: Record<string, number>;
-  accepted: number;
-  rejected: Record<string, number>;
-  dry_run: number;
-  closed: number;
-  messages_in: number;
-  messages_out: number;
-  bytes_in: number;
-  bytes_out: number;
-  rate_limited_drop: number;
-  rate_limited_close: number;
-  upstream_errors: number;
-  handshake_p50_ms: number | null;
-  handshake_p99_ms: number | null;
-}
+type Sample = StatusSample;
 
 interface SeriesAnswer {
   now: number;

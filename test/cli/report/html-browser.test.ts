@@ -9,31 +9,19 @@ import { decideVerdict, evaluateThresholds, parseThreshold } from '../../../cli/
 import type { RunResult } from '../../../cli/engine/result.ts';
 import { renderHtml } from '../../../cli/report/html.ts';
 import { PERCENTILE_COLORS } from '../../../cli/report/svg-chart.ts';
+import { CHROMIUM, CHROMIUM_FLAGS } from '../../helpers/browser.ts';
 import { floodOptions } from '../helpers/flood-options.ts';
 import { wsServer, type TestServer } from '../helpers/servers.ts';
 
 // The HTML report is a web page, so a real browser renders it (Debian's chromium; .ci/run installs it).
-const CHROMIUM = '/usr/bin/chromium';
 /** Screenshots are kept for a human to look at (gitignored). */
 const ARTIFACTS = fileURLToPath(new URL('../../../test-artifacts/', import.meta.url));
 
 function chromium(args: string[], dir: string) {
-  return spawnSync(
-    CHROMIUM,
-    [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      `--user-data-dir=${join(dir, 'profile')}`,
-      ...args,
-    ],
-    { encoding: 'utf8', timeout: 60_000 },
-  );
+  return spawnSync(CHROMIUM, ['--headless', ...CHROMIUM_FLAGS, `--user-data-dir=${join(dir, 'profile')}`, ...args], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 }
 
 let server: TestServer;
