@@ -25,6 +25,16 @@ export function attempt(url: string, protocols: string[] = [], options: ClientOp
   });
 }
 
+/** The handshake's HTTP status: 101 when it opened (the socket is then closed), -1 on a socket error. */
+export async function handshakeStatus(url: string): Promise<number> {
+  const a = await attempt(url);
+  if (a.kind === 'open') {
+    a.ws.close();
+    return 101;
+  }
+  return a.kind === 'rejected' ? a.status : -1;
+}
+
 export async function open(url: string, protocols: string[] = [], options: ClientOptions = {}): Promise<WebSocket> {
   const a = await attempt(url, protocols, options);
   if (a.kind !== 'open') throw new Error(`expected open, got ${a.kind === 'rejected' ? `HTTP ${a.status} ${a.body}` : a.error.message}`);

@@ -1,26 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
+import { MONITORING_PATHS } from '../../src/monitoring/paths.ts';
+import { handshakeStatus } from '../helpers/client.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { signToken } from '../helpers/tokens.ts';
 import { startEchoUpstream, type TestUpstream } from '../helpers/upstream.ts';
 
 /** Who may see the status page's data, per telemetry.monitoring.statusPage (docs/status-page.md). */
-const SERIES = '/api/monitoring/websocket/series/';
-
-function refused(url: string): Promise<number> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url);
-    ws.on('unexpected-response', (_req, res) => {
-      resolve(res.statusCode ?? 0);
-      ws.terminate();
-    });
-    ws.on('open', () => {
-      ws.close();
-      resolve(101);
-    });
-    ws.on('error', () => resolve(-1));
-  });
-}
+const SERIES = MONITORING_PATHS.series;
 
 describe('status page access', () => {
   let upstream: TestUpstream;
@@ -60,7 +46,7 @@ describe('status page access', () => {
       });
       expect(notAdmin.status).toBe(403);
 
-      expect(await refused(`${gw.base}/ws/x`)).toBe(401); // no token on a private route
+      expect(await handshakeStatus(`${gw.base}/ws/x`)).toBe(401); // no token on a private route
       const ok = await fetch(`${admin}${SERIES}`, {
         headers: { authorization: `Bearer ${await signToken({ aud: 'wsguard-monitoring', role: 'admin' })}` },
       });
@@ -72,7 +58,7 @@ describe('status page access', () => {
 
   it('local: a loopback viewer needs no token and sees client keys shortened; a token sent is still checked', async () => {
     await withGateway('local', async (gw, admin) => {
-      expect(await refused(`${gw.base}/ws/x`)).toBe(401);
+      expect(await handshakeStatus(`${gw.base}/ws/x`)).toBe(401);
       const res = await fetch(`${admin}${SERIES}`);
       expect(res.status).toBe(200);
       const body = (await res.json()) as { masked: boolean; top_offenders: Array<{ client: string }> };

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { type Browser, type Page } from 'playwright-core';
 import { launchChromium } from '../helpers/browser.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
+import { handshakeStatus } from '../helpers/client.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { signToken } from '../helpers/tokens.ts';
 import { startEchoUpstream, type TestUpstream } from '../helpers/upstream.ts';
@@ -56,22 +56,6 @@ function runFlood(url: string, jsonPath: string): Promise<{ code: number | null;
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('exit', (code) => resolve({ code, stderr }));
-  });
-}
-
-/** One handshake without a token on the private route: 401 auth. */
-function rejectedHandshake(url: string): Promise<number> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url);
-    ws.on('unexpected-response', (_req, res) => {
-      resolve(res.statusCode ?? 0);
-      ws.terminate();
-    });
-    ws.on('open', () => {
-      ws.close();
-      resolve(101);
-    });
-    ws.on('error', () => resolve(-1));
   });
 }
 
@@ -143,7 +127,7 @@ describe('the status page in headless Chromium (Debian package chromium)', () =>
     const live = (await api('/api/monitoring/websocket/active-connections/', adminToken)) as { active_connections: number };
     expect(live.active_connections).toBe(FLOOD_CONNECTIONS);
 
-    const statuses = await Promise.all(Array.from({ length: REJECTED }, () => rejectedHandshake(`ws://127.0.0.1:${gw.port}/private/x`)));
+    const statuses = await Promise.all(Array.from({ length: REJECTED }, () => handshakeStatus(`ws://127.0.0.1:${gw.port}/private/x`)));
     expect(statuses).toEqual(Array(REJECTED).fill(401));
 
     const { code, stderr } = await flood;
