@@ -47,6 +47,21 @@ export function outcomeRows(r: RunResult): { key: string; count: number; meaning
 }
 
 /** The load the user asked for, in one line: connections, rate, size, duration. */
+/** The storm's recovery figures as a header and a value row (one per renderer would drift). */
+export function recoveryTable(s: NonNullable<RunResult['storm']>, backLabel: (p: string) => string): [string[], string[]] {
+  return [
+    ['recovered', 'gave up', 'p50 ms', 'p99 ms', 'max ms', ...Object.keys(s.timeToPercentMs).map(backLabel)],
+    [
+      fmtNum(s.recovered),
+      fmtNum(s.gaveUp),
+      fmtNum(s.recover.p50),
+      fmtNum(s.recover.p99),
+      fmtNum(s.recover.max),
+      ...Object.values(s.timeToPercentMs).map(fmtNum),
+    ],
+  ];
+}
+
 export function requestedLine(r: RunResult): string {
   const q = r.requested;
   if (!q) return '';

@@ -1,5 +1,5 @@
 import type { RunResult } from '../engine/result.ts';
-import { fmtBytes, fmtNum, outcomeRows, requestedLine } from './format.ts';
+import { fmtBytes, fmtNum, outcomeRows, recoveryTable, requestedLine } from './format.ts';
 
 function mdTable(rows: string[][]): string {
   const [head, ...body] = rows;
@@ -68,19 +68,7 @@ export function renderMarkdown(r: RunResult): string {
       `Held ${s.held}, dropped ${s.dropped} (${s.dropMode}) at ${s.dropAtSec} s; policy: ${s.policy}.`,
       '',
     );
-    out.push(
-      mdTable([
-        ['recovered', 'gave up', 'p50 ms', 'p99 ms', 'max ms', ...Object.keys(s.timeToPercentMs).map((p) => `${p}% back (ms)`)],
-        [
-          fmtNum(s.recovered),
-          fmtNum(s.gaveUp),
-          fmtNum(s.recover.p50),
-          fmtNum(s.recover.p99),
-          fmtNum(s.recover.max),
-          ...Object.values(s.timeToPercentMs).map(fmtNum),
-        ],
-      ]),
-    );
+    out.push(mdTable(recoveryTable(s, (p) => `${p}% back (ms)`)));
     out.push(
       '',
       `Attempts per client: mean ${fmtNum(s.attemptsPerClient.mean)}, max ${s.attemptsPerClient.max}. Rejections during recovery: ${

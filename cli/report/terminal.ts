@@ -1,5 +1,5 @@
 import type { RunResult } from '../engine/result.ts';
-import { fmtBytes, fmtNum, outcomeRows, requestedLine, table } from './format.ts';
+import { fmtBytes, fmtNum, outcomeRows, recoveryTable, requestedLine, table } from './format.ts';
 
 /** The end-of-run summary printed to the terminal (and by `wsguard report --format text`). */
 export function renderTerminal(r: RunResult): string {
@@ -62,20 +62,7 @@ export function renderTerminal(r: RunResult): string {
     const s = r.storm;
     out.push('');
     out.push(`storm: held ${s.held}, dropped ${s.dropped} (${s.dropMode}) at ${s.dropAtSec}s, policy ${s.policy}`);
-    out.push(
-      table([
-        ['recovery', 'recovered', 'gave up', 'p50 ms', 'p99 ms', 'max ms', ...Object.keys(s.timeToPercentMs).map((p) => `${p}% back ms`)],
-        [
-          '',
-          fmtNum(s.recovered),
-          fmtNum(s.gaveUp),
-          fmtNum(s.recover.p50),
-          fmtNum(s.recover.p99),
-          fmtNum(s.recover.max),
-          ...Object.values(s.timeToPercentMs).map(fmtNum),
-        ],
-      ]),
-    );
+    out.push(table(recoveryTable(s, (p) => `${p}% back ms`).map((row, i) => [i === 0 ? 'recovery' : '', ...row])));
     out.push(
       `attempts per client: mean ${fmtNum(s.attemptsPerClient.mean)}, max ${s.attemptsPerClient.max}; Retry-After/close hints honoured ${s.retryAfterHonoured}`,
     );

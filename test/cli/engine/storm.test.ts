@@ -9,6 +9,8 @@ import {
   type StormProgress,
 } from '../../../cli/engine/storm.ts';
 import { DEFAULT_SATURATION_LIMITS } from '../../../cli/engine/saturation.ts';
+import { renderMarkdown } from '../../../cli/report/markdown.ts';
+import { renderTerminal } from '../../../cli/report/terminal.ts';
 import { wsServer, type TestServer } from '../helpers/servers.ts';
 
 let servers: TestServer[] = [];
@@ -100,6 +102,12 @@ describe('runStorm', () => {
     expect(st.attemptsPerClient).toMatchObject({ mean: 1, max: 1 });
     expect(events).toHaveLength(10);
     for (const e of events) expect(e.actualDelayMs).toBeGreaterThanOrEqual(199);
+    // Both text renderers show the same recovery row: recovered, gave up, then the percentiles.
+    const row = `${st.recovered} | ${st.gaveUp}`;
+    expect(renderMarkdown(r)).toContain('| recovered | gave up | p50 ms | p99 ms | max ms |');
+    expect(renderMarkdown(r)).toContain(`| ${row} |`);
+    expect(renderTerminal(r)).toMatch(/recovery\s+recovered\s+gave up\s+p50 ms/);
+    expect(renderTerminal(r)).toMatch(new RegExp(`\\s${st.recovered}\\s+${st.gaveUp}\\s`));
   });
 
   it('spreads retries with exponential full jitter inside the policy bounds while the server refuses', async () => {
