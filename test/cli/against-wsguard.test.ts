@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runFlood } from '../../cli/engine/flood.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { TEST_SECRET } from '../helpers/tokens.ts';
@@ -7,12 +7,17 @@ import { startEchoUpstream, type TestUpstream } from '../helpers/upstream.ts';
 import { floodOptions } from './helpers/flood-options.ts';
 import { runCli } from './helpers/spawn-cli.ts';
 
-/** The toolkit against the real sidecar: its limits as configured must be what the probe observes. */
+/**
+ * The toolkit against the real sidecar: its limits as configured must be what the probe observes.
+ * Each test gets its own sidecar and app: counts and limits are state, and a test must not start
+ * from what the one before it left.
+ */
 let upstream: TestUpstream;
 let gw: TestGateway;
 let upstreamMessages = 0;
 
-beforeAll(async () => {
+beforeEach(async () => {
+  upstreamMessages = 0;
   upstream = await startEchoUpstream();
   gw = await startTestGateway(upstream.url, {
     origins: { allowed: ['https://app.example'] },
@@ -31,7 +36,7 @@ beforeAll(async () => {
   watch();
 });
 
-afterAll(async () => {
+afterEach(async () => {
   await gw.close();
   await upstream.close();
 });
