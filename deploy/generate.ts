@@ -435,6 +435,7 @@ function loadgenJobs(d = DEPLOY, l = LOADGEN): unknown[] {
       metadata: { name: `${l.name}-report`, labels: { 'app.kubernetes.io/name': l.name } },
       spec: {
         backoffLimit: 0,
+        activeDeadlineSeconds: 3_600,
         template: {
           spec: {
             restartPolicy: 'Never',
@@ -443,8 +444,12 @@ function loadgenJobs(d = DEPLOY, l = LOADGEN): unknown[] {
                 name: 'report',
                 image: d.image,
                 command: ['/bin/sh', '-c'],
+                // Waits for every shard's file (the Job starts with the shards), bounded by activeDeadlineSeconds.
                 args: [
-                  `exec node bin/wsguard.js report ${l.resultsDir}/shard-*.json -f md -o ${l.resultsDir}/report.md && cat ${l.resultsDir}/report.md`,
+                  [
+                    `until [ "$(ls ${l.resultsDir}/shard-*.json 2>/dev/null | wc -l)" -ge ${l.shards} ]; do sleep 5; done;`,
+                    `node bin/wsguard.js report ${l.resultsDir}/shard-*.json -f md -o ${l.resultsDir}/report.md && cat ${l.resultsDir}/report.md`,
+                  ].join(' '),
                 ],
                 volumeMounts: [mount],
               },
