@@ -1,6 +1,7 @@
 import type { Argv } from 'yargs';
 import { CliError } from './cli-error.ts';
 import { authFromArgs, parseDurationSec, parseShard, type AuthArgs } from './common-options.ts';
+import { liveMetricsFromArgs, startLiveMetrics, withLiveMetricsOptions, type LiveMetricsArgs } from './live-metrics.ts';
 import { runIdFromArgs } from './run-identity.ts';
 import type { RunHooks } from './engine/flood.ts';
 import type { Stage } from './engine/load-models/index.ts';
@@ -14,7 +15,7 @@ import { loadThresholdFile, parseThreshold, type Threshold } from './engine/thre
 
 /** Safety caps, output and threshold options shared by flood and storm. */
 export function withRunOptions<T>(y: Argv<T>) {
-  return y
+  return withLiveMetricsOptions(y)
     .option('threshold', {
       type: 'string',
       array: true,
@@ -95,7 +96,7 @@ export function withRunOptions<T>(y: Argv<T>) {
     });
 }
 
-export interface RunArgs {
+export interface RunArgs extends LiveMetricsArgs {
   threshold?: string[];
   thresholdsFile?: string;
   maxEventLoopP99: number;
@@ -140,30 +141,23 @@ export async function runAndReport(a: RunArgs, requested: RequestedLoad, run: (h
   const thresholds = thresholdsFromArgs(a);
   const shard = parseShard(a.shard);
   const live = process.stderr.isTTY === true;
-  // Off a terminal (CI logs) one line every --progress-interval, so a long run shows it is alive
-  // without flooding the log; counted in run seconds, so no timer of its own.
-  const everySec = parseDurationSec(a.progressInterval, 'progress-interval');
-  let lastLogged = 0;
-  const onSample = live
-    ? (p: SeriesPoint) => process.stderr.write(`\r\x1b[K${progressLine(p)}`)
-    : everySec > 0
-      ? (p: SeriesPoint) => {
-          if (p.t - lastLogged < everySec) return;
-          lastLogged = p.t;
-          process.stderr.write(`${progressLine(p)}\n`);
-        }
-      : undefined;
+  const onSample = progressPrinter(live, parseDurationSec(a.progressInterval, 'progress-interval'), (s) => process.stderr.write(s));
+  // Known before the run, so the live metrics carry the id the result will.
+  const runId = runIdFromArgs(a as unknown as Record<string, unknown>, shard !== undefined);
+  const metrics = await startLiveMetrics(liveMetricsFromArgs(a, { runId, shard }));
+  if (metrics?.url) process.stderr.write(`wsguard: live metrics at ${metrics.url} (run_id ${runId})\n`);
   const ac = new AbortController();
   const onSigint = (): void => ac.abort();
   process.once('SIGINT', onSigint);
   let result: RunResult;
   try {
-    result = await run({ signal: ac.signal, onSample });
+    result = await run({ signal: ac.signal, onSample, onLive: metrics?.onLive });
   } finally {
     process.off('SIGINT', onSigint);
     if (live) process.stderr.write('\r\x1b[K');
+    await metrics?.close();
   }
-  result.runId = runIdFromArgs(a as unknown as Record<string, unknown>, shard !== undefined);
+  result.runId = runId;
   result.shard = shard;
   result.requested = requested;
   result.thresholds = evaluateThresholds(result, thresholds);
@@ -173,6 +167,22 @@ export async function runAndReport(a: RunArgs, requested: RequestedLoad, run: (h
   if (!a.quiet) process.stdout.write(renderTerminal(result));
   else if (result.verdict.exitCode !== 0) for (const r of result.verdict.reasons) process.stderr.write(`${r}\n`);
   return result.verdict.exitCode;
+}
+
+/**
+ * What a run prints while it goes: on a terminal, the progress line redrawn each second; off one
+ * (CI logs), one line every `everySec` of run time (0: none), so a long run shows it is alive
+ * without flooding the log. Counted on the samples' own run-second clock, so it needs no timer.
+ */
+export function progressPrinter(tty: boolean, everySec: number, write: (s: string) => void): ((p: SeriesPoint) => void) | undefined {
+  if (tty) return (p) => write(`\r\x1b[K${progressLine(p)}`);
+  if (!(everySec > 0)) return undefined;
+  let lastLogged = 0;
+  return (p) => {
+    if (p.t - lastLogged < everySec) return;
+    lastLogged = p.t;
+    write(`${progressLine(p)}\n`);
+  };
 }
 
 export function thresholdsFromArgs(a: RunArgs): Threshold[] {

@@ -3,7 +3,8 @@ import { CliError } from './cli-error.ts';
 import type { RunResult } from './engine/result.ts';
 
 /** Flags that differ between the shards of one run, or that must not feed a hash (secrets). */
-const NOT_IDENTITY = /^(shard|json|ndjson|quiet|progress-interval|run-id|\$0|_)$|secret|token|key-file|header|[A-Z]/;
+const NOT_IDENTITY =
+  /^(shard|json|ndjson|quiet|progress-interval|run-id|metrics-port|metrics-host|otlp-endpoint|otlp-interval|\$0|_)$|secret|token|key-file|header|[A-Z]/;
 
 /**
  * The run id of a result. `--run-id` wins; a shard derives it from its command line minus

@@ -355,6 +355,113 @@ function copied(path: string, header: (text: string) => string = (t) => t): stri
   return header(readFileSync(join(ROOT, path), 'utf8'));
 }
 
+/**
+ * A distributed run (docs/cli.md "Distributed runs"): an Indexed Job whose pods each run one shard
+ * of the same flood, and a report Job that merges their results. Kept out of kustomization.yaml, so
+ * `kubectl apply -k deploy/k8s` never starts a load test.
+ */
+export const LOADGEN = {
+  name: 'wsguard-loadgen',
+  shards: 4,
+  target: 'ws://wsguard-demo.default.svc:8080/ws/echo/',
+  /** Per shard: the whole run holds shards × this many connections. */
+  connections: 250,
+  rate: 10,
+  duration: '2m',
+  metricsPort: 9465,
+  resultsDir: '/results',
+  claim: 'wsguard-loadgen-results',
+} as const;
+
+function loadgenJobs(d = DEPLOY, l = LOADGEN): unknown[] {
+  const results = { name: 'results', persistentVolumeClaim: { claimName: l.claim } };
+  const mount = { name: 'results', mountPath: l.resultsDir };
+  const shardPod = {
+    restartPolicy: 'Never',
+    containers: [
+      {
+        name: 'loadgen',
+        image: d.image,
+        // A shell for $((…)): --shard is 1-based, JOB_COMPLETION_INDEX 0-based.
+        command: ['/bin/sh', '-c'],
+        args: [
+          [
+            'exec node bin/wsguard.js flood "$TARGET"',
+            `-c ${l.connections} -r ${l.rate} -d ${l.duration}`,
+            `--shard "$((JOB_COMPLETION_INDEX + 1))/${l.shards}" --run-id "$RUN_ID"`,
+            `--json "${l.resultsDir}/shard-$((JOB_COMPLETION_INDEX + 1)).json"`,
+            `--metrics-port ${l.metricsPort} --metrics-host 0.0.0.0`,
+          ].join(' '),
+        ],
+        env: [
+          { name: 'TARGET', value: l.target },
+          // The Job's uid: one per Job object, the same in every pod of it, so the shards share a run id
+          // and `report` refuses a file left over from another run.
+          { name: 'RUN_ID', valueFrom: { fieldRef: { fieldPath: "metadata.labels['batch.kubernetes.io/controller-uid']" } } },
+          // Set to an OTLP/HTTP collector (e.g. http://otel-collector.monitoring:4318) to push the run's metrics.
+          { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: '' },
+        ],
+        ports: [{ name: 'loadgen-metrics', containerPort: l.metricsPort }],
+        volumeMounts: [mount],
+        resources: { requests: { cpu: '1', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } },
+      },
+    ],
+    volumes: [results],
+  };
+  return [
+    {
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name: l.claim },
+      // Every shard pod writes here at once, possibly on different nodes.
+      spec: { accessModes: ['ReadWriteMany'], resources: { requests: { storage: '1Gi' } } },
+    },
+    {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name: l.name, labels: { 'app.kubernetes.io/name': l.name } },
+      spec: {
+        completionMode: 'Indexed',
+        completions: l.shards,
+        parallelism: l.shards,
+        // A retried shard would add load the result does not show: a failed shard fails the run.
+        backoffLimit: 0,
+        template: { metadata: { labels: { 'app.kubernetes.io/name': l.name } }, spec: shardPod },
+      },
+    },
+    {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name: `${l.name}-report`, labels: { 'app.kubernetes.io/name': l.name } },
+      spec: {
+        backoffLimit: 0,
+        activeDeadlineSeconds: 3_600,
+        template: {
+          spec: {
+            restartPolicy: 'Never',
+            containers: [
+              {
+                name: 'report',
+                image: d.image,
+                command: ['/bin/sh', '-c'],
+                // Waits for every shard's file (the Job starts with the shards), bounded by activeDeadlineSeconds.
+                args: [
+                  [
+                    `until [ "$(ls ${l.resultsDir}/shard-*.json 2>/dev/null | wc -l)" -ge ${l.shards} ]; do sleep 5; done;`,
+                    `node bin/wsguard.js report ${l.resultsDir}/shard-*.json -f md -o ${l.resultsDir}/report.md && cat ${l.resultsDir}/report.md`,
+                  ].join(' '),
+                ],
+                volumeMounts: [mount],
+              },
+            ],
+            volumes: [results],
+          },
+        },
+      },
+    },
+  ];
+}
+
 export function renderAll(d = DEPLOY): Map<string, string> {
   return new Map<string, string>([
     ['deploy/Dockerfile', dockerfile(d)],
@@ -368,6 +475,7 @@ export function renderAll(d = DEPLOY): Map<string, string> {
     [`deploy/k8s/${d.configFile}`, yamlDocs(wsguardConfig(d))],
     ['deploy/k8s/wsguard.prometheusrule.yaml', copied('alerts/wsguard.prometheusrule.yaml')],
     ['deploy/k8s/wsguard.json', copied('grafana/wsguard.json')],
+    ['deploy/loadgen/loadgen-job.yaml', yamlDocs(...loadgenJobs(d))],
   ]);
 }
 

@@ -3,6 +3,7 @@
  * healthy/unhealthy looks like, the builder lays them out and writes Grafana's JSON model
  * (schemaVersion 39) and docs/dashboards.md from the same list.
  */
+import { LOADGEN_ATTR as LA, LOADGEN_PROMETHEUS_NAMES as LG } from '../cli/engine/live-metrics-names.ts';
 import { CPU_MODES, RUNTIME_ATTR } from '../src/telemetry/names.ts';
 import { DRY_RUN, ENFORCED, eq, histogramBucket, histogramCount, L, M, R, reasonsRe, sel } from './promql.ts';
 
@@ -34,6 +35,9 @@ const RATE = '$__rate_interval';
 const INSTANCE = `instance=~"$instance"`;
 const ROUTE = `${L.route}=~"$route"`;
 const CPU_MODE = RUNTIME_ATTR.cpuMode.replace(/\./g, '_');
+/** The load generator's runs (`wsguard flood|storm --metrics-port/--otlp-endpoint`), by run id. */
+export const RUN_ID_VAR = 'run_id';
+const RUN = `${LA.runId}=~"$${RUN_ID_VAR}"`;
 
 const sumRate = (by: string, s: string) => `sum${by ? ` by (${by})` : ''} (rate(${s}[${RATE}]))`;
 const quantiles = (metric: string, ...matchers: string[]): Target[] =>
@@ -254,6 +258,54 @@ export const ROWS: RowSpec[] = [
       },
     ],
   },
+  {
+    // The CLI's own view of a run, beside the sidecar's rows: the shards of one run add up by run_id.
+    title: 'Load generator',
+    panels: [
+      {
+        title: 'Load generator: connections',
+        healthy: 'Open connections at the level the run asked for; attempts and opens per second equal while it ramps.',
+        unhealthy:
+          'Attempts well above opens (the target refuses: see the outcomes panel and the Admission row), or open connections falling during the hold (the target closes them).',
+        unit: 'short',
+        targets: [
+          { expr: `sum by (${LA.runId}) (${sel(LG.open, RUN)})`, legend: '{{run_id}} open' },
+          { expr: sumRate(LA.runId, sel(LG.attempts, RUN)), legend: '{{run_id}} attempts/s' },
+          { expr: sumRate(LA.runId, sel(LG.opened, RUN)), legend: '{{run_id}} opened/s' },
+        ],
+      },
+      {
+        title: 'Load generator: outcomes per second',
+        healthy: 'Only `completed` at the end of the run, or the refusals the test set out to provoke (e.g. rejected.429).',
+        unhealthy:
+          'error.* (the generator or the network), closed.1006 (connections dropped without a close frame), or refusals the test did not expect.',
+        unit: 'ops',
+        stack: true,
+        targets: [{ expr: sumRate(LA.outcome, sel(LG.outcomes, RUN)), legend: '{{outcome}}' }],
+      },
+      {
+        title: 'Load generator: messages per second',
+        healthy: 'Received follows sent (an echo target), at the rate the run asked for.',
+        unhealthy:
+          'Received below sent (the target drops or rate-limits: compare the Traffic row), or sent below the asked rate (a saturated generator: the run report says so).',
+        unit: 'ops',
+        targets: [{ expr: sumRate(`${LA.runId}, ${LA.direction}`, sel(LG.messages, RUN)), legend: '{{run_id}} {{direction}}' }],
+      },
+      {
+        title: 'Load generator: round trip and connect time',
+        healthy: "Round-trip p99 within the run's threshold; connect time p99 a few milliseconds in one zone.",
+        unhealthy:
+          'Round-trip p99 climbing while the rate is flat (the target or the sidecar queues), or connect time in hundreds of ms (slow admission or upstream dial).',
+        unit: 's',
+        targets: [
+          ...quantiles(LG.roundTrip, RUN).map((t) => ({ ...t, legend: `round trip ${t.legend}` })),
+          ...quantiles(LG.connectDuration, RUN)
+            .filter((t) => t.legend !== 'p90')
+            .map((t) => ({ ...t, legend: `connect ${t.legend}` })),
+        ],
+      },
+    ],
+  },
 ];
 
 export const ALERT_ANNOTATION_EXPR = 'ALERTS{alertname=~"Wsguard.*", alertstate="firing"}';
@@ -365,6 +417,7 @@ export function buildDashboard(rows: RowSpec[] = ROWS): Record<string, unknown> 
         { name: DS_VAR, label: 'Prometheus', type: 'datasource', query: 'prometheus', refresh: 1, current: {} },
         labelVar('instance', `label_values(${M.connectionsAccepted}, instance)`),
         labelVar('route', `label_values(${sel(M.connectionsAccepted, INSTANCE)}, ${L.route})`),
+        labelVar(RUN_ID_VAR, `label_values(${LG.attempts}, ${LA.runId})`),
       ],
     },
     panels,
@@ -380,7 +433,8 @@ export function dashboardsMarkdown(rows: RowSpec[] = ROWS): string {
     '',
     '`grafana/wsguard.json` is one provisionable dashboard (uid `wsguard`). Variables: `datasource` (any',
     'Prometheus), `instance` and `route` (multi-value, "All" by default; read from',
-    `\`${M.connectionsAccepted}\`, which every route has from its start). Firing wsguard alerts are drawn as`,
+    `\`${M.connectionsAccepted}\`, which every route has from its start), and \`${RUN_ID_VAR}\` for the "Load generator" row`,
+    `(the CLI's own metrics while a run exports them, docs/cli.md "Live metrics"; read from \`${LG.attempts}\`). Firing wsguard alerts are drawn as`,
     `annotations over every panel (\`${ALERT_ANNOTATION_EXPR}\`). Load it with the provisioning example in`,
     '`grafana/provisioning/` (see the README, "Operate it"). Queries use `$__rate_interval`; the e2e test',
     '(test/ops/prometheus-e2e.test.ts) runs every query below against a real Prometheus.',

@@ -6,6 +6,7 @@ import { watchEnd } from './connection.ts';
 import { DueHeap } from './due-heap.ts';
 import { recordMs } from './histogram.ts';
 import { killSwitchReason, type KillSwitch } from './kill-switch.ts';
+import type { LiveTotals } from './live-totals.ts';
 import { loadModelFor, type ArrivalContext, type LoadModel, type LoadShape } from './load-models/index.ts';
 import { createPayloadFactory, parseMarker, type PayloadFactory, type PayloadSpec } from './payload.ts';
 import { Recorder } from './recorder.ts';
@@ -34,6 +35,8 @@ export interface FloodOptions extends TargetOptions, LoadShape {
 /** What a caller may watch or stop while a run (flood or storm) is going. */
 export interface RunHooks {
   onSample?: (p: SeriesPoint) => void;
+  /** The running totals for the live exporters (cli/live/live-metrics.ts), each second and at the end. */
+  onLive?: (t: LiveTotals) => void;
   signal?: AbortSignal;
 }
 
@@ -122,7 +125,7 @@ export class FloodRun {
     this.#hooks = hooks;
     this.#target = target;
     this.#model = model;
-    this.#rec = new Recorder(hooks.onSample);
+    this.#rec = new Recorder(hooks.onSample, hooks.onLive);
     this.#t0 = this.#rec.t0;
     this.#periodMs = o.msgRate > 0 ? 1000 / o.msgRate : Infinity;
     this.#endAt = this.#t0 + o.durationSec * 1000;

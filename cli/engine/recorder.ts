@@ -1,5 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { createHistogram, recordMs, summarize, type Histogram } from './histogram.ts';
+import { CONNECT_BUCKETS_SEC, ROUND_TRIP_BUCKETS_SEC } from './live-metrics-names.ts';
+import { BucketRecorder, type LiveTotals } from './live-totals.ts';
 import { OutcomeCounter } from './outcomes.ts';
 import type { RunResult, SeriesPoint } from './result.ts';
 import { judgeSaturation, SaturationMonitor, type SaturationLimits } from './saturation.ts';
@@ -39,9 +41,36 @@ export class Recorder {
   bytesIn = 0;
   readonly #last = { attempts: 0, opened: 0, sent: 0, received: 0, bytesOut: 0, bytesIn: 0, outcomes: new Map<string, number>() };
   readonly #onSample: ((p: SeriesPoint) => void) | undefined;
+  readonly #onLive: ((t: LiveTotals) => void) | undefined;
+  /** Only kept when a live exporter listens (`onLive`), so a run without one pays one branch per echo. */
+  readonly #liveRtt: BucketRecorder | undefined;
+  readonly #liveConnect: BucketRecorder | undefined;
 
-  constructor(onSample?: (p: SeriesPoint) => void) {
+  /** `onLive` receives the running totals with every sample and once more, final, with the result. */
+  constructor(onSample?: (p: SeriesPoint) => void, onLive?: (t: LiveTotals) => void) {
     this.#onSample = onSample;
+    this.#onLive = onLive;
+    if (onLive) {
+      this.#liveRtt = new BucketRecorder(ROUND_TRIP_BUCKETS_SEC);
+      this.#liveConnect = new BucketRecorder(CONNECT_BUCKETS_SEC);
+    }
+  }
+
+  /** The running totals the live exporters show; `lost` only the load model knows, at the end. */
+  liveTotals(lost = 0): LiveTotals {
+    return {
+      attempts: this.attempts,
+      opened: this.opened,
+      open: this.open,
+      sent: this.sent,
+      received: this.received,
+      lost,
+      bytesOut: this.bytesOut,
+      bytesIn: this.bytesIn,
+      outcomes: Object.fromEntries(this.outcomes.counts),
+      rtt: this.#liveRtt?.snapshot() ?? { counts: [], sum: 0, count: 0 },
+      connect: this.#liveConnect?.snapshot() ?? { counts: [], sum: 0, count: 0 },
+    };
   }
 
   /** A handshake starts. */
@@ -60,6 +89,7 @@ export class Recorder {
   openedSocket(connectMs: number): void {
     this.opening--;
     recordMs(this.connect, connectMs);
+    this.#liveConnect?.recordMs(connectMs);
     this.opened++;
     this.open++;
     if (this.open > this.peakOpen) this.peakOpen = this.open;
@@ -81,6 +111,7 @@ export class Recorder {
     recordMs(this.rtt, fromIntendedMs);
     recordMs(this.#intervalRtt, fromIntendedMs);
     recordMs(this.rttRaw, fromActualMs);
+    this.#liveRtt?.recordMs(fromIntendedMs);
   }
 
   secondsSinceStart(now: number): number {
@@ -124,6 +155,7 @@ export class Recorder {
     last.bytesIn = this.bytesIn;
     this.series.push(point);
     this.#onSample?.(point);
+    this.#onLive?.(this.liveTotals());
     return point;
   }
 
@@ -142,6 +174,7 @@ export class Recorder {
     const activeMs = Math.max(1, Math.min(durationMs, m.activeMs ?? durationMs));
     const eld = this.monitor.stop();
     const outcomes = this.outcomes.toJSON();
+    this.#onLive?.(this.liveTotals(m.lost));
     const p99 = (h: Histogram): number => (h.totalCount === 0 ? 0 : Math.round(h.getValueAtPercentile(99)) / 1000);
     return {
       kind,

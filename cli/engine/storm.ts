@@ -139,7 +139,7 @@ export class StormRun {
     this.#o = o;
     this.#hooks = hooks;
     this.#target = target;
-    this.#rec = new Recorder(hooks.onSample);
+    this.#rec = new Recorder(hooks.onSample, hooks.onLive);
     for (let i = 0; i < o.connections; i++) {
       this.#clients.push({ id: i, state: 'idle', attempt: 0, prevDelay: 0, dropping: false, clientClosing: false, attemptsSinceDrop: 0 });
     }

@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { CliError, type CliErrorCode } from '../cli-error.ts';
 import { runFlood, type FloodOptions, type RunHooks } from './flood.ts';
 import { peakConnections } from './load-models/index.ts';
+import { addTotals, type LiveTotals } from './live-totals.ts';
 import { mergeResults } from './merge.ts';
 import type { RunResult, SeriesPoint } from './result.ts';
 import { splitShare } from './shard.ts';
@@ -11,7 +12,10 @@ const ENTRY = new URL('./worker-entry.mjs', import.meta.url);
 const MODULE = new URL('./flood-worker.ts', import.meta.url).href;
 
 type WorkerMessage =
-  { type: 'sample'; point: SeriesPoint } | { type: 'result'; result: RunResult } | { type: 'error'; code?: CliErrorCode; message: string };
+  | { type: 'sample'; point: SeriesPoint }
+  | { type: 'live'; totals: LiveTotals }
+  | { type: 'result'; result: RunResult }
+  | { type: 'error'; code?: CliErrorCode; message: string };
 
 export function resolveWorkerCount(requested: number): number {
   return requested <= 0 ? availableParallelism() : requested;
@@ -26,12 +30,14 @@ export async function runFloodWorkers(o: FloodOptions, workers: number, hooks: R
   const n = Math.max(1, Math.min(workers, peakConnections(o) || 1));
   if (n === 1) return runFlood(o, hooks);
   const pending = new Map<number, SeriesPoint[]>();
+  // Each worker's latest running totals: their sum is the process's, whenever any one of them moves.
+  const live: LiveTotals[] = [];
   const running = Array.from(
     { length: n },
     (_, i) =>
       new Promise<RunResult>((resolve, reject) => {
         const share = splitShare(o, i, n);
-        const w = new Worker(ENTRY, { workerData: { module: MODULE, options: share } });
+        const w = new Worker(ENTRY, { workerData: { module: MODULE, options: share, live: hooks.onLive !== undefined } });
         const onAbort = (): void => void w.terminate();
         hooks.signal?.addEventListener('abort', onAbort, { once: true });
         w.on('message', (m: WorkerMessage) => {
@@ -54,6 +60,9 @@ export async function runFloodWorkers(o: FloodOptions, workers: number, hooks: R
                 })),
               );
             }
+          } else if (m.type === 'live') {
+            live[i] = m.totals;
+            hooks.onLive?.(addTotals(live.filter(Boolean)));
           } else if (m.type === 'result') resolve(m.result);
           else reject(new CliError(m.code ?? 'invalid_run', `worker ${i + 1}: ${m.message}`));
         });

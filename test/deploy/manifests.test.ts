@@ -74,7 +74,8 @@ describe('deploy/ manifests', () => {
     const onDisk = [
       ...readdirSync(join(ROOT, 'deploy')).map((f) => `deploy/${f}`),
       ...readdirSync(K8S).map((f) => `deploy/k8s/${f}`),
-    ].filter((p) => p !== 'deploy/k8s' && p !== 'deploy/generate.ts');
+      ...readdirSync(join(ROOT, 'deploy/loadgen')).map((f) => `deploy/loadgen/${f}`),
+    ].filter((p) => p !== 'deploy/k8s' && p !== 'deploy/loadgen' && p !== 'deploy/generate.ts');
     expect(onDisk.filter((p) => !listed.has(p))).toEqual([]);
   });
 

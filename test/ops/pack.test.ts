@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ALERT_ANNOTATION_EXPR, buildDashboard, DS_VAR, ROWS } from '../../ops/dashboard.ts';
+import { ALERT_ANNOTATION_EXPR, buildDashboard, DS_VAR, ROWS, RUN_ID_VAR } from '../../ops/dashboard.ts';
+import { LOADGEN_DIRECTIONS } from '../../cli/engine/live-metrics-names.ts';
 import { drift, renderAll, ROOT } from '../../ops/generate.ts';
 import { JOB } from '../../ops/promql.ts';
 import { COVERED } from '../../ops/rule-tests.ts';
@@ -83,7 +84,7 @@ describe('the dashboard JSON meets what Grafana expects', () => {
 
   it('every variable a query or ref uses is defined (or is a Grafana built-in)', () => {
     const defined = new Set(dash.templating.list.map((v) => v.name));
-    expect([...defined]).toEqual([DS_VAR, 'instance', 'route']);
+    expect([...defined]).toEqual([DS_VAR, 'instance', 'route', RUN_ID_VAR]);
     const builtIn = new Set(['__rate_interval', '__interval', '__range']);
     const text = JSON.stringify({ panels: dash.panels, templating: dash.templating, annotations: dash.annotations });
     for (const m of text.matchAll(/\$\{?(\w+)\}?/g)) {
@@ -101,7 +102,7 @@ describe('the dashboard JSON meets what Grafana expects', () => {
 const ALLOWED: Record<string, ReadonlySet<string>> = {
   reason: new Set(REASONS),
   decision: new Set(DECISIONS),
-  direction: new Set(DIRECTIONS),
+  direction: new Set([...DIRECTIONS, ...Object.values(LOADGEN_DIRECTIONS)]),
   action: new Set([...RATE_LIMIT_ACTIONS, ...BACKPRESSURE_ACTIONS]),
   code: new Set([...CLOSE_CODES.map(String), '4...']),
   outcome: new Set(OUTCOMES),
@@ -113,6 +114,7 @@ const ALLOWED: Record<string, ReadonlySet<string>> = {
   alertstate: new Set(['firing']),
   instance: new Set(['$instance']),
   route: new Set(['$route']),
+  run_id: new Set(['$run_id']),
 };
 
 describe('label values in every query', () => {

@@ -17,6 +17,7 @@ import { buildDashboard, DS_VAR } from '../../ops/dashboard.ts';
 import { JOB } from '../../ops/promql.ts';
 import { alertRules, E2E, recordingRules, ruleGroups } from '../../ops/rules.ts';
 import { PROMETHEUS_NAMES, RUNTIME_PROMETHEUS_NAMES } from '../../src/telemetry/names.ts';
+import { LOADGEN_PROMETHEUS_NAMES } from '../../cli/engine/live-metrics-names.ts';
 import { TEST_SECRET } from '../helpers/tokens.ts';
 import { startEchoUpstream, type TestUpstream } from '../helpers/upstream.ts';
 
@@ -48,6 +49,8 @@ let upstream: TestUpstream;
 let dir: string;
 let prom: { url: string; log: () => string };
 let gateway: { port: number; admin: string };
+/** The main flood's --metrics-port: Prometheus scrapes the load generator too (the dashboard's "Load generator" row). */
+let loadgenPort = 0;
 const firingSeen = { calm: new Set<string>(), load: new Set<string>() };
 let loadStartedAt = 0;
 /** When the main flood's CLI process exited (epoch ms). */
@@ -90,8 +93,10 @@ interface Sample {
   value: [number, string];
 }
 
-async function query(expr: string): Promise<Sample[]> {
-  const res = await fetch(`${prom.url}/api/v1/query?query=${encodeURIComponent(expr)}`);
+/** `atSec`: evaluate at that time (epoch seconds) instead of now. */
+async function query(expr: string, atSec?: number): Promise<Sample[]> {
+  const at = atSec === undefined ? '' : `&time=${atSec}`;
+  const res = await fetch(`${prom.url}/api/v1/query?query=${encodeURIComponent(expr)}${at}`);
   const body = (await res.json()) as { status: string; error?: string; data?: { result: Sample[] } };
   if (body.status !== 'success') throw new Error(`query failed: ${expr}\n${body.error}`);
   return body.data!.result;
@@ -175,13 +180,17 @@ describe('the operations pack against a real Prometheus (Debian package promethe
       serve.out,
     );
 
+    loadgenPort = await freePort();
     writeFileSync(join(dir, 'rules.yml'), stringify(ruleGroups(E2E)));
     writeFileSync(
       join(dir, 'prometheus.yml'),
       stringify({
         global: { scrape_interval: '1s', evaluation_interval: '1s' },
         rule_files: [join(dir, 'rules.yml')],
-        scrape_configs: [{ job_name: JOB, static_configs: [{ targets: [gateway.admin.replace('http://', '')] }] }],
+        scrape_configs: [
+          { job_name: JOB, static_configs: [{ targets: [gateway.admin.replace('http://', '')] }] },
+          { job_name: 'wsguard-loadgen', static_configs: [{ targets: [`127.0.0.1:${loadgenPort}`] }] },
+        ],
       }),
     );
     const port = await freePort();
@@ -246,6 +255,10 @@ describe('the operations pack against a real Prometheus (Debian package promethe
         `${LOAD_SEC}s`,
         '--source-ip',
         '127.0.0.10-127.0.0.99',
+        '--metrics-port',
+        String(loadgenPort),
+        '--run-id',
+        'e2e-flood',
         ...AUTH,
       ]).finally(() => (floodEndedAt = Date.now())),
       cli([
@@ -356,8 +369,15 @@ describe('the operations pack against a real Prometheus (Debian package promethe
     const empty: string[] = [];
     for (const panel of dash.panels) {
       for (const t of panel.targets ?? []) {
-        const expr = t.expr.replaceAll('$instance', '.*').replaceAll('$route', '.*').replaceAll('$__rate_interval', '1m');
-        const result = await query(expr);
+        const expr = t.expr
+          .replaceAll('$instance', '.*')
+          .replaceAll('$route', '.*')
+          .replaceAll('$run_id', '.*')
+          .replaceAll('$__rate_interval', '1m');
+        // The load generator's series end with its run (its endpoint closes, Prometheus marks them
+        // stale): its panels are read as they were just before the main flood's process exited.
+        const loadgen = metricsIn(t.expr).some((m) => LOADGEN_FAMILIES.has(m));
+        const result = await query(expr, loadgen ? floodEndedAt / 1000 - 3 : undefined);
         if (result.length > 0) continue;
         const missing = metricsIn(t.expr).filter((m) => NOT_PRODUCED.has(m));
         if (missing.length === 0 && !t.expr.includes(DRY_RUN_PANEL_NOTE)) empty.push(`${panel.title}: ${t.expr}`);
@@ -375,7 +395,8 @@ describe('the operations pack against a real Prometheus (Debian package promethe
   });
 });
 
-const KNOWN = [...Object.values(PROMETHEUS_NAMES), ...Object.values(RUNTIME_PROMETHEUS_NAMES)];
+const LOADGEN_FAMILIES = new Set<string>(Object.values(LOADGEN_PROMETHEUS_NAMES));
+const KNOWN = [...Object.values(PROMETHEUS_NAMES), ...Object.values(RUNTIME_PROMETHEUS_NAMES), ...Object.values(LOADGEN_PROMETHEUS_NAMES)];
 /** The wsguard metric families an expression reads (histogram series map to their family). */
 function metricsIn(expr: string): string[] {
   const found = new Set<string>();
