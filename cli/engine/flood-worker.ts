@@ -8,13 +8,21 @@ import { runFlood, type FloodOptions } from './flood.ts';
  */
 const { options, live } = workerData as { module: string; options: FloodOptions; live: boolean };
 const port = parentPort!;
+const stop = new AbortController();
+port.on('message', (m: { type?: string }) => {
+  if (m.type === 'abort') stop.abort();
+});
 
 try {
   const result = await runFlood(options, {
+    signal: stop.signal,
     onSample: (p) => port.postMessage({ type: 'sample', point: p }),
     onLive: live ? (totals) => port.postMessage({ type: 'live', totals }) : undefined,
   });
   port.postMessage({ type: 'result', result });
 } catch (err) {
   port.postMessage({ type: 'error', code: isCliError(err) ? err.code : undefined, message: (err as Error).message });
+} finally {
+  // The message listener would keep this thread alive after its result.
+  port.close();
 }

@@ -38,7 +38,9 @@ export async function runFloodWorkers(o: FloodOptions, workers: number, hooks: R
       new Promise<RunResult>((resolve, reject) => {
         const share = splitShare(o, i, n);
         const w = new Worker(ENTRY, { workerData: { module: MODULE, options: share, live: hooks.onLive !== undefined } });
-        const onAbort = (): void => void w.terminate();
+        // The worker stops its own share, as a one-thread run does, and still sends its result: the
+        // run ends with every share's figures instead of a terminated thread whose result never comes.
+        const onAbort = (): void => w.postMessage({ type: 'abort' });
         hooks.signal?.addEventListener('abort', onAbort, { once: true });
         w.on('message', (m: WorkerMessage) => {
           if (m.type === 'sample') {
@@ -67,7 +69,11 @@ export async function runFloodWorkers(o: FloodOptions, workers: number, hooks: R
           else reject(new CliError(m.code ?? 'invalid_run', `worker ${i + 1}: ${m.message}`));
         });
         w.on('error', (err) => reject(new CliError('invalid_run', `worker ${i + 1} crashed: ${err.message}`, { cause: err })));
-        w.on('exit', () => hooks.signal?.removeEventListener('abort', onAbort));
+        w.on('exit', (code) => {
+          hooks.signal?.removeEventListener('abort', onAbort);
+          // Settles nothing once a result or error has arrived; otherwise no run waits on a thread that is gone.
+          reject(new CliError('invalid_run', `worker ${i + 1} exited (code ${code}) without a result`));
+        });
       }),
   );
   const results = await Promise.all(running);
