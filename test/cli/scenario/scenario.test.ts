@@ -28,7 +28,7 @@ function tmp(files: Record<string, string>): string {
   return dir;
 }
 
-async function run(scenario: string, args: string[]): Promise<{ code: number | null; out: string; result?: RunResult }> {
+async function run(scenario: string, args: string[]): Promise<{ code: number | null; out: string; json: string; result?: RunResult }> {
   const json = join(mkdtempSync(join(tmpdir(), 'wsguard-scenario-out-')), 'out.json');
   const r = await runCli(['run', scenario, '--json', json, '--progress-interval', '0', ...args], 60_000);
   let result: RunResult | undefined;
@@ -37,7 +37,7 @@ async function run(scenario: string, args: string[]): Promise<{ code: number | n
   } catch {
     result = undefined;
   }
-  return { code: r.code, out: r.stdout + r.stderr, result };
+  return { code: r.code, out: r.stdout + r.stderr, json, result };
 }
 
 describe('wsguard run against wsguard serve --demo (broadcast room)', () => {
@@ -106,6 +106,10 @@ describe('wsguard run against wsguard serve --demo (broadcast room)', () => {
     expect(r.result!.messages.sent).toBe(1);
     expect(r.out).toContain('threshold failed: checks.welcomed > 0.99 (actual 0)');
     expect(r.out).toMatch(/welcomed\s+0\s+1\s+user 0 at wait for the welcome: timed out.*received: \{"type":"join","user":"u1"\}/);
+    // `report` renders the saved result the same way, and keeps its verdict.
+    const md = await runCli(['report', r.json, '-f', 'md']);
+    expect(md.code, md.stderr).toBe(1);
+    expect(md.stdout).toContain('| welcomed | 0 | 1 | user 0 at wait for the welcome: timed out; 1 message(s) did not match; received:');
   });
 });
 
