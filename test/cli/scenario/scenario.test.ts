@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { onTestFinished, describe, expect, it } from 'vitest';
 import { startDemoUpstream } from '../../../src/demo/demo-upstream.ts';
 import type { RunResult } from '../../../cli/engine/result.ts';
+import type { RawConfig } from '../../../src/config/schema.ts';
 import { useGateway } from '../../helpers/gateway.ts';
 import { TEST_SECRET } from '../../helpers/tokens.ts';
 import { runCli } from '../helpers/spawn-cli.ts';
@@ -15,10 +16,10 @@ import { runCli } from '../helpers/spawn-cli.ts';
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const AUTH = ['--jwt-alg', 'HS256', '--jwt-secret', TEST_SECRET];
 
-async function roomUrl(): Promise<string> {
+async function roomUrl(config: RawConfig = {}): Promise<string> {
   const demo = await startDemoUpstream();
   onTestFinished(() => demo.close());
-  const gw = await useGateway({ upstream: `ws://127.0.0.1:${demo.port}` });
+  const gw = await useGateway({ upstream: `ws://127.0.0.1:${demo.port}`, config });
   return `${gw.base}/ws/room/`;
 }
 
@@ -110,6 +111,43 @@ describe('wsguard run against wsguard serve --demo (broadcast room)', () => {
     const md = await runCli(['report', r.json, '-f', 'md']);
     expect(md.code, md.stderr).toBe(1);
     expect(md.stdout).toContain('| welcomed | 0 | 1 | user 0 at wait for the welcome: timed out; 1 message(s) did not match; received:');
+  });
+});
+
+describe('wsguard run: connect takes every auth option the CLI has', () => {
+  it('header, query and subprotocol carriage, per-user JWT claims from the data file, and the origin', async () => {
+    const url = await roomUrl({ origins: { allowed: ['https://app.example'] }, auth: { audience: 'app' } });
+    const roundTrip = (check: string): string[] => [
+      "  - send: 'hi-${name}-${seq}'",
+      `  - expect: { regex: '^hi-\${name}-', check: ${check} }`,
+    ];
+    const dir = tmp({
+      'users.csv': 'name,aud\nann,app\nbo,app\ncy,other\n',
+      's.yaml': [
+        'load: { connections: 3 }',
+        'data: users.csv',
+        'auth:',
+        '  origin: https://app.example',
+        `  jwt: { alg: HS256, secret: '${TEST_SECRET}', claims: { sub: '\${name}', aud: '\${aud}' } }`,
+        'steps:',
+        '  - connect: { tokenIn: header }',
+        ...roundTrip('header'),
+        '  - connect: { tokenIn: query }',
+        ...roundTrip('query'),
+        '  - connect: { tokenIn: subprotocol, subprotocols: [wsguard.auth] }',
+        ...roundTrip('subprotocol'),
+        '  - connect: { origin: https://evil.example }',
+      ].join('\n'),
+    });
+    const r = await run(join(dir, 's.yaml'), ['--url', url]);
+    const sc = r.result!.scenario!;
+    // ann and bo get through every carriage; cy's token has the wrong audience.
+    for (const c of ['header', 'query', 'subprotocol']) expect(sc.checks[c], `${c}: ${r.out}`).toEqual({ passes: 2, fails: 0 });
+    expect(r.result!.outcomes).toEqual({ completed: 6, 'rejected.401': 1, 'rejected.403': 2 });
+    expect(sc.users).toEqual({ started: 3, finished: 0, stopped: 0, failed: 3 });
+    // No token in the result, whatever carried it.
+    expect(readFileSync(r.json, 'utf8')).not.toMatch(/eyJ[\w-]+\.[\w-]+\./);
+    expect(readFileSync(r.json, 'utf8')).not.toContain(TEST_SECRET);
   });
 });
 
