@@ -6,6 +6,7 @@ import { createHandshakeAuth, readKeyFile, type AuthOptions, type HandshakeAuth 
 import { connect, watchEnd } from '../engine/connection.ts';
 import type { RunHooks } from '../engine/flood.ts';
 import { recordMs } from '../engine/histogram.ts';
+import { createPayloadFactory } from '../engine/payload.ts';
 import { loadModelFor, type ArrivalContext, type LoadModel, type LoadShape } from '../engine/load-models/index.ts';
 import { Recorder, redactText } from '../engine/recorder.ts';
 import type { RunResult } from '../engine/result.ts';
@@ -30,6 +31,7 @@ export const SCENARIO_DEFAULTS = Object.freeze({
   expectTimeoutMs: 5_000,
   pingTimeoutMs: 5_000,
   fanoutTimeoutMs: 5_000,
+  floodDrainMs: 1_000,
   gracefulStopMs: 5_000,
   closeGraceMs: 2_000,
   handshakeTimeoutMs: 5_000,
@@ -39,6 +41,8 @@ export const SCENARIO_DEFAULTS = Object.freeze({
 const TICK_MS = 5;
 /** Messages kept per user between expects; older ones are dropped (and counted) so a chatty room cannot grow memory. */
 const INBOX_MAX = 10_000;
+/** flood's marker (cli/engine/payload.ts) in an echo's text. */
+const MARKER = /wsg:(\d+);/;
 /** Characters of a received message quoted in a failed check. */
 const QUOTE_MAX = 200;
 
@@ -83,6 +87,8 @@ export class ScenarioRun {
   readonly checks = new Map<string, CheckSummary>();
   readonly errors = new Map<string, number>();
   readonly fanouts = new Map<string, FanoutTracker>();
+  /** Echoes flood steps never got. */
+  lost = 0;
   readonly #handshakes = new Map<string, (i: number) => Promise<HandshakeAuth>>();
   readonly #keys = new Map<string, string>();
   #started = 0;
@@ -283,7 +289,7 @@ export class ScenarioRun {
     };
     const r = rec.envelope('scenario', config, this.target, o.saturation ?? DEFAULT_SATURATION_LIMITS, {
       scheduled: rec.sent,
-      lost: 0,
+      lost: this.lost,
       aborted: this.#aborted,
     });
     const section: ScenarioSection = {
@@ -415,6 +421,7 @@ class VirtualUser {
         }
         this.#vars.iter = outer!;
       } else if (s.fanout) await this.#fanout(s, s.fanout, path);
+      else if (s.flood) await this.#flood(s.flood, path);
     }
   }
 
@@ -697,6 +704,53 @@ class VirtualUser {
     } finally {
       tracker.listeners--;
     }
+  }
+
+  /**
+   * flood's per-connection loop as a step: the same payloads and markers (cli/engine/payload.ts), sends
+   * paced from intended times, echoes matched by marker and counted into the Recorder's CO-corrected
+   * RTT. It sleeps per message rather than batching sends per scheduler tick as FloodRun does, so it
+   * is for realistic rates inside a scenario, not for finding a server's ceiling.
+   */
+  async #flood(spec: NonNullable<StepSpec['flood']>, path: (string | number)[]): Promise<void> {
+    const ws = this.#open(path, 'flood');
+    const rec = this.#run.rec;
+    const payload = createPayloadFactory({ sizeBytes: spec.size, template: spec.template, binary: spec.binary }, this.userIndex);
+    const period = 1000 / spec.rate;
+    const count = spec.count ?? Math.max(1, Math.floor(durationMs(spec.duration!) / period));
+    const echo = spec.echo ?? true;
+    const start = performance.now();
+    const sentAt = new Map<number, number>();
+    const matchEchoes = (): void => {
+      for (let m = this.#inbox.shift(); m; m = this.#inbox.shift()) {
+        if (!echo) continue;
+        const seq = MARKER.exec(m.text);
+        const actual = seq ? sentAt.get(Number(seq[1])) : undefined;
+        if (actual === undefined) {
+          rec.unmatched++;
+          continue;
+        }
+        sentAt.delete(Number(seq![1]));
+        rec.roundTrip(m.at - (start + Number(seq![1]) * period), m.at - actual);
+      }
+    };
+    for (let i = 0; i < count; i++) {
+      await this.#sleepUntil(start + i * period);
+      if (this.#closed) this.#fail(`flood on a connection that ended (${this.#closed.outcome})`);
+      const data = payload(i);
+      ws.send(data);
+      this.#seq++;
+      rec.sent++;
+      rec.bytesOut += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+      if (echo) sentAt.set(i, performance.now());
+      matchEchoes();
+    }
+    const until = performance.now() + (spec.drain === undefined ? SCENARIO_DEFAULTS.floodDrainMs : durationMs(spec.drain));
+    while (sentAt.size > 0 && !this.#closed && this.#stopReason === undefined && performance.now() < until) {
+      await this.#waitEvent(until - performance.now());
+      matchEchoes();
+    }
+    this.#run.lost += sentAt.size;
   }
 
   async #closeSocket(code: number, reason: string): Promise<void> {

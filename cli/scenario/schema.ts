@@ -159,6 +159,24 @@ const Fanout = z
   })
   .strict();
 
+/** Flood's per-connection send loop as a step: paced messages with flood's markers, echoes matched, RTT from the intended send time. */
+const Flood = z
+  .object({
+    rate: z.number().positive(),
+    count: z.number().int().positive().optional(),
+    duration: Duration.optional(),
+    size: z.number().int().positive().optional(),
+    /** flood's --template placeholders ({{marker}}, {{counter}}, {{i}}, …). */
+    template: z.string().optional(),
+    binary: z.boolean().optional(),
+    /** Expect echoes (RTT, lost messages); false for servers that do not echo. */
+    echo: z.boolean().optional(),
+    /** How long to wait for echoes after the last send. */
+    drain: Duration.optional(),
+  })
+  .strict()
+  .refine((f) => (f.count === undefined) !== (f.duration === undefined), { message: 'give exactly one of count, duration' });
+
 export interface StepSpec {
   name?: string;
   connect?: z.infer<typeof Connect>;
@@ -169,9 +187,10 @@ export interface StepSpec {
   close?: z.infer<typeof Close>;
   loop?: { count: number; steps: StepSpec[] };
   fanout?: z.infer<typeof Fanout>;
+  flood?: z.infer<typeof Flood>;
 }
 
-export const STEP_KINDS = ['connect', 'send', 'expect', 'sleep', 'ping', 'close', 'loop', 'fanout'] as const;
+export const STEP_KINDS = ['connect', 'send', 'expect', 'sleep', 'ping', 'close', 'loop', 'fanout', 'flood'] as const;
 export type StepKind = (typeof STEP_KINDS)[number];
 
 const Step: z.ZodType<StepSpec> = z.lazy(() =>
@@ -189,6 +208,7 @@ const Step: z.ZodType<StepSpec> = z.lazy(() =>
         .strict()
         .optional(),
       fanout: Fanout.optional(),
+      flood: Flood.optional(),
     })
     .strict()
     .superRefine((s, ctx) => {

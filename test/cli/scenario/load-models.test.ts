@@ -17,11 +17,13 @@ const SCENARIO = [
   '  - close: 1000',
 ].join('\n');
 
-async function runWith(flags: string[]): Promise<{ code: number | null; out: string; result: RunResult }> {
-  // The sidecar's default of 10 attempts per IP per hour would refuse the 11th user from 127.0.0.1.
-  const gw = await useGateway({ config: { limits: { attempts: { max: 1000 } } } });
+async function runWith(flags: string[], scenario = SCENARIO): Promise<{ code: number | null; out: string; result: RunResult }> {
+  const gw = await useGateway({
+    // The sidecar's defaults (10 attempts per IP per hour, 60 messages per minute) would refuse this load from one address.
+    config: { limits: { attempts: { max: 1000 } }, messages: { rate: { perMinute: 60_000, burst: 1_000 } } },
+  });
   const dir = mkdtempSync(join(tmpdir(), 'wsguard-scenario-models-'));
-  writeFileSync(join(dir, 's.yaml'), SCENARIO);
+  writeFileSync(join(dir, 's.yaml'), scenario);
   const json = join(dir, 'out.json');
   const r = await runCli(
     [
@@ -65,5 +67,15 @@ describe('wsguard run: load models', () => {
     expect(u.started).toBeGreaterThan(3);
     expect(u.finished + u.stopped).toBe(u.started);
     expect(result.scenario!.checks.echoed!.fails).toBe(0);
+  });
+
+  it("a flood is a one-step scenario: flood's payloads, markers and CO-corrected RTT in the same result", async () => {
+    const scenario = ['steps:', '  - connect:', '  - flood: { rate: 40, count: 30, size: 64 }'].join('\n');
+    const { code, out, result } = await runWith(['-c', '3', '--threshold', 'messages_lost==0', '--threshold', 'p99_rtt_ms<1000'], scenario);
+    expect(code, out).toBe(0);
+    expect(result.messages).toMatchObject({ sent: 90, received: 90, lost: 0, unmatched: 0, bytesOut: 90 * 64 });
+    expect(result.latency.rtt.count).toBe(90);
+    expect(result.latency.rttUncorrected.count).toBe(90);
+    expect(result.outcomes).toEqual({ completed: 3 });
   });
 });

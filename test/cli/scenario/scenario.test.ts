@@ -164,7 +164,7 @@ describe('wsguard run: the scenario schema', () => {
         "  - expect: { regex: '(' }", // 7
         '  - sleep: soon', // 8
         '  - close: 1006', // 9
-        '  - flood: {}', // 10
+        '  - spam: {}', // 10
       ].join('\n'),
     });
     const r = await run(join(dir, 's.yaml'), []);
@@ -175,7 +175,7 @@ describe('wsguard run: the scenario schema', () => {
     expect(r.out).toMatch(/s\.yaml:7:\d+: steps\[2\]\.expect\.regex: not a valid regular expression/);
     expect(r.out).toMatch(/s\.yaml:8:\d+: steps\[3\]\.sleep\.fixed: expected a duration/);
     expect(r.out).toMatch(/s\.yaml:9:\d+: steps\[4\]\.close\.code: a client may close with 1000 or 3000-4999/);
-    expect(r.out).toMatch(/s\.yaml:10:\d+: steps\[5\]\.flood: unknown key 'flood'/);
+    expect(r.out).toMatch(/s\.yaml:10:\d+: steps\[5\]\.spam: unknown key 'spam'/);
     expect(r.out).toMatch(/s\.yaml:10:\d+: steps\[5\]: a step has exactly one of connect, send/);
   });
 
