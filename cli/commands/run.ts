@@ -76,7 +76,7 @@ export function scenarioOptionsFromArgs(a: RunCmdArgs): ScenarioOptions {
     ...target,
     url,
     durationSec,
-    connections: fromFlags ? a.connections : load.connections,
+    connections: fromFlags ? a.connections : (load.connections ?? (load.arrivalRate === undefined && !stages ? 1 : undefined)),
     arrivalRate: fromFlags ? a.arrivalRate : load.arrivalRate,
     stages,
     connectRate: a.connectRate ?? load.connectRate,

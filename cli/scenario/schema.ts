@@ -232,8 +232,9 @@ const Load = z
     gracefulStop: Duration.optional(),
   })
   .strict()
-  .refine((l) => [l.connections, l.arrivalRate, l.stages].filter((x) => x !== undefined).length === 1, {
-    message: 'give exactly one of connections, arrivalRate, stages',
+  // None: one user, or the model the command line gives.
+  .refine((l) => [l.connections, l.arrivalRate, l.stages].filter((x) => x !== undefined).length <= 1, {
+    message: 'give at most one of connections, arrivalRate, stages',
   });
 
 export const ScenarioSchema = z

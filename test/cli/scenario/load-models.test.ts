@@ -8,11 +8,14 @@ import { TEST_SECRET } from '../../helpers/tokens.ts';
 import { runCli } from '../helpers/spawn-cli.ts';
 
 /** The scenario runner takes its arrivals from flood's load models: the same flags, the same shapes. */
+// Bounds for a hang, not measurements: a 2-core machine at load average 20 took over 5 s (the
+// defaults) for some users' handshakes and echoes, and those users were stopped at the end of the run.
 const SCENARIO = [
+  'load: { gracefulStop: 60s }',
   'steps:',
-  '  - connect:',
+  '  - connect: { timeout: 30s }',
   "  - send: 'u${user}'",
-  "  - expect: { regex: '^u${user}$', check: echoed }",
+  "  - expect: { regex: '^u${user}$', check: echoed, timeout: 30s }",
   '  - sleep: 100ms',
   '  - close: 1000',
 ].join('\n');
@@ -70,7 +73,12 @@ describe('wsguard run: load models', () => {
   });
 
   it("a flood is a one-step scenario: flood's payloads, markers and CO-corrected RTT in the same result", async () => {
-    const scenario = ['steps:', '  - connect:', '  - flood: { rate: 40, count: 30, size: 64 }'].join('\n');
+    const scenario = [
+      'load: { gracefulStop: 60s }',
+      'steps:',
+      '  - connect: { timeout: 30s }',
+      '  - flood: { rate: 40, count: 30, size: 64, drain: 30s }',
+    ].join('\n');
     const { code, out, result } = await runWith(['-c', '3', '--threshold', 'messages_lost==0', '--threshold', 'p99_rtt_ms<1000'], scenario);
     expect(code, out).toBe(0);
     expect(result.messages).toMatchObject({ sent: 90, received: 90, lost: 0, unmatched: 0, bytesOut: 90 * 64 });
