@@ -92,6 +92,8 @@ export function scenarioOptionsFromArgs(a: RunCmdArgs): ScenarioOptions {
 async function handler(a: RunCmdArgs): Promise<number> {
   if (a.shard !== undefined)
     throw new CliError('usage', '--shard is not supported by run yet: a fanout needs its sender and receivers in one process');
+  if (a.killErrorRate !== undefined)
+    throw new CliError('usage', '--kill-error-rate is not supported by run yet (use thresholds on checks)');
   const opts = scenarioOptionsFromArgs(a);
   // The file's thresholds and the command line's are judged together.
   const fileThresholds = opts.loaded.thresholds.map((t) => t.expr);
