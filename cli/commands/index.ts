@@ -3,6 +3,7 @@ import { configCommand } from './config.ts';
 import { floodCommand } from './flood.ts';
 import { probeCommand } from './probe.ts';
 import { reportCommand } from './report.ts';
+import { runScenarioCommand } from './run.ts';
 import { serveCommand } from './serve.ts';
 import { stormCommand } from './storm.ts';
 
@@ -11,4 +12,12 @@ import { stormCommand } from './storm.ts';
  * under cli/commands/ and is added here with one line.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [serveCommand, floodCommand, stormCommand, probeCommand, reportCommand, configCommand];
+export const commands: CommandModule<any, any>[] = [
+  serveCommand,
+  floodCommand,
+  stormCommand,
+  runScenarioCommand,
+  probeCommand,
+  reportCommand,
+  configCommand,
+];

@@ -37,8 +37,8 @@ function load(path: string): Loaded {
   // Probe results written before they carried a kind are recognised by their shape.
   if (d.kind === 'probe' || (d.kind === undefined && Array.isArray(d.checks) && typeof d.target === 'string'))
     return { kind: 'probe', probe: d as unknown as ProbeReport };
-  if (d.version !== 1 || (d.kind !== 'flood' && d.kind !== 'storm'))
-    throw new CliError('config', `${path}: not a wsguard result (write one with --json on flood, storm or probe)`);
+  if (d.version !== 1 || (d.kind !== 'flood' && d.kind !== 'storm' && d.kind !== 'scenario'))
+    throw new CliError('config', `${path}: not a wsguard result (write one with --json on flood, storm, run or probe)`);
   return { kind: 'run', result: d as RunResult };
 }
 
@@ -77,6 +77,9 @@ async function handler(a: ReportArgs): Promise<number> {
   }
   const results = loaded.map((l) => (l as { result: RunResult }).result);
   checkOneRun(a.files, results);
+  // Checks and fan-out histograms are not merged yet, and `run` has no --shard: one file only.
+  if (results.length > 1 && results.some((r) => r.kind === 'scenario'))
+    throw new CliError('usage', 'a scenario result (wsguard run) is reported on its own: name one file');
   let r = mergeResults(results);
   const thresholds = [...(a.threshold ?? []).map(parseThreshold), ...(a.thresholdsFile ? loadThresholdFile(a.thresholdsFile) : [])];
   // Thresholds re-evaluated on the merged result: the verdict for a sharded run as a whole.

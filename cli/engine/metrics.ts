@@ -1,5 +1,7 @@
 import type { RunResult } from './result.ts';
 import { isFailure } from './outcomes.ts';
+import { mergeSummaries } from './histogram.ts';
+import type { ScenarioSection } from '../scenario/result.ts';
 
 /**
  * The flat metric names thresholds and reports use. Outcome metrics are open-ended families:
@@ -45,10 +47,20 @@ export const METRIC_DESCRIPTIONS: Readonly<Record<string, string>> = Object.free
   attempts_per_client_mean: 'storm: reconnect attempts per client, mean',
   attempts_per_client_max: 'storm: reconnect attempts per client, max',
   rejections_during_recovery: 'storm: rejections while reconnecting',
+  checks: 'scenario: share of all checks that passed (0..1); checks.<name> is one named check',
+  checks_failed: 'scenario: failed checks, all names',
+  fanout_first_p50_ms: 'scenario fanout: send to first receiver p50, from intended send time',
+  fanout_first_p99_ms: 'scenario fanout: send to first receiver p99',
+  fanout_first_max_ms: 'scenario fanout: send to first receiver max',
+  fanout_last_p50_ms: 'scenario fanout: send to last receiver p50',
+  fanout_last_p99_ms: 'scenario fanout: send to last receiver p99',
+  fanout_last_max_ms: 'scenario fanout: send to last receiver max',
+  fanout_missing: 'scenario fanout: deliveries a listening receiver never got',
 });
 
 export function isKnownMetric(name: string): boolean {
   if (name in METRIC_DESCRIPTIONS) return true;
+  if (/^checks\.[A-Za-z_][\w-]*$/.test(name)) return true;
   const family = name.split('.')[0] as (typeof OUTCOME_FAMILIES)[number];
   return OUTCOME_FAMILIES.includes(family);
 }
@@ -97,6 +109,7 @@ export function flattenMetrics(r: RunResult): Record<string, number> {
   m.failures = failures;
   m.rejected = rejected;
   if (r.connections.attempts > 0) m.error_rate = failures / r.connections.attempts;
+  if (r.scenario) Object.assign(m, scenarioMetrics(r.scenario));
   const s = r.storm;
   if (s) {
     if (s.recover.count > 0)
@@ -109,6 +122,30 @@ export function flattenMetrics(r: RunResult): Record<string, number> {
     if (s.dropped > 0) {
       Object.assign(m, { attempts_per_client_mean: s.attemptsPerClient.mean, attempts_per_client_max: s.attemptsPerClient.max });
       for (const [pct, ms] of Object.entries(s.timeToPercentMs)) m[`time_to_${pct}pct_ms`] = ms ?? Number.POSITIVE_INFINITY;
+    }
+  }
+  return m;
+}
+
+/** Check pass rates (only for checks that ran) and fan-out latency over every fanout step. */
+function scenarioMetrics(sc: ScenarioSection): Record<string, number> {
+  const m: Record<string, number> = {};
+  let passes = 0;
+  let fails = 0;
+  for (const [name, c] of Object.entries(sc.checks)) {
+    passes += c.passes;
+    fails += c.fails;
+    if (c.passes + c.fails > 0) m[`checks.${name}`] = c.passes / (c.passes + c.fails);
+  }
+  m.checks_failed = fails;
+  if (passes + fails > 0) m.checks = passes / (passes + fails);
+  const fan = Object.values(sc.fanout);
+  if (fan.length > 0) {
+    m.fanout_missing = fan.reduce((a, f) => a + f.missing, 0);
+    for (const which of ['first', 'last'] as const) {
+      const s = mergeSummaries(fan.map((f) => f[which]));
+      if (s.count > 0)
+        Object.assign(m, { [`fanout_${which}_p50_ms`]: s.p50, [`fanout_${which}_p99_ms`]: s.p99, [`fanout_${which}_max_ms`]: s.max });
     }
   }
   return m;

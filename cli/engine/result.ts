@@ -55,7 +55,7 @@ export interface RequestedLoad {
 }
 
 export interface RunResult {
-  kind: 'flood' | 'storm';
+  kind: 'flood' | 'storm' | 'scenario';
   version: 1;
   target: string;
   startedAt: string;
@@ -102,6 +102,8 @@ export interface RunResult {
   series: SeriesPoint[];
   /** storm only. */
   storm?: import('./storm-types.ts').StormSection;
+  /** scenario (`wsguard run`) only. */
+  scenario?: import('../scenario/result.ts').ScenarioSection;
   thresholds?: ThresholdResult[];
   verdict?: Verdict;
 }

@@ -1,4 +1,5 @@
 import type { RunResult } from '../engine/result.ts';
+import { checkRows, fanoutRows, usersLine } from './scenario.ts';
 import { fmtBytes, fmtNum, outcomeRows, recoveryTable, requestedLine } from './format.ts';
 
 function mdTable(rows: string[][]): string {
@@ -77,6 +78,11 @@ export function renderMarkdown(r: RunResult): string {
           .join(', ') || 'none'
       }.`,
     );
+  }
+  if (r.scenario) {
+    out.push('', '### Scenario', '', usersLine(r)!);
+    if (Object.keys(r.scenario.checks).length > 0) out.push('', mdTable(checkRows(r)));
+    if (Object.keys(r.scenario.fanout).length > 0) out.push('', mdTable(fanoutRows(r)));
   }
   const sat = r.saturation;
   out.push(

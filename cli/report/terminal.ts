@@ -1,4 +1,5 @@
 import type { RunResult } from '../engine/result.ts';
+import { checkRows, fanoutRows, usersLine } from './scenario.ts';
 import { fmtBytes, fmtNum, outcomeRows, recoveryTable, requestedLine, table } from './format.ts';
 
 /** The end-of-run summary printed to the terminal (and by `wsguard report --format text`). */
@@ -68,6 +69,11 @@ export function renderTerminal(r: RunResult): string {
     );
     const rej = Object.entries(s.rejectionsDuringRecovery);
     if (rej.length > 0) out.push(`rejections during recovery: ${rej.map(([k, v]) => `${k}×${v}`).join(', ')}`);
+  }
+  if (r.scenario) {
+    out.push('', usersLine(r)!);
+    if (Object.keys(r.scenario.checks).length > 0) out.push(table(checkRows(r)));
+    if (Object.keys(r.scenario.fanout).length > 0) out.push('', table(fanoutRows(r)));
   }
   out.push('');
   const sat = r.saturation;
