@@ -108,7 +108,7 @@ export class ScenarioRun {
     this.#hooks = hooks;
     this.target = target;
     this.#model = model;
-    this.rec = new Recorder(hooks.onSample);
+    this.rec = new Recorder(hooks.onSample, hooks.onLive);
     this.#endAt = this.rec.t0 + o.durationSec * 1000;
     this.#lastTick = this.rec.t0;
     this.#nextSampleAt = this.rec.t0 + 1000;

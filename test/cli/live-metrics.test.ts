@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -114,6 +114,44 @@ describe('live metrics: --metrics-port', () => {
     expect(await child.exited).toBe(2); // stopped early: an invalid run, still reported
     expect(JSON.parse(readFileSync(json, 'utf8')).runId).toBe(runId);
     await expect(fetch(url)).rejects.toThrow(); // the endpoint ends with the run
+  });
+
+  it('serves a scenario run’s counters too (wsguard run shares the flags and the recorder hook)', { timeout: 90_000 }, async () => {
+    echo = await uwsEcho();
+    const runId = `live-run-${randomUUID().slice(0, 8)}`;
+    const scenario = join(dir, `${runId}.yaml`);
+    // Each user echoes for far longer than the test waits; SIGINT ends it.
+    writeFileSync(
+      scenario,
+      [
+        `url: ${echo.url}`,
+        'load: { connections: 2, duration: 60s }',
+        'steps:',
+        '  - connect:',
+        '  - loop:',
+        '      count: 10000',
+        '      steps:',
+        '        - send: { text: hello }',
+        '        - expect: { regex: hello, check: echoed, timeout: 10s }',
+        '        - sleep: 20ms',
+      ].join('\n'),
+    );
+    child = startCli(['run', scenario, '--metrics-port', '0', '--run-id', runId, ...RELAXED]);
+    const url = await waitFor(() => /live metrics at (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(child!.stderr())?.[1], {
+      timeoutMs: 30_000,
+      what: 'the metrics URL on stderr',
+    });
+    await waitFor(
+      async () => {
+        const body = await (await fetch(url)).text();
+        const received = series(body, LOADGEN_PROMETHEUS_NAMES.messages, runId).get(`run_id="${runId}",shard="1/1",direction="received"`);
+        return received !== undefined && received > 0 && body;
+      },
+      { timeoutMs: 30_000, what: 'a nonzero received counter from the scenario' },
+    );
+    expect(child.proc.exitCode, 'scraped mid-run').toBeNull();
+    child.proc.kill('SIGINT');
+    await child.exited;
   });
 
   it('names the option when the port is taken', { timeout: 60_000 }, async () => {
