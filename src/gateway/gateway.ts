@@ -249,7 +249,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       observer,
       logger,
       // Rotation binds the new listener on this port before closing the old one (SO_REUSEPORT).
-      listen: (app, port) => listenShared(app, config.server.host, port ?? config.server.port, 'server.port'),
+      listen: (app, port) => listenShared(app, config.server.host, port ?? config.server.port, 'server.port', port !== undefined),
       swapped: (socket) => {
         const old = listenSocket;
         listenSocket = socket;

@@ -86,9 +86,11 @@ export async function listenShared(
   host: string,
   port: number,
   option = 'port',
+  replacing = false,
 ): Promise<{ socket: UWS.us_listen_socket; port: number }> {
   const chosen = port === 0 ? await freePort(host) : port;
-  const err = await bindError(host, chosen);
+  // A listener that replaces our own would fail the probe on the port we hold: only the first one probes.
+  const err = replacing ? null : await bindError(host, chosen);
   if (err) return listen(app, host, chosen, option);
   return listen(app, host, chosen, option, true);
 }
