@@ -27,7 +27,12 @@ export function certDir(): string {
 }
 
 /** A P-256 pair for `name` (SAN: the name and 127.0.0.1), self-signed, or signed by `ca`. */
-export function makePair(dir: string, file: string, name: string, options: { ca?: Pair; days?: number; clientAuth?: boolean } = {}): Pair {
+export function makePair(
+  dir: string,
+  file: string,
+  name: string,
+  options: { ca?: Pair; days?: number; clientAuth?: boolean; isCa?: boolean } = {},
+): Pair {
   const serial = (nextSerial++).toString(16).toUpperCase().padStart(4, '0');
   const certFile = join(dir, `${file}.crt`);
   const keyFile = join(dir, `${file}.key`);
@@ -93,8 +98,11 @@ export function makePair(dir: string, file: string, name: string, options: { ca?
       `0x${serial}`,
       '-addext',
       `subjectAltName=DNS:${name},IP:127.0.0.1`,
-      '-addext',
-      `extendedKeyUsage=${options.clientAuth ? 'clientAuth' : 'serverAuth'}`,
+      // A CA carries no extendedKeyUsage: OpenSSL checks the purpose along the chain, and a CA limited
+      // to serverAuth makes every client certificate it signed "unsuitable" for mTLS.
+      ...(options.isCa
+        ? ['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']
+        : ['-addext', `extendedKeyUsage=${options.clientAuth ? 'clientAuth' : 'serverAuth'}`]),
     ]);
   }
   return { certFile, keyFile, serial };
