@@ -38,7 +38,7 @@ export async function startGatewayChild(
     const timer = setTimeout(() => reject(new Error(`wsguard did not start: ${out}`)), 15_000);
     child.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
-      const m = out.match(/wsguard listening on ws:\/\/127\.0\.0\.1:(\d+)/);
+      const m = out.match(/wsguard listening on wss?:\/\/127\.0\.0\.1:(\d+)/);
       if (m) {
         clearTimeout(timer);
         resolve(Number(m[1]));
