@@ -185,7 +185,7 @@ async function main(): Promise<void> {
     );
 
     const m = (name: string) => ({
-      msgs_per_s: median(relay[name]!.map((r) => r.messagesPerSecond)),
+      msgs_per_s: Math.round(median(relay[name]!.map((r) => r.messagesPerSecond))),
       p50_ms: median(relay[name]!.map((r) => r.p50Ms)),
       p99_ms: median(relay[name]!.map((r) => r.p99Ms)),
       handshakes_per_s: Math.round(median(handshakes[name]!)),

@@ -115,7 +115,7 @@ export class TlsListener {
     // Building the app blocked the loop for a while, and connections queued on the old listen socket
     // meanwhile would be reset by closing it now. One turn of the loop lets uWS accept them first
     // (setImmediate runs right after libuv's poll phase): resets during rotation under handshake load
-    // fell from 35 of 376 to 5 of 323 handshakes over 20 swaps (bench/tls.ts, BENCHMARKS.md#tls).
+    // fell from 35 of 376 to 5 of 323 handshakes over 20 swaps (bench/tls.ts, BENCHMARKS.md, TLS).
     await new Promise((resolve) => setImmediate(resolve));
     if (this.#stopped) {
       uws.us_listen_socket_close(bound.socket);
