@@ -211,6 +211,20 @@ export const ROWS: RowSpec[] = [
           { expr: `sum (${sel(M.trackedClients, INSTANCE)})`, legend: 'tracked clients' },
         ],
       },
+      {
+        title: 'TLS certificates',
+        healthy: 'Days left well above two weeks for every server name; reloads are successes (or no series: server.tls is off).',
+        unhealthy:
+          'Days left under 14 (WsguardCertificateExpiresSoon), or reload errors: a new pair was refused and the old one still serves.',
+        unit: 'short',
+        targets: [
+          {
+            expr: `min by (${L.serverName}) (${sel(M.tlsCertificateExpiry, INSTANCE)} - time()) / 86400`,
+            legend: 'days left {{server_name}}',
+          },
+          { expr: `sum by (${L.outcome}) (increase(${sel(M.tlsReload, INSTANCE)}[${RATE}]))`, legend: 'reloads {{outcome}}' },
+        ],
+      },
     ],
   },
   {

@@ -360,6 +360,26 @@ const CASES: Record<string, Case[]> = {
       blip: true,
     },
   ],
+  // The gauge holds a not-after in Unix seconds; promtool's clock starts at 0, so days left = (value - eval time) / 86400.
+  WsguardCertificateExpiresSoon: [
+    {
+      name: 'ten days left for 20 minutes fires',
+      input: [[series(M.tlsCertificateExpiry, eq(L.serverName, 'default')), gauge([20 * 60 + 10 * 86400, 30])]],
+      evalMin: 20,
+      fires: { labels: { ...PER_INSTANCE, server_name: 'default' }, value: '10' },
+    },
+    {
+      name: 'fifteen days left does not fire',
+      input: [[series(M.tlsCertificateExpiry, eq(L.serverName, 'default')), gauge([15 * 86400, 30])]],
+      evalMin: 20,
+    },
+    {
+      name: 'a renewal within the for: window does not fire',
+      input: [[series(M.tlsCertificateExpiry, eq(L.serverName, 'default')), gauge([10 * 86400, 10], [90 * 86400, 20])]],
+      evalMin: 9,
+      blip: true,
+    },
+  ],
 };
 
 /** `blipsOnly`: just the blip cases, for the check that their condition really holds at eval time. */

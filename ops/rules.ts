@@ -65,6 +65,8 @@ export const THRESHOLDS = {
   fdUsedShare: 0.75,
   eventLoopP99Sec: 0.1,
   limitStoreErrorsPerSec: 1,
+  /** Days before a served certificate's not-after: two weeks leaves a renewal that failed time to be fixed by hand. */
+  certificateDays: 14,
 } as const;
 
 /** `le` as the exporter prints it for a bucket bound in seconds. */
@@ -236,6 +238,16 @@ export function alertRules(p: Profile): AlertRule[] {
       summary: 'The limit store is failing; per-IP limits run on the degraded policy',
       description: '{{ $labels.instance }}: limit store {{ $labels.store }} is degraded or failing (value {{ $value }}).',
       panel: 'Limit-store health',
+    },
+    {
+      alert: 'WsguardCertificateExpiresSoon',
+      // In days, so that $value reads as days left. The gauge exists only with server.tls on.
+      expr: `min by (job, instance, ${L.serverName}) (${M.tlsCertificateExpiry} - time()) / 86400 < ${T.certificateDays}`,
+      for: p.for('15m'),
+      severity: 'warning',
+      summary: 'A certificate wsguard serves expires within two weeks and has not been renewed',
+      description: '{{ $labels.instance }}: the certificate for {{ $labels.server_name }} expires in {{ $value }} days.',
+      panel: 'TLS certificates',
     },
   ];
 }

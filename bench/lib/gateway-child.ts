@@ -35,10 +35,10 @@ export async function startGatewayChild(
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env } });
   let out = '';
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`wsguard did not start: ${out}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`wsguard did not start: ${out}`)), 30_000);
     child.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
-      const m = out.match(/wsguard listening on ws:\/\/127\.0\.0\.1:(\d+)/);
+      const m = out.match(/wsguard listening on wss?:\/\/127\.0\.0\.1:(\d+)/);
       if (m) {
         clearTimeout(timer);
         resolve(Number(m[1]));

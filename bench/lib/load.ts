@@ -10,7 +10,7 @@
  */
 import hdr from 'hdr-histogram-js';
 import { dialLeanUpstream } from '../../src/relay/lean/dial.ts';
-import type { UpstreamConnection } from '../../src/relay/upstream-types.ts';
+import type { UpstreamConnection, UpstreamDialer } from '../../src/relay/upstream-types.ts';
 
 export interface LoadSettings {
   connections: number;
@@ -38,11 +38,11 @@ interface Conn {
   onEcho: (data: Uint8Array) => void;
 }
 
-async function openAll(url: string, n: number, closed: { n: number; codes: string[] }): Promise<Conn[]> {
+async function openAll(url: string, n: number, closed: { n: number; codes: string[] }, dial: UpstreamDialer): Promise<Conn[]> {
   const conns: Conn[] = [];
   for (let i = 0; i < n; i++) {
     const slot = { onEcho: (_d: Uint8Array) => {} };
-    const leg = await dialLeanUpstream(
+    const leg = await dial(
       { url: new URL(url), headers: {}, protocols: [], timeoutMs: 5000, maxPayloadBytes: 16 * 1024 * 1024 },
       {
         onMessage: (data) => slot.onEcho(data),
@@ -137,9 +137,10 @@ async function latency(conns: Conn[], s: LoadSettings): Promise<{ p50: number; p
   return result;
 }
 
-export async function runLoad(url: string, s: LoadSettings): Promise<LoadResult> {
+/** `dial` opens the generator's connections (a lean dialer with TLS settings for wss://). */
+export async function runLoad(url: string, s: LoadSettings, dial: UpstreamDialer = dialLeanUpstream): Promise<LoadResult> {
   const closed = { n: 0, codes: [] as string[] };
-  const conns = await openAll(url, s.connections, closed);
+  const conns = await openAll(url, s.connections, closed, dial);
   try {
     const messagesPerSecond = await throughput(conns, s).catch((err: Error) => {
       throw new Error(`${err.message}; connections closed early: ${closed.codes.join(', ') || 'none'}`);

@@ -28,10 +28,11 @@ function parseSet(text: string): [string, string] {
 }
 
 /** Relays one message through the demo route and back, so a first run shows the whole path working. */
-async function demoSelfCheck(port: number): Promise<string> {
+async function demoSelfCheck(port: number, secure: boolean): Promise<string> {
   const started = performance.now();
   return new Promise((resolve) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/echo/`);
+    // The self-check proves the relay path on loopback, not the certificate (which names the public host).
+    const ws = new WebSocket(`${secure ? 'wss' : 'ws'}://127.0.0.1:${port}/ws/echo/`, { rejectUnauthorized: !secure });
     const timer = setTimeout(() => {
       ws.terminate();
       resolve('self-check: no echo within 3 s ✗');
@@ -52,7 +53,7 @@ async function demoSelfCheck(port: number): Promise<string> {
 
 function banner(server: Server): string {
   const { host } = server.config.server;
-  const base = `ws://${host.includes(':') ? `[${host}]` : host}:${server.gateway.port}`;
+  const base = `${server.gateway.tls ? 'wss' : 'ws'}://${host.includes(':') ? `[${host}]` : host}:${server.gateway.port}`;
   const lines = [`wsguard listening on ${base}`];
   if (server.demo) {
     lines.push(
@@ -74,6 +75,7 @@ function banner(server: Server): string {
       `  monitoring API (admin JWT): ${admin.url}/api/monitoring/websocket/metrics/`,
     );
   }
+  if (server.gateway.tls) lines.push('  TLS: certificate files are watched; SIGHUP reloads them too.');
   lines.push('  Ctrl-C (SIGINT) or SIGTERM drains; a second signal exits at once.');
   return lines.join('\n');
 }
@@ -108,7 +110,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       process.exit(EXIT_USAGE);
     }
     process.stdout.write(`${banner(server)}\n`);
-    if (server.demo) process.stdout.write(`  ${await demoSelfCheck(server.gateway.port)}\n`);
+    if (server.demo) process.stdout.write(`  ${await demoSelfCheck(server.gateway.port, server.gateway.tls)}\n`);
 
     let signalled = false;
     const onSignal = (signal: string) => {
@@ -128,5 +130,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     };
     process.on('SIGTERM', () => onSignal('SIGTERM'));
     process.on('SIGINT', () => onSignal('SIGINT'));
+    // Certificate rotation on demand; the outcome is logged and counted (wsguard_tls_reload_total).
+    if (server.gateway.tls) process.on('SIGHUP', () => void server.gateway.reloadTls());
   },
 };

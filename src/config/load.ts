@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema.ts';
+import { tlsFileProblems } from '../gateway/tls.ts';
 
 /** A configuration mistake: every problem at once, each naming the option (e.g. `limits.concurrent.max`). */
 export class ConfigError extends Error {
@@ -190,7 +191,8 @@ export function parseConfig(raw: unknown, source = 'config', provenance?: Proven
   const result = configSchema.safeParse(raw);
   if (!result.success) throw new ConfigError(formatIssues(result.error.issues, provenance), source);
   const config = result.data;
-  const problems = crossChecks(config);
+  // TLS files are read here so that `config check` and `serve` name a missing or bad file's option.
+  const problems = [...crossChecks(config), ...tlsFileProblems(config)];
   if (problems.length) throw new ConfigError(problems, source);
   return deepFreeze(config);
 }

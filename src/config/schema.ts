@@ -82,6 +82,78 @@ const onStoreError = z
       'fail-closed refuses with 503 store_unavailable and Retry-After.',
   );
 
+const pemFile = z.string().min(1, 'must be a file path');
+
+/** One certificate/key pair the public listener serves (the default one, or an SNI entry). */
+const certPair = {
+  certFile: pemFile.describe('PEM certificate file; may hold the chain after the leaf (leaf first).'),
+  keyFile: pemFile.describe('PEM private key file matching certFile.'),
+  caFile: pemFile.optional().describe('Optional PEM file of intermediate certificates served after the leaf.'),
+  passphrase: z.string().optional().describe('Passphrase of an encrypted keyFile (prefer WSGUARD_* env over a file).'),
+};
+
+const serverTlsSchema = z
+  .object({
+    ...certPair,
+    minVersion: z
+      .enum(['TLSv1.2', 'TLSv1.3'])
+      .default('TLSv1.2')
+      .refine(
+        (v) => v === 'TLSv1.2',
+        'TLSv1.3 cannot be enforced: this uWebSockets.js build offers TLS 1.2 and 1.3 with no way to refuse 1.2',
+      )
+      .describe('Lowest TLS version offered. TLS 1.0/1.1 are never offered; TLS 1.3 is negotiated whenever the client supports it.'),
+    sni: z
+      .array(
+        z
+          .object({
+            serverName: z
+              .string()
+              .regex(/^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/, 'must be a host name, or *.name for one label of wildcard')
+              .describe('Host name clients send in SNI; *.example.com matches one label.'),
+            ...certPair,
+          })
+          .strict(),
+      )
+      .default([])
+      .describe('More certificates, picked by the SNI name the client sends; a client that sends no match gets the default pair.'),
+    watch: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Reload when a certificate or key file changes (and on SIGHUP either way); a bad new pair is refused and the old one keeps serving.',
+      ),
+    reloadDebounceMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(500)
+      .describe('Quiet time after the last file change before a reload, so that a cert and key written one after the other load together.'),
+  })
+  .strict()
+  .describe(
+    'Serve wss:// (uWS SSLApp). Off when absent. Rotation starts a listener with the new pairs on the same port and closes the old one; open connections keep their session.',
+  );
+
+const upstreamTlsSchema = z
+  .object({
+    caFile: pemFile.optional().describe('PEM CA bundle trusted for wss:// upstreams instead of the system roots.'),
+    certFile: pemFile.optional().describe('Client certificate presented to wss:// upstreams (mTLS); needs keyFile.'),
+    keyFile: pemFile.optional().describe('Private key of certFile.'),
+    passphrase: z.string().optional().describe('Passphrase of an encrypted keyFile.'),
+    serverName: z
+      .string()
+      .optional()
+      .describe("Name to send in SNI and to verify the upstream's certificate against (default: the URL's host)."),
+  })
+  .strict()
+  .refine((t) => (t.certFile === undefined) === (t.keyFile === undefined), {
+    message: 'certFile and keyFile go together (a client certificate needs its key)',
+    path: ['keyFile'],
+  })
+  .prefault({})
+  .describe('TLS for wss:// upstreams.');
+
 export const configSchema = z
   .object({
     server: z
@@ -146,6 +218,7 @@ export const configSchema = z
           .max(128)
           .default(64)
           .describe('IPv6 clients are grouped by this prefix for per-IP limits.'),
+        tls: serverTlsSchema.optional(),
       })
       .strict()
       .prefault({}),
@@ -452,6 +525,7 @@ export const configSchema = z
           .describe(
             'Client request headers passed on to the upstream. Refused: Authorization, Proxy-Authorization, Sec-WebSocket-*, Host, Connection, Upgrade, X-Forwarded-*, Forwarded, traceparent/tracestate and any auth.claimHeaders name.',
           ),
+        tls: upstreamTlsSchema,
       })
       .strict()
       .prefault({}),
@@ -484,4 +558,6 @@ export const configSchema = z
 
 export type Config = z.infer<typeof configSchema>;
 export type RouteConfig = z.infer<typeof routeSchema>;
+export type ServerTlsConfig = z.infer<typeof serverTlsSchema>;
+export type UpstreamTlsConfig = z.infer<typeof upstreamTlsSchema>;
 export type RawConfig = z.input<typeof configSchema>;

@@ -24,7 +24,10 @@ import { UNROUTED } from '../telemetry/names.ts';
 import { closeRejectionReason, writeHttpRejection } from './reject.ts';
 import { createRouter } from './routes.ts';
 import { buildClientBundle, serveClientBundle } from './client-asset.ts';
-import { listen, uws } from './uws.ts';
+import { listen, listenShared, uws } from './uws.ts';
+import { TlsListener } from './tls-listener.ts';
+import { upstreamTlsOptions } from './tls.ts';
+import type { TlsReloadOutcome } from '../telemetry/names.ts';
 
 export interface GatewayDeps {
   config: Config;
@@ -43,6 +46,10 @@ export interface Gateway {
   readonly connectionCount: number;
   /** Sockets held that are not admitted connections (handshakes in progress, rejection closes). */
   readonly pendingCount: number;
+  /** True when the public listener serves wss:// (server.tls). */
+  readonly tls: boolean;
+  /** Re-reads the certificate files and swaps them in if they changed and are valid (SIGHUP); 'unchanged' without server.tls. */
+  reloadTls(): Promise<TlsReloadOutcome>;
   /** Stops accepting, closes open connections with 1001 spread over the drain window, resolves when all are gone. */
   drain(windowMs?: number): Promise<void>;
   /** Closes everything at once. */
@@ -73,7 +80,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   const holdMs = rejectionHoldMs(config.server.idleTimeoutSec);
   const route = createRouter(config.routes);
   const trusted = buildTrustList(config.server.trustedProxies);
-  const dial = dialerFor(config.upstream.client);
+  const dial = dialerFor(config.upstream.client, upstreamTlsOptions(config.upstream.tls));
   const policies: AdmissionPolicy[] = [
     handshakePolicy(),
     originPolicy(config.origins),
@@ -187,53 +194,83 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     return new HandshakeAttempt(attemptDeps, res, context, ctx, match, span, stop).run();
   }
 
-  const app: TemplatedApp = uws.App();
   const maxBackpressure = config.backpressure.maxBufferedBytes;
-  app.ws<UserData>('/*', {
-    compression: uws.DISABLED,
-    maxPayloadLength: uwsPayloadCap(config.messages.maxBytes),
-    idleTimeout: config.server.idleTimeoutSec,
-    sendPingsAutomatically: true,
-    maxBackpressure,
-    // Typed as a number in this build's d.ts; 0 = off. Over maxBackpressure, send() reports 2 (dropped) and the relay closes.
-    closeOnBackpressureLimit: 0,
-    upgrade: (res, req, context) => {
-      upgrade(res, req, context).catch((err: unknown) => logger.error({ err }, 'upgrade handler failed'));
-    },
-    open: (ws) => {
-      const data = ws.getUserData();
-      if (data.rejection) {
-        ws.end(data.rejection.code, data.rejection.reason);
-        return;
-      }
-      data.conn?.attach(ws);
-    },
-    message: (ws, message, isBinary) => ws.getUserData().conn?.fromClient(message, isBinary),
-    drain: (ws) => ws.getUserData().conn?.clientDrained(),
-    // uWS answers pings itself; these only count them against messages.controlFramesPerSec.
-    ping: (ws) => ws.getUserData().conn?.controlFromClient(),
-    pong: (ws) => ws.getUserData().conn?.controlFromClient(),
-    close: (ws, code, message) => ws.getUserData().conn?.clientClosed(code, Buffer.from(message).toString()),
-  });
-  if (config.client.serve) serveClientBundle(app, await buildClientBundle());
-  // A plain HTTP request on a WebSocket path is a malformed handshake (400), anything else 404.
-  app.any('/*', (res, req) => {
-    const request = readRequest(res, req);
-    const match = route(request.path);
-    if (!match) return refuseEarly(res, UNROUTED, keyOf(request), new GatewayError('not_found', 'no route for this path'));
-    refuseEarly(
-      res,
-      match.route.path,
-      keyOf(request),
-      new GatewayError('bad_request', match.kind === 'refused' ? match.message : 'expected a WebSocket upgrade'),
-    );
-  });
+  const clientBundle = config.client.serve ? await buildClientBundle() : null;
+  /** Attaches every route to `app` (or to one SNI domain of it: uWS routes each SNI name through its own router). */
+  function addRoutes(app: TemplatedApp): void {
+    app.ws<UserData>('/*', {
+      compression: uws.DISABLED,
+      maxPayloadLength: uwsPayloadCap(config.messages.maxBytes),
+      idleTimeout: config.server.idleTimeoutSec,
+      sendPingsAutomatically: true,
+      maxBackpressure,
+      // Typed as a number in this build's d.ts; 0 = off. Over maxBackpressure, send() reports 2 (dropped) and the relay closes.
+      closeOnBackpressureLimit: 0,
+      upgrade: (res, req, context) => {
+        upgrade(res, req, context).catch((err: unknown) => logger.error({ err }, 'upgrade handler failed'));
+      },
+      open: (ws) => {
+        const data = ws.getUserData();
+        if (data.rejection) {
+          ws.end(data.rejection.code, data.rejection.reason);
+          return;
+        }
+        data.conn?.attach(ws);
+      },
+      message: (ws, message, isBinary) => ws.getUserData().conn?.fromClient(message, isBinary),
+      drain: (ws) => ws.getUserData().conn?.clientDrained(),
+      // uWS answers pings itself; these only count them against messages.controlFramesPerSec.
+      ping: (ws) => ws.getUserData().conn?.controlFromClient(),
+      pong: (ws) => ws.getUserData().conn?.controlFromClient(),
+      close: (ws, code, message) => ws.getUserData().conn?.clientClosed(code, Buffer.from(message).toString()),
+    });
+    if (clientBundle) serveClientBundle(app, clientBundle);
+    // A plain HTTP request on a WebSocket path is a malformed handshake (400), anything else 404.
+    app.any('/*', (res, req) => {
+      const request = readRequest(res, req);
+      const match = route(request.path);
+      if (!match) return refuseEarly(res, UNROUTED, keyOf(request), new GatewayError('not_found', 'no route for this path'));
+      refuseEarly(
+        res,
+        match.route.path,
+        keyOf(request),
+        new GatewayError('bad_request', match.kind === 'refused' ? match.message : 'expected a WebSocket upgrade'),
+      );
+    });
+  }
 
-  const bound = await listen(app, config.server.host, config.server.port, 'server.port');
+  const tlsConfig = config.server.tls;
+  let bound: { socket: us_listen_socket; port: number };
+  let tlsListener: TlsListener | null = null;
+  if (tlsConfig) {
+    tlsListener = new TlsListener({
+      config: tlsConfig,
+      addRoutes,
+      observer,
+      logger,
+      // Rotation binds the new listener on this port before closing the old one (SO_REUSEPORT).
+      listen: (app, port) => listenShared(app, config.server.host, port ?? config.server.port, 'server.port', port !== undefined),
+      swapped: (socket) => {
+        const old = listenSocket;
+        listenSocket = socket;
+        if (old) uws.us_listen_socket_close(old);
+      },
+      isListening: () => listenSocket !== null,
+    });
+    bound = await tlsListener.start();
+  } else {
+    const app: TemplatedApp = uws.App();
+    addRoutes(app);
+    bound = await listen(app, config.server.host, config.server.port, 'server.port');
+  }
   listenSocket = bound.socket;
-  logger.info({ host: config.server.host, port: bound.port, routes: config.routes.map((r) => r.path) }, 'gateway listening');
+  logger.info(
+    { host: config.server.host, port: bound.port, tls: Boolean(tlsConfig), routes: config.routes.map((r) => r.path) },
+    'gateway listening',
+  );
 
   function stopListening(): void {
+    tlsListener?.stop();
     if (listenSocket) uws.us_listen_socket_close(listenSocket);
     listenSocket = null;
   }
@@ -263,6 +300,8 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     get pendingCount() {
       return pending.size;
     },
+    tls: tlsListener !== null,
+    reloadTls: () => tlsListener?.reload() ?? Promise.resolve('unchanged'),
     async drain(windowMs = config.server.drainWindowMs) {
       draining = true;
       stopListening();

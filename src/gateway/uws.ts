@@ -35,7 +35,7 @@ export function listenPort(listenSocket: UWS.us_listen_socket): number {
  * Why a bind failed: uWS only says "false", so the same bind is tried with Node to get the errno
  * (EADDRINUSE, EADDRNOTAVAIL, EACCES). Resolves with null if Node could bind it after all.
  */
-function bindError(host: string, port: number): Promise<NodeJS.ErrnoException | null> {
+export function bindError(host: string, port: number): Promise<NodeJS.ErrnoException | null> {
   return new Promise((resolve) => {
     const probe = net.createServer();
     probe.once('error', (err: NodeJS.ErrnoException) => resolve(err));
@@ -54,11 +54,13 @@ export function listen(
   host: string,
   port: number,
   option = 'port',
+  shared = false,
 ): Promise<{ socket: UWS.us_listen_socket; port: number }> {
   return new Promise((resolve, reject) => {
     // The typings lack the (host, port, options, cb) overload that the native binding has.
     const listenWith = app.listen as unknown as (h: string, p: number, o: number, cb: (s: UWS.us_listen_socket | false) => void) => void;
-    listenWith.call(app, host, port, (uws as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT: number }).LIBUS_LISTEN_EXCLUSIVE_PORT, (socket) => {
+    const flags = shared ? 0 : (uws as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT: number }).LIBUS_LISTEN_EXCLUSIVE_PORT;
+    listenWith.call(app, host, port, flags, (socket) => {
       if (socket) return resolve({ socket, port: listenPort(socket) });
       void bindError(host, port).then((err) => {
         const why =
@@ -69,6 +71,37 @@ export function listen(
               : `${err?.message ?? 'the bind failed'} (${option})`;
         reject(new Error(`could not listen on ${host}:${port}: ${why}`, { cause: err ?? undefined }));
       });
+    });
+  });
+}
+
+/**
+ * Listens with SO_REUSEPORT so that a later listener (a certificate rotation) can bind the same
+ * port before this one closes. The exclusive probe first keeps the guarantee of `listen`: a port
+ * another program holds is refused. Port 0 is resolved to a free port first: the kernel does not
+ * share a port it picked itself (measured: a second SO_REUSEPORT bind of an autobound port fails).
+ */
+export async function listenShared(
+  app: UWS.TemplatedApp,
+  host: string,
+  port: number,
+  option = 'port',
+  replacing = false,
+): Promise<{ socket: UWS.us_listen_socket; port: number }> {
+  const chosen = port === 0 ? await freePort(host) : port;
+  // A listener that replaces our own would fail the probe on the port we hold: only the first one probes.
+  const err = replacing ? null : await bindError(host, chosen);
+  if (err) return listen(app, host, chosen, option);
+  return listen(app, host, chosen, option, true);
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen({ host, port: 0, exclusive: true }, () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
     });
   });
 }

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import WebSocket from 'ws';
 import { ERROR_CODES, GatewayError } from '../errors.ts';
 import { createBucket, take } from '../messages/token-bucket.ts';
@@ -31,10 +32,18 @@ function failureCloseCode(code: string | undefined): number | undefined {
  * high-water mark, and a flood over controlFramesPerSec fails the leg with 1008 (ws's own
  * maxPendingAutoPongs would only drop TCP, telling neither side why).
  */
-export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, handlers: UpstreamHandlers) =>
-  new Promise<UpstreamConnection>((resolve, reject) => {
+export const dialWsUpstream: UpstreamDialer = createWsDialer();
+
+/** A `ws` leg whose wss:// dials use `tls` (CA, client pair, servername: upstream.tls). */
+export function createWsDialer(tls: ConnectionOptions = {}): UpstreamDialer {
+  return (options, handlers) => dialWs(options, handlers, tls);
+}
+
+function dialWs(options: UpstreamDialOptions, handlers: UpstreamHandlers, tls: ConnectionOptions): Promise<UpstreamConnection> {
+  return new Promise<UpstreamConnection>((resolve, reject) => {
     const highWaterBytes = options.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
     const socket = new WebSocket(options.url, options.protocols, {
+      ...tls,
       headers: options.headers,
       handshakeTimeout: options.timeoutMs,
       perMessageDeflate: false,
@@ -179,3 +188,4 @@ export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, han
       else finish(code, reason.toString('utf8'));
     });
   });
+}

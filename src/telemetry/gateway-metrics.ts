@@ -1,5 +1,5 @@
 import type { Attributes, Counter, Histogram, Meter, ObservableResult } from '@opentelemetry/api';
-import type { Decision, Direction, GatewayState, Initiator, RouteCounters } from './observer.ts';
+import type { Decision, Direction, GatewayState, Initiator, RouteCounters, TlsCertificateInfo } from './observer.ts';
 import {
   ATTR,
   BACKPRESSURE_ACTIONS,
@@ -17,6 +17,7 @@ import {
   OUTCOMES,
   RATE_LIMIT_ACTIONS,
   REASONS,
+  TLS_RELOAD_OUTCOMES,
   UPSTREAM_ERROR_KINDS,
 } from './names.ts';
 
@@ -49,6 +50,8 @@ export class GatewayMetrics {
   readonly #degraded = new Map<string, number>();
   #trackedClients: (() => number) | undefined;
   #gatewayState: (() => GatewayState) | undefined;
+  #tlsCertificates: (() => readonly TlsCertificateInfo[]) | undefined;
+  readonly #tlsReload: Counter;
   readonly #accepted: Counter;
   readonly #rejected: Counter;
   readonly #closed: Counter;
@@ -85,6 +88,16 @@ export class GatewayMetrics {
     this.#upstreamErrors = meter.createCounter(I.upstreamErrors, { description: 'Upstream dial and connection failures' });
     this.#jwksRefresh = meter.createCounter(I.jwksRefresh, { description: 'JWKS fetches by outcome' });
     this.#storeErrors = meter.createCounter(I.limitStoreErrors, { description: 'Limit store operations that failed' });
+    this.#tlsReload = meter.createCounter(I.tlsReload, {
+      description: 'TLS certificate reloads by outcome (error: the old pairs keep serving)',
+    });
+    const expiry = meter.createObservableGauge(I.tlsCertificateExpiry, {
+      description: 'Not-after of each served certificate, Unix seconds',
+      unit: 's',
+    });
+    expiry.addCallback((r) => {
+      for (const c of this.#tlsCertificates?.() ?? []) r.observe(Math.floor(c.notAfterMs / 1000), { [ATTR.serverName]: c.serverName });
+    });
 
     const active = meter.createObservableGauge(I.connectionsActive, { description: 'Open client connections' });
     active.addCallback((r: ObservableResult) => {
@@ -221,6 +234,14 @@ export class GatewayMetrics {
 
   trackedClientsSource(read: () => number): void {
     this.#trackedClients = read;
+  }
+
+  tlsReloaded(outcome: string): void {
+    this.#tlsReload.add(1, { [ATTR.outcome]: oneOf(TLS_RELOAD_OUTCOMES, outcome) });
+  }
+
+  tlsCertificatesSource(read: () => readonly TlsCertificateInfo[]): void {
+    this.#tlsCertificates = read;
   }
 
   /** Sum over routes, for the monitoring API. */

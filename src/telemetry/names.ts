@@ -30,6 +30,8 @@ export const INSTRUMENTS = {
   limitStoreDegraded: 'wsguard.limit_store.degraded',
   trackedClients: 'wsguard.tracked_clients',
   handshakesPending: 'wsguard.handshakes.pending',
+  tlsReload: 'wsguard.tls.reload',
+  tlsCertificateExpiry: 'wsguard.tls.certificate.expiry_timestamp_seconds',
   /**
    * The Prometheus process collector's names, which SREs already alert on (the semantic-convention
    * process.open_file_descriptor.count would scrape as a `_count` gauge, which promtool rejects).
@@ -59,6 +61,8 @@ export const PROMETHEUS_NAMES: Readonly<Record<InstrumentKey, string>> = {
   limitStoreDegraded: 'wsguard_limit_store_degraded',
   trackedClients: 'wsguard_tracked_clients',
   handshakesPending: 'wsguard_handshakes_pending',
+  tlsReload: 'wsguard_tls_reload_total',
+  tlsCertificateExpiry: 'wsguard_tls_certificate_expiry_timestamp_seconds',
   openFds: 'process_open_fds',
   fdLimit: 'process_max_fds',
 };
@@ -75,6 +79,8 @@ export const ATTR = {
   action: 'action',
   kind: 'kind',
   store: 'store',
+  /** `default` or an SNI name from the config: bounded by the config, never by clients. */
+  serverName: 'server_name',
 } as const;
 
 /** Which attributes each contract metric carries (docs/metrics.md; checked against a scrape). */
@@ -96,6 +102,8 @@ export const METRIC_ATTRIBUTES: Readonly<Record<InstrumentKey, readonly string[]
   limitStoreDegraded: [ATTR.store],
   trackedClients: [],
   handshakesPending: [],
+  tlsReload: [ATTR.outcome],
+  tlsCertificateExpiry: [ATTR.serverName],
   openFds: [],
   fdLimit: [],
 };
@@ -156,6 +164,9 @@ export const UPSTREAM_ERROR_KINDS = ['refused', 'timeout', 'handshake', 'protoco
 export type UpstreamErrorKind = (typeof UPSTREAM_ERROR_KINDS)[number];
 export const JWKS_OUTCOMES = ['success', 'failure'] as const;
 export const LIMIT_STORES = ['memory', 'redis'] as const;
+/** A certificate reload: swapped in, refused (the old pairs keep serving), or the files had not changed. */
+export const TLS_RELOAD_OUTCOMES = ['success', 'error', 'unchanged'] as const;
+export type TlsReloadOutcome = (typeof TLS_RELOAD_OUTCOMES)[number];
 
 /**
  * Close codes kept as their own label value: the standard ones (RFC 6455 §7.4.1), the ones the

@@ -1,4 +1,13 @@
-import type { BackpressureAction, Decision, Direction, EndOutcome, Initiator, RateLimitAction, UpstreamErrorKind } from './names.ts';
+import type {
+  BackpressureAction,
+  Decision,
+  Direction,
+  EndOutcome,
+  Initiator,
+  RateLimitAction,
+  TlsReloadOutcome,
+  UpstreamErrorKind,
+} from './names.ts';
 
 export type { BackpressureAction, Decision, Direction, EndOutcome, Initiator, RateLimitAction, UpstreamErrorKind };
 
@@ -78,6 +87,15 @@ export interface GatewayObserver {
   trackedClientsSource(read: () => number): void;
   /** Registers the reader of the gateway's pending sockets and the process's fd budget (read at collection). */
   gatewayStateSource(read: () => GatewayState): void;
+  /** A TLS certificate reload ended (server.tls). */
+  tlsReloaded(outcome: TlsReloadOutcome): void;
+  /** Registers the reader of the served certificates' not-after times (server.tls). */
+  tlsCertificatesSource(read: () => readonly TlsCertificateInfo[]): void;
+}
+
+export interface TlsCertificateInfo {
+  serverName: string;
+  notAfterMs: number;
 }
 
 export interface GatewayState {
@@ -124,5 +142,7 @@ export function createNoopObserver(): GatewayObserver {
     limitStoreDegraded: () => {},
     trackedClientsSource: () => {},
     gatewayStateSource: () => {},
+    tlsReloaded: () => {},
+    tlsCertificatesSource: () => {},
   };
 }

@@ -16,7 +16,7 @@ import { codeForReason, isServerFault } from '../errors.ts';
 import type { LiveStats } from '../monitoring/live-stats.ts';
 import { CLOSE } from '../relay/close-codes.ts';
 import type { GatewayMetrics, RouteState } from './gateway-metrics.ts';
-import { ACCEPTED, SPAN_ATTR, SPANS, type HandshakeOutcome } from './names.ts';
+import { ACCEPTED, SPAN_ATTR, SPANS, type HandshakeOutcome, type TlsReloadOutcome } from './names.ts';
 import {
   NOOP_CONNECTION,
   NOOP_HANDSHAKE,
@@ -32,6 +32,7 @@ import {
   type HandshakeObservation,
   type RateLimitAction,
   type RouteCounters,
+  type TlsCertificateInfo,
   type UpstreamErrorKind,
 } from './observer.ts';
 import type { RejectionLog } from './rejection-log.ts';
@@ -178,6 +179,16 @@ export class TelemetryObserver implements GatewayObserver {
   trackedClientsSource(read: () => number): void {
     this.safe('trackedClientsSource', undefined, () =>
       this.#d.metrics.trackedClientsSource(() => this.safe('trackedClientsSource.read', 0, read)),
+    );
+  }
+
+  tlsReloaded(outcome: TlsReloadOutcome): void {
+    this.safe('tlsReloaded', undefined, () => this.#d.metrics.tlsReloaded(outcome));
+  }
+
+  tlsCertificatesSource(read: () => readonly TlsCertificateInfo[]): void {
+    this.safe('tlsCertificatesSource', undefined, () =>
+      this.#d.metrics.tlsCertificatesSource(() => this.safe('tlsCertificatesSource.read', [], read)),
     );
   }
 }

@@ -152,6 +152,7 @@ describe('alert rules', () => {
         'WsguardNotReady',
         'WsguardEventLoopLagHigh',
         'WsguardLimitStoreDegraded',
+        'WsguardCertificateExpiresSoon',
       ].sort(),
     );
     for (const a of alerts) {

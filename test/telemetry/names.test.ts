@@ -35,6 +35,8 @@ function driveEverything(t: TestTelemetry): void {
   o.limitStoreDegraded('redis', false);
   o.trackedClientsSource(() => 3);
   o.gatewayStateSource(() => ({ handshakesPending: 1, fdOpen: 42, fdLimit: 1024 }));
+  o.tlsReloaded('success');
+  o.tlsCertificatesSource(() => [{ serverName: 'default', notAfterMs: 1_900_000_000_000 }]);
   conn.closed({ code: 1000, initiator: 'client', durationMs: 2000, messagesIn: 1, messagesOut: 0 });
 }
 

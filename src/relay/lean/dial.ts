@@ -73,7 +73,7 @@ function dial(options: UpstreamDialOptions, handlers: UpstreamHandlers, settings
         ...settings.tls,
         host,
         port,
-        servername: net.isIP(host) === 0 ? host : undefined,
+        servername: settings.tls?.servername ?? (net.isIP(host) === 0 ? host : undefined),
         ALPNProtocols: ['http/1.1'],
       });
       socket.setNoDelay(true);
