@@ -1,8 +1,9 @@
 import { performance } from 'node:perf_hooks';
-import type WebSocket from 'ws';
 import { CLOSE } from '../../src/relay/close-codes.ts';
 import { CliError } from '../cli-error.ts';
-import { watchEnd } from './connection.ts';
+import { connect } from './connection.ts';
+import { wsGenSocket, type GenConnectResult, type GenSocket, type Transport } from './gen-socket.ts';
+import { leanConnect } from './lean-client.ts';
 import { DueHeap } from './due-heap.ts';
 import { recordMs } from './histogram.ts';
 import { killSwitchReason, type KillSwitch } from './kill-switch.ts';
@@ -29,6 +30,8 @@ export interface FloodOptions extends TargetOptions, LoadShape {
   maxBufferedBytes: number;
   drainMs: number;
   killSwitch?: KillSwitch;
+  /** Client for the connections: the lean client (default) or `ws`, kept for comparison. */
+  transport?: Transport;
 }
 
 /** What a caller may watch or stop while a run (flood or storm) is going. */
@@ -55,7 +58,7 @@ const MAX_SENDS_PER_TICK = 2_000;
 interface Conn {
   id: number;
   userIndex: number;
-  ws?: WebSocket;
+  sock?: GenSocket;
   state: 'opening' | 'open' | 'ended';
   clientClosing: boolean;
   openedAt: number;
@@ -105,6 +108,7 @@ export class FloodRun {
   readonly #periodMs: number;
   readonly #t0: number;
   readonly #endAt: number;
+  readonly #connect: (o: import('./connection.ts').ConnectOptions) => Promise<GenConnectResult>;
   #nextId = 0;
   /** Open connections we sent a close to and that have not ended yet. */
   #closing = 0;
@@ -129,6 +133,7 @@ export class FloodRun {
     this.#lastTick = this.#t0;
     this.#nextSampleAt = this.#t0 + 1000;
     this.#ctx = new TickContext(this);
+    this.#connect = o.transport === 'ws' ? connectWs : leanConnect;
   }
 
   async run(): Promise<RunResult> {
@@ -204,7 +209,7 @@ export class FloodRun {
 
   async #dial(c: Conn): Promise<void> {
     const o = this.#o;
-    const r = await this.#target.dial(c.id);
+    const r = await this.#target.dialWith(c.id, this.#connect);
     if (!r.ok) {
       c.state = 'ended';
       this.#conns.delete(c);
@@ -212,18 +217,17 @@ export class FloodRun {
       return;
     }
     this.#rec.openedSocket(r.connectMs);
-    const ws = r.ws;
-    c.ws = ws;
+    const sock = r.sock;
+    c.sock = sock;
     c.state = 'open';
     const now = performance.now();
     c.openedAt = now;
     c.closeAt = now + this.#model.holdMs;
-    watchEnd(
-      ws,
+    sock.watch(
       () => c.clientClosing,
+      (data) => this.#onMessage(c, data),
       (outcome, _code, reason) => this.#onEnd(c, outcome, reason),
     );
-    ws.on('message', (data: Buffer) => this.#onMessage(c, data));
     if (this.#phase !== 'running') {
       this.#closeConn(c, CLOSE.goingAway, 'wsguard flood complete');
       return;
@@ -255,7 +259,7 @@ export class FloodRun {
     if (c.state === 'open') this.#closing++;
     this.#heap.remove(c);
     this.#buffered.delete(c);
-    c.ws?.close(code, reason);
+    c.sock?.close(code, reason);
   }
 
   // ---- sending -------------------------------------------------------------------------------
@@ -264,7 +268,7 @@ export class FloodRun {
     let budget = MAX_SENDS_PER_TICK;
     // Connections paused on a full send buffer resume once the kernel has taken the bytes.
     for (const c of this.#buffered) {
-      if ((c.ws?.bufferedAmount ?? 0) < this.#o.maxBufferedBytes) {
+      if ((c.sock?.bufferedAmount ?? 0) < this.#o.maxBufferedBytes) {
         this.#buffered.delete(c);
         c.unblockedAt = now;
         this.#heap.push(c);
@@ -285,20 +289,20 @@ export class FloodRun {
 
   /** Sends every message of `c` that is due, within the window; returns how many were sent. */
   #sendFrom(c: Conn, now: number, budget: number): number {
-    const ws = c.ws!;
+    const sock = c.sock!;
     let n: number;
-    // Corked while a backlog of due messages goes out, so they leave in one writev, not one each.
-    const sock = (ws as unknown as { _socket?: import('node:net').Socket })._socket;
-    sock?.cork();
+    // Corked while a backlog of due messages goes out, so they leave in one write, not one each
+    // (the lean client batches per event-loop iteration by itself).
+    sock.cork();
     try {
-      n = this.#sendLoop(c, ws, now, budget);
+      n = this.#sendLoop(c, sock, now, budget);
     } finally {
-      sock?.uncork();
+      sock.uncork();
     }
     return n;
   }
 
-  #sendLoop(c: Conn, ws: WebSocket, now: number, budget: number): number {
+  #sendLoop(c: Conn, ws: GenSocket, now: number, budget: number): number {
     const o = this.#o;
     const rec = this.#rec;
     let n = 0;
@@ -381,7 +385,7 @@ export class FloodRun {
     }
     setTimeout(() => {
       // The target did not answer our close frame in time: end the sockets ourselves.
-      for (const c of this.#conns) if (c.state === 'open') c.ws?.terminate();
+      for (const c of this.#conns) if (c.state === 'open') c.sock?.terminate();
     }, this.#o.closeGraceMs).unref();
   }
 
@@ -396,7 +400,7 @@ export class FloodRun {
     if (this.#phase === 'done') return;
     this.#aborted ??= { reason: 'hard duration limit reached', atSec: this.#rec.secondsSinceStart(performance.now()) };
     for (const c of this.#conns) {
-      if (c.state === 'open') c.ws?.terminate();
+      if (c.state === 'open') c.sock?.terminate();
     }
     this.#complete();
   }
@@ -437,6 +441,11 @@ export class FloodRun {
       aborted: this.#aborted,
     });
   }
+}
+
+async function connectWs(o: import('./connection.ts').ConnectOptions): Promise<GenConnectResult> {
+  const r = await connect(o);
+  return r.ok ? { ok: true, sock: wsGenSocket(r.ws), connectMs: r.connectMs } : r;
 }
 
 /** The model's view of a tick: reused across ticks, so the 1 ms scheduler allocates nothing for it. */
