@@ -10,6 +10,8 @@ import { killSwitchReason, type KillSwitch } from './kill-switch.ts';
 import { loadModelFor, type ArrivalContext, type LoadModel, type LoadShape } from './load-models/index.ts';
 import { createPayloadFactory, parseMarker, type PayloadFactory, type PayloadSpec } from './payload.ts';
 import { Recorder } from './recorder.ts';
+import { SendTimes } from './send-times.ts';
+import { createPayloadBytes } from './payload-bytes.ts';
 import type { RunResult, SeriesPoint } from './result.ts';
 import { DEFAULT_SATURATION_LIMITS } from './saturation.ts';
 import { Target, type TargetOptions } from './target.ts';
@@ -71,8 +73,10 @@ interface Conn {
   inFlight: number;
   blocked: boolean;
   unblockedAt: number;
-  sendTimes?: Map<number, number>;
+  sendTimes?: SendTimes;
   payload?: PayloadFactory;
+  /** The lean transport's in-place payload (payload-bytes.ts); text or binary as `payloadBinary`. */
+  payloadBytes?: ((seq: number) => Buffer) | null;
 }
 
 /**
@@ -234,7 +238,8 @@ export class FloodRun {
     }
     if (o.msgRate > 0 || c.closeAt !== Infinity) {
       c.payload = createPayloadFactory(o.payload, c.userIndex);
-      if (o.expectEcho) c.sendTimes = new Map();
+      if (o.transport !== 'ws') c.payloadBytes = createPayloadBytes(o.payload, c.userIndex);
+      if (o.expectEcho) c.sendTimes = new SendTimes();
       // Spread first sends over one period so N connections do not fire in lockstep.
       const phase = o.msgRate > 0 ? ((c.id * 0.618_033_988_75) % 1) * this.#periodMs : 0;
       c.firstDue = now + phase;
@@ -305,6 +310,7 @@ export class FloodRun {
   #sendLoop(c: Conn, ws: GenSocket, now: number, budget: number): number {
     const o = this.#o;
     const rec = this.#rec;
+    const binary = o.payload.binary === true;
     let n = 0;
     while (c.due <= now && n < budget && c.due < c.closeAt) {
       if (o.maxInFlight > 0 && o.expectEcho && c.inFlight >= o.maxInFlight) {
@@ -316,11 +322,17 @@ export class FloodRun {
         return n;
       }
       const seq = c.nextSeq++;
-      const data = c.payload!(seq);
-      ws.send(data);
+      if (c.payloadBytes) {
+        const bytes = c.payloadBytes(seq);
+        ws.send(bytes, binary);
+        rec.bytesOut += bytes.length;
+      } else {
+        const data = c.payload!(seq);
+        ws.send(data);
+        rec.bytesOut += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+      }
       n++;
       rec.sent++;
-      rec.bytesOut += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
       // Lateness the target did not cause: measured from when the message was both due and allowed.
       recordMs(rec.sendLag, now - Math.max(c.due, c.unblockedAt));
       if (c.sendTimes) {
@@ -339,12 +351,11 @@ export class FloodRun {
     rec.bytesIn += data.length;
     if (!c.sendTimes) return;
     const seq = parseMarker(data);
-    const actual = seq >= 0 ? c.sendTimes.get(seq) : undefined;
+    const actual = c.sendTimes.take(seq);
     if (actual === undefined) {
       rec.unmatched++;
       return;
     }
-    c.sendTimes.delete(seq);
     c.inFlight--;
     // Coordinated-omission correction: the clock starts when the message was meant to leave,
     // so time the target made us wait before sending counts against the target.

@@ -11,8 +11,8 @@ import { classifyError } from './outcomes.ts';
 export interface GenSocket {
   /** Bytes queued and not yet taken by the kernel. */
   readonly bufferedAmount: number;
-  /** Queues one message: a string goes as a text frame, a Buffer as a binary one. */
-  send(data: string | Buffer): void;
+  /** Queues one message: a string goes as a text frame, a Buffer as binary unless `isBinary` is false. */
+  send(data: string | Buffer, isBinary?: boolean): void;
   /** Around a burst of sends, so they leave in one write (a no-op where writes are batched per tick anyway). */
   cork(): void;
   uncork(): void;
@@ -41,7 +41,7 @@ export function wsGenSocket(ws: WebSocket): GenSocket {
     get bufferedAmount() {
       return ws.bufferedAmount;
     },
-    send: (data) => ws.send(data),
+    send: (data, isBinary) => (isBinary === false ? ws.send(data, { binary: false }) : ws.send(data)),
     cork: () => socket()?.cork(),
     uncork: () => socket()?.uncork(),
     close: (code, reason) => ws.close(code, reason),

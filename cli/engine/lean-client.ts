@@ -285,10 +285,10 @@ export class LeanClient implements GenSocket {
     else this.#socket.resume();
   }
 
-  send(data: string | Buffer): void {
+  send(data: string | Buffer, isBinary = typeof data !== 'string'): void {
     if (this.#closeSent || this.#ended) return; // §5.5.1: no data frames after a close frame
-    if (typeof data === 'string') this.#writer.encode(OP_TEXT, Buffer.from(data));
-    else this.#writer.encode(OP_BINARY, data);
+    // The frame writer copies (masking) before return, so a reused buffer may be passed.
+    this.#writer.encode(isBinary ? OP_BINARY : OP_TEXT, typeof data === 'string' ? Buffer.from(data) : data);
     this.#scheduleFlush();
   }
 
