@@ -229,7 +229,7 @@ export class FloodRun {
     c.closeAt = now + this.#model.holdMs;
     sock.watch(
       () => c.clientClosing,
-      (data) => this.#onMessage(c, data),
+      (data, readAt) => this.#onMessage(c, data, readAt),
       (outcome, _code, reason) => this.#onEnd(c, outcome, reason),
     );
     if (this.#phase !== 'running') {
@@ -344,8 +344,8 @@ export class FloodRun {
     return n;
   }
 
-  #onMessage(c: Conn, data: Buffer): void {
-    const now = performance.now();
+  #onMessage(c: Conn, data: Buffer, readAt: number | undefined): void {
+    const now = readAt ?? performance.now();
     const rec = this.#rec;
     rec.received++;
     rec.bytesIn += data.length;

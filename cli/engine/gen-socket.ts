@@ -21,10 +21,12 @@ export interface GenSocket {
   /**
    * Attaches the run's handlers: every message, then exactly one end, named as watchEnd names it
    * (an error seen before the close wins over the close code; a clean end we asked for is `completed`).
+   * `readAt` (performance.now() when the bytes were read) comes with the lean client's messages, so
+   * the messages of one read share one clock reading; absent, the caller reads the clock.
    */
   watch(
     clientClosing: () => boolean,
-    onMessage: (data: Buffer) => void,
+    onMessage: (data: Buffer, readAt?: number) => void,
     onEnd: (outcome: string, code: number, reason: string) => void,
   ): void;
 }
@@ -54,7 +56,8 @@ export function wsGenSocket(ws: WebSocket): GenSocket {
         errorOutcome ??= c.key;
         errorDetail ||= c.detail;
       });
-      ws.on('message', onMessage);
+      // Not onMessage itself: ws passes isBinary second, which is not a read time.
+      ws.on('message', (data: Buffer) => onMessage(data));
       ws.once('close', (code, reasonBuf) => {
         const [outcome, detail] = endOutcome(clientClosing(), errorOutcome, errorDetail, code, reasonBuf.toString());
         onEnd(outcome, code, detail);

@@ -43,10 +43,10 @@ describe('SendTimes', () => {
 
 describe('createPayloadBytes', () => {
   it('makes byte for byte what the string factory makes, text and binary, across marker lengths', () => {
-    for (const spec of [{ sizeBytes: 64 }, { sizeBytes: 12 }, { sizeBytes: 64, binary: true }, { sizeBytes: 5 }]) {
+    for (const spec of [{ sizeBytes: 64 }, { sizeBytes: 12 }, { sizeBytes: 64, binary: true }, { sizeBytes: 5 }, { sizeBytes: 22 }]) {
       const bytes = createPayloadBytes(spec, 3)!;
       const strings = createPayloadFactory(spec, 3);
-      for (const seq of [0, 1, 9, 10, 99, 100, 12345, 9_999_999, 10_000_000, 123_456_789_012]) {
+      for (const seq of [0, 1, 9, 10, 99, 100, 12345, 9_999_999, 10_000_000, 123_456_789_012, 999_999_999_999_999, 1_000_000_000_000_000]) {
         const s = strings(seq);
         expect(Buffer.from(bytes(seq)).equals(Buffer.from(s)), `${JSON.stringify(spec)} seq ${seq}`).toBe(true);
       }
