@@ -93,7 +93,8 @@ describe('flood over the lean client', () => {
     });
     expect(r.outcomes, seen).toEqual({ completed: 8 });
     expect(r.connections.opened).toBe(8);
-    expect(r.messages.sent, seen).toBeGreaterThan(1_500);
+    // How many left depends on how fast the handshakes went on a busy machine; that all came back does not.
+    expect(r.messages.sent, seen).toBeGreaterThan(100);
     expect(r.messages.received, seen).toBe(r.messages.sent);
     expect(r.messages.unmatched).toBe(0);
     expect(r.messages.lost).toBe(0);
