@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { TRANSPORTS, type Transport } from '../engine/gen-socket.ts';
 import { parseDurationSec, parseShard, sourceIpsFromArgs, withAuthOptions, type AuthArgs } from '../common-options.ts';
 import { FLOOD_DEFAULTS, type FloodOptions } from '../engine/flood.ts';
 import { peakConnections } from '../engine/load-models/index.ts';
@@ -24,6 +25,7 @@ interface FloodArgs extends AuthArgs, RunArgs {
   drain: number;
   handshakeTimeout: number;
   workers: number;
+  transport: Transport;
 }
 
 function builder(y: Argv) {
@@ -74,6 +76,12 @@ function builder(y: Argv) {
       group: 'Load:',
     })
     .option('workers', { type: 'number', default: 1, description: 'Worker threads (0: one per core)', group: 'Scale:' })
+    .option('transport', {
+      choices: TRANSPORTS,
+      default: 'lean' as Transport,
+      description: 'Client on the hot path: lean (RFC 6455 framing of our own, batched writes) or ws (for comparison)',
+      group: 'Scale:',
+    })
     .example('$0 flood ws://127.0.0.1:8080/ws -c 100 -r 10 -d 30s', '100 connections, 10 msg/s each, for 30 s')
     .example(
       "$0 flood ws://127.0.0.1:8080/ws --arrival-rate 50 --hold 5s -d 1m --threshold 'rejected.429<1'",
@@ -113,6 +121,7 @@ export async function floodOptionsFromArgs(a: FloodArgs): Promise<FloodOptions> 
     maxInFlight: a.maxInflight,
     drainMs: a.drain,
     handshakeTimeoutMs: a.handshakeTimeout,
+    transport: a.transport,
     ...targetOptionsFromArgs(a),
     killSwitch:
       a.killErrorRate === undefined ? undefined : { errorRate: a.killErrorRate, windowSec: a.killWindow, minAttempts: a.killMinEvents },

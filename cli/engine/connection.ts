@@ -21,18 +21,19 @@ export interface ConnectOptions {
   rejectUnauthorized?: boolean;
 }
 
-export type ConnectResult =
-  | { ok: true; ws: WebSocket; connectMs: number }
-  | {
-      ok: false;
-      outcome: string;
-      detail: string;
-      connectMs: number;
-      status?: number;
-      retryAfterMs?: number;
-      /** Set when the server closed before open: the code, so nobody re-parses it from `outcome`. */
-      closeCode?: number;
-    };
+/** A failed attempt, named (shared by every transport: `ws` here, lean in lean-client.ts). */
+export interface ConnectFailure {
+  ok: false;
+  outcome: string;
+  detail: string;
+  connectMs: number;
+  status?: number;
+  retryAfterMs?: number;
+  /** Set when the server closed before open: the code, so nobody re-parses it from `outcome`. */
+  closeCode?: number;
+}
+
+export type ConnectResult = { ok: true; ws: WebSocket; connectMs: number } | ConnectFailure;
 
 /** Parses Retry-After (seconds or HTTP date, RFC 9110 §10.2.3) into milliseconds. */
 export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
@@ -134,13 +135,26 @@ export function connect(opts: ConnectOptions): Promise<ConnectResult> {
   });
 }
 
-/**
- * Watches an open socket until it ends and names how it ended. A socket error seen before the
- * close wins over the close code, because 1006 alone hides ECONNRESET.
- */
 /** 1006 included: our own terminate() after the close grace period ends a socket without a frame. */
 const CLEAN_END = new Set<number>([CLOSE.normal, CLOSE.goingAway, CLOSE.noStatus, CLOSE.abnormal]);
 
+/**
+ * How an open connection ended, as [outcome, detail]. A socket error seen before the close wins over
+ * the close code, because 1006 alone hides ECONNRESET. One rule for every transport.
+ */
+export function endOutcome(
+  clientClosing: boolean,
+  errorOutcome: string | undefined,
+  errorDetail: string,
+  code: number,
+  reason: string,
+): [string, string] {
+  if (clientClosing && errorOutcome === undefined && CLEAN_END.has(code)) return ['completed', reason];
+  if (errorOutcome !== undefined) return [errorOutcome, errorDetail];
+  return [closedOutcome(code), reason];
+}
+
+/** Watches an open socket until it ends and names how it ended (endOutcome). */
 export function watchEnd(
   ws: WebSocket,
   clientClosing: () => boolean,
@@ -154,9 +168,7 @@ export function watchEnd(
     errorDetail ||= c.detail;
   });
   ws.once('close', (code, reasonBuf) => {
-    const reason = reasonBuf.toString();
-    if (clientClosing() && errorOutcome === undefined && CLEAN_END.has(code)) onEnd('completed', code, reason);
-    else if (errorOutcome !== undefined) onEnd(errorOutcome, code, errorDetail);
-    else onEnd(closedOutcome(code), code, reason);
+    const [outcome, detail] = endOutcome(clientClosing(), errorOutcome, errorDetail, code, reasonBuf.toString());
+    onEnd(outcome, code, detail);
   });
 }

@@ -1,8 +1,9 @@
 import { performance } from 'node:perf_hooks';
-import type WebSocket from 'ws';
 import { CLOSE } from '../../src/relay/close-codes.ts';
 import { CliError } from '../cli-error.ts';
-import { watchEnd } from './connection.ts';
+import { connect } from './connection.ts';
+import { wsGenSocket, type GenConnectResult, type GenSocket, type Transport } from './gen-socket.ts';
+import { leanConnect } from './lean-client.ts';
 import { DueHeap } from './due-heap.ts';
 import { recordMs } from './histogram.ts';
 import { killSwitchReason, type KillSwitch } from './kill-switch.ts';
@@ -10,6 +11,8 @@ import type { LiveTotals } from './live-totals.ts';
 import { loadModelFor, type ArrivalContext, type LoadModel, type LoadShape } from './load-models/index.ts';
 import { createPayloadFactory, parseMarker, type PayloadFactory, type PayloadSpec } from './payload.ts';
 import { Recorder } from './recorder.ts';
+import { SendTimes } from './send-times.ts';
+import { createPayloadBytes } from './payload-bytes.ts';
 import type { RunResult, SeriesPoint } from './result.ts';
 import { DEFAULT_SATURATION_LIMITS } from './saturation.ts';
 import { Target, type TargetOptions } from './target.ts';
@@ -30,6 +33,8 @@ export interface FloodOptions extends TargetOptions, LoadShape {
   maxBufferedBytes: number;
   drainMs: number;
   killSwitch?: KillSwitch;
+  /** Client for the connections: the lean client (default) or `ws`, kept for comparison. */
+  transport?: Transport;
 }
 
 /** What a caller may watch or stop while a run (flood or storm) is going. */
@@ -58,7 +63,7 @@ const MAX_SENDS_PER_TICK = 2_000;
 interface Conn {
   id: number;
   userIndex: number;
-  ws?: WebSocket;
+  sock?: GenSocket;
   state: 'opening' | 'open' | 'ended';
   clientClosing: boolean;
   openedAt: number;
@@ -71,8 +76,10 @@ interface Conn {
   inFlight: number;
   blocked: boolean;
   unblockedAt: number;
-  sendTimes?: Map<number, number>;
+  sendTimes?: SendTimes;
   payload?: PayloadFactory;
+  /** The lean transport's in-place payload (payload-bytes.ts); text or binary as `payloadBinary`. */
+  payloadBytes?: ((seq: number) => Buffer) | null;
 }
 
 /**
@@ -108,6 +115,7 @@ export class FloodRun {
   readonly #periodMs: number;
   readonly #t0: number;
   readonly #endAt: number;
+  readonly #connect: (o: import('./connection.ts').ConnectOptions) => Promise<GenConnectResult>;
   #nextId = 0;
   /** Open connections we sent a close to and that have not ended yet. */
   #closing = 0;
@@ -132,6 +140,7 @@ export class FloodRun {
     this.#lastTick = this.#t0;
     this.#nextSampleAt = this.#t0 + 1000;
     this.#ctx = new TickContext(this);
+    this.#connect = o.transport === 'ws' ? connectWs : leanConnect;
   }
 
   async run(): Promise<RunResult> {
@@ -207,7 +216,7 @@ export class FloodRun {
 
   async #dial(c: Conn): Promise<void> {
     const o = this.#o;
-    const r = await this.#target.dial(c.id);
+    const r = await this.#target.dialWith(c.id, this.#connect);
     if (!r.ok) {
       c.state = 'ended';
       this.#conns.delete(c);
@@ -215,25 +224,25 @@ export class FloodRun {
       return;
     }
     this.#rec.openedSocket(r.connectMs);
-    const ws = r.ws;
-    c.ws = ws;
+    const sock = r.sock;
+    c.sock = sock;
     c.state = 'open';
     const now = performance.now();
     c.openedAt = now;
     c.closeAt = now + this.#model.holdMs;
-    watchEnd(
-      ws,
+    sock.watch(
       () => c.clientClosing,
+      (data, readAt) => this.#onMessage(c, data, readAt),
       (outcome, _code, reason) => this.#onEnd(c, outcome, reason),
     );
-    ws.on('message', (data: Buffer) => this.#onMessage(c, data));
     if (this.#phase !== 'running') {
       this.#closeConn(c, CLOSE.goingAway, 'wsguard flood complete');
       return;
     }
     if (o.msgRate > 0 || c.closeAt !== Infinity) {
       c.payload = createPayloadFactory(o.payload, c.userIndex);
-      if (o.expectEcho) c.sendTimes = new Map();
+      if (o.transport !== 'ws') c.payloadBytes = createPayloadBytes(o.payload, c.userIndex);
+      if (o.expectEcho) c.sendTimes = new SendTimes();
       // Spread first sends over one period so N connections do not fire in lockstep.
       const phase = o.msgRate > 0 ? ((c.id * 0.618_033_988_75) % 1) * this.#periodMs : 0;
       c.firstDue = now + phase;
@@ -258,7 +267,7 @@ export class FloodRun {
     if (c.state === 'open') this.#closing++;
     this.#heap.remove(c);
     this.#buffered.delete(c);
-    c.ws?.close(code, reason);
+    c.sock?.close(code, reason);
   }
 
   // ---- sending -------------------------------------------------------------------------------
@@ -267,7 +276,7 @@ export class FloodRun {
     let budget = MAX_SENDS_PER_TICK;
     // Connections paused on a full send buffer resume once the kernel has taken the bytes.
     for (const c of this.#buffered) {
-      if ((c.ws?.bufferedAmount ?? 0) < this.#o.maxBufferedBytes) {
+      if ((c.sock?.bufferedAmount ?? 0) < this.#o.maxBufferedBytes) {
         this.#buffered.delete(c);
         c.unblockedAt = now;
         this.#heap.push(c);
@@ -288,22 +297,23 @@ export class FloodRun {
 
   /** Sends every message of `c` that is due, within the window; returns how many were sent. */
   #sendFrom(c: Conn, now: number, budget: number): number {
-    const ws = c.ws!;
+    const sock = c.sock!;
     let n: number;
-    // Corked while a backlog of due messages goes out, so they leave in one writev, not one each.
-    const sock = (ws as unknown as { _socket?: import('node:net').Socket })._socket;
-    sock?.cork();
+    // Corked while a backlog of due messages goes out, so they leave in one write, not one each
+    // (the lean client batches per event-loop iteration by itself).
+    sock.cork();
     try {
-      n = this.#sendLoop(c, ws, now, budget);
+      n = this.#sendLoop(c, sock, now, budget);
     } finally {
-      sock?.uncork();
+      sock.uncork();
     }
     return n;
   }
 
-  #sendLoop(c: Conn, ws: WebSocket, now: number, budget: number): number {
+  #sendLoop(c: Conn, ws: GenSocket, now: number, budget: number): number {
     const o = this.#o;
     const rec = this.#rec;
+    const binary = o.payload.binary === true;
     let n = 0;
     while (c.due <= now && n < budget && c.due < c.closeAt) {
       if (o.maxInFlight > 0 && o.expectEcho && c.inFlight >= o.maxInFlight) {
@@ -315,11 +325,17 @@ export class FloodRun {
         return n;
       }
       const seq = c.nextSeq++;
-      const data = c.payload!(seq);
-      ws.send(data);
+      if (c.payloadBytes) {
+        const bytes = c.payloadBytes(seq);
+        ws.send(bytes, binary);
+        rec.bytesOut += bytes.length;
+      } else {
+        const data = c.payload!(seq);
+        ws.send(data);
+        rec.bytesOut += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+      }
       n++;
       rec.sent++;
-      rec.bytesOut += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
       // Lateness the target did not cause: measured from when the message was both due and allowed.
       recordMs(rec.sendLag, now - Math.max(c.due, c.unblockedAt));
       if (c.sendTimes) {
@@ -331,19 +347,18 @@ export class FloodRun {
     return n;
   }
 
-  #onMessage(c: Conn, data: Buffer): void {
-    const now = performance.now();
+  #onMessage(c: Conn, data: Buffer, readAt: number | undefined): void {
+    const now = readAt ?? performance.now();
     const rec = this.#rec;
     rec.received++;
     rec.bytesIn += data.length;
     if (!c.sendTimes) return;
     const seq = parseMarker(data);
-    const actual = seq >= 0 ? c.sendTimes.get(seq) : undefined;
+    const actual = c.sendTimes.take(seq);
     if (actual === undefined) {
       rec.unmatched++;
       return;
     }
-    c.sendTimes.delete(seq);
     c.inFlight--;
     // Coordinated-omission correction: the clock starts when the message was meant to leave,
     // so time the target made us wait before sending counts against the target.
@@ -384,7 +399,7 @@ export class FloodRun {
     }
     setTimeout(() => {
       // The target did not answer our close frame in time: end the sockets ourselves.
-      for (const c of this.#conns) if (c.state === 'open') c.ws?.terminate();
+      for (const c of this.#conns) if (c.state === 'open') c.sock?.terminate();
     }, this.#o.closeGraceMs).unref();
   }
 
@@ -399,7 +414,7 @@ export class FloodRun {
     if (this.#phase === 'done') return;
     this.#aborted ??= { reason: 'hard duration limit reached', atSec: this.#rec.secondsSinceStart(performance.now()) };
     for (const c of this.#conns) {
-      if (c.state === 'open') c.ws?.terminate();
+      if (c.state === 'open') c.sock?.terminate();
     }
     this.#complete();
   }
@@ -440,6 +455,11 @@ export class FloodRun {
       aborted: this.#aborted,
     });
   }
+}
+
+async function connectWs(o: import('./connection.ts').ConnectOptions): Promise<GenConnectResult> {
+  const r = await connect(o);
+  return r.ok ? { ok: true, sock: wsGenSocket(r.ws), connectMs: r.connectMs } : r;
 }
 
 /** The model's view of a tick: reused across ticks, so the 1 ms scheduler allocates nothing for it. */

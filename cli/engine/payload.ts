@@ -97,7 +97,9 @@ export function createPayloadFactory(spec: PayloadSpec, userIndex: number): Payl
 
 /** Finds the marker's sequence number in an echoed message; -1 when there is none. */
 export function parseMarker(data: Buffer): number {
-  const at = data.indexOf(PREFIX_BYTES);
+  // The marker leads every fixed-size payload: checked in place first, because a native indexOf per
+  // echo was 8% of the lean generator's CPU (node --cpu-prof, bench/cli-ceiling.ts).
+  const at = data[0] === 0x77 && data[1] === 0x73 && data[2] === 0x67 && data[3] === 0x3a ? 0 : data.indexOf(PREFIX_BYTES);
   if (at < 0) return -1;
   let seq = 0;
   let i = at + PREFIX_BYTES.length;

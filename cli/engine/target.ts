@@ -1,6 +1,6 @@
 import { CliError } from '../cli-error.ts';
 import { createHandshakeAuth, type AuthOptions, type HandshakeAuth } from './auth.ts';
-import { connect, type ConnectResult } from './connection.ts';
+import { connect, type ConnectFailure, type ConnectOptions, type ConnectResult } from './connection.ts';
 import { readHostLimits, runPreflight, type PreflightCheck } from './preflight.ts';
 import type { SaturationLimits } from './saturation.ts';
 
@@ -137,7 +137,15 @@ export class Target {
   }
 
   /** One attempt for connection (or client) `k`; every failure is a named outcome, never a throw. */
-  async dial(k: number): Promise<ConnectResult> {
+  dial(k: number): Promise<ConnectResult> {
+    return this.dialWith(k, connect);
+  }
+
+  /** dial() through another client (flood's lean transport); the same token, source address and options. */
+  async dialWith<R extends { ok: boolean }>(
+    k: number,
+    connectWith: (o: ConnectOptions) => Promise<R | ConnectFailure>,
+  ): Promise<R | ConnectFailure> {
     let h: HandshakeAuth;
     try {
       h = await this.#handshake(this.userIndex(k));
@@ -146,7 +154,7 @@ export class Target {
       return { ok: false, outcome: 'error.TOKEN_MINT', detail: (err as Error).message, connectMs: 0 };
     }
     const sources = this.#o.sourceIps;
-    return connect({
+    return connectWith({
       url: h.url,
       headers: h.headers,
       protocols: h.protocols,
