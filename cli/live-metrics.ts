@@ -17,6 +17,7 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import type { Argv } from 'yargs';
 import { RESOURCE_ATTR } from '../src/telemetry/names.ts';
+import { checkNumericOptions } from './numeric-options.ts';
 import { CliError } from './cli-error.ts';
 import { parseDurationSec } from './common-options.ts';
 import {
@@ -82,8 +83,7 @@ export function liveMetricsFromArgs(
   run: { runId: string; shard?: { index: number; count: number } },
 ): LiveMetricsOptions {
   const port = a.metricsPort;
-  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65_535))
-    throw new CliError('usage', `--metrics-port ${port}: expected a port number 0-65535`);
+  if (port !== undefined) checkNumericOptions({ 'metrics-port': port });
   if (a.otlpEndpoint !== undefined && !/^https?:\/\/[^/]/.test(a.otlpEndpoint))
     throw new CliError('usage', `--otlp-endpoint ${a.otlpEndpoint}: expected an http:// or https:// URL`);
   const intervalSec = parseDurationSec(a.otlpInterval, 'otlp-interval');

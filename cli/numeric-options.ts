@@ -19,6 +19,8 @@ const count = (min: number): NumberRule => ({ min, integer: true });
 const positive: NumberRule = { min: 0, above: true };
 const nonNegative: NumberRule = { min: 0 };
 
+const PORT: NumberRule = { min: 0, max: 65535, integer: true };
+
 /** Keyed by the flag's name as typed (kebab-case). */
 export const NUMBER_RULES: Readonly<Record<string, NumberRule>> = Object.freeze({
   // flood / storm load
@@ -52,7 +54,9 @@ export const NUMBER_RULES: Readonly<Record<string, NumberRule>> = Object.freeze(
   'msg-limit': count(1),
   'max-size': count(1),
   // serve
-  port: { min: 0, max: 65535, integer: true },
+  port: PORT,
+  // flood, storm, run: live metrics
+  'metrics-port': PORT,
 });
 
 export function describeRule(r: NumberRule): string {
