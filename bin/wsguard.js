@@ -1,6 +1,19 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx's loader so that no build step stands between a checkout and a run.
-import { register } from 'tsx/esm/api';
+// Runs the compiled CLI from dist/ when `npm run build` produced it and no source has changed since;
+// otherwise runs the TypeScript through tsx's loader, so that a checkout runs without a build step and
+// an edit to src/ is never shadowed by stale JavaScript. WSGUARD_RUNTIME=tsx forces the loader;
+// WSGUARD_RUNTIME=dist refuses to start without a current build (the container image sets it).
+import { staleReason } from './dist-current.js';
 
-register();
-await import('../cli/main.ts');
+const mode = process.env.WSGUARD_RUNTIME;
+const reason = mode === 'tsx' ? 'WSGUARD_RUNTIME=tsx' : staleReason();
+if (reason === null) {
+  await import('../dist/cli/main.js');
+} else if (mode === 'dist') {
+  console.error(`wsguard: WSGUARD_RUNTIME=dist but dist/ is not current: ${reason}`);
+  process.exit(1);
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../cli/main.ts');
+}
