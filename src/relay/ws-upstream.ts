@@ -43,6 +43,7 @@ export const dialWsUpstream: UpstreamDialer = (options: UpstreamDialOptions, han
       allowSynchronousEvents: true,
       maxPayload: options.maxPayloadBytes,
       followRedirects: false,
+      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
     });
     socket.binaryType = 'nodebuffer';
     const signal = options.signal;
