@@ -114,7 +114,7 @@ async function main(): Promise<void> {
         for (const systemName of order) {
           let system = SYSTEMS[systemName]!;
           if (scenario.appliesTo && !scenario.appliesTo(system)) continue;
-          if (system.name === 'wsguard' && scenario.system) system = scenario.system();
+          if (system.name === 'wsguard' && scenario.system) system = scenario.system(ctx);
           log(`round ${round}: ${scenarioName} through ${systemName}`);
           const running = await system.start(echo.port, ctx);
           try {

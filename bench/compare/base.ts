@@ -39,7 +39,7 @@ export interface Scenario {
   /** Systems this scenario cannot apply to (a cell "n/a", not a missing figure). */
   appliesTo?(system: System): boolean;
   /** A differently configured wsguard for this scenario's limits (replaces the wsguard column's system). */
-  system?(): System;
+  system?(ctx: Context): System;
   run(system: System, running: Running, ctx: Context): Promise<Figure[]>;
 }
 
@@ -74,7 +74,8 @@ export async function freePort(): Promise<number> {
 /** Resident set of a process in bytes (/proc/<pid>/status VmRSS). */
 export function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : NaN;
+  // A zombie (an exited child not yet reaped) has no VmRSS line: it holds no memory.
+  return m ? Number(m[1]) * 1024 : 0;
 }
 
 /** Sum of RSS over a process and its children (nginx's master + worker). */

@@ -2,8 +2,9 @@ import { fmtRate, type Scenario } from './base.ts';
 import { authHeaders, driveRate, statusSummary, upgradeRate } from './drive.ts';
 import { wsguardSystem } from './system-wsguard.ts';
 
-/** Attempts one address may make per window in this row: spent within the first second of the flood. */
+/** Attempts one address may make per window in this row: spent within the first second of the flood (--quick: 50). */
 export const REJECTION_ATTEMPTS = 1000;
+const attempts = (quick: boolean) => (quick ? 50 : REJECTION_ATTEMPTS);
 
 /**
  * Rejection: one address floods upgrades far over its attempt limit (limits.attempts.max=1000 in
@@ -13,7 +14,7 @@ export const REJECTION_ATTEMPTS = 1000;
 export const rejection: Scenario = {
   rows: [`429s/s to one flooding address (attempts.max=${REJECTION_ATTEMPTS}); admitted p99`],
   appliesTo: (s) => s.enforcesLimits,
-  system: () => wsguardSystem([`limits.attempts.max=${REJECTION_ATTEMPTS}`]),
+  system: (ctx) => wsguardSystem([`limits.attempts.max=${attempts(ctx.quick)}`]),
   async run(_system, running, ctx) {
     const seconds = ctx.quick ? 1 : 5;
     const [flood, traffic] = await Promise.all([

@@ -13,16 +13,20 @@ export function wsguardSystem(extra: string[] = []): System {
     name: 'wsguard',
     enforcesLimits: true,
     start: async (port, ctx) => {
-      const gw = await startGatewayChild(port, [
-        'routes.0.allowAnonymous=false',
-        `origins.allowed.0=${ORIGIN}`,
-        'origins.allowMissing=false',
-        `auth.secret=${ctx.tokens.secret}`,
-        'auth.algorithms.0=HS256',
-        'auth.algorithms.1=ES256',
-        `auth.publicKeys.0=${ctx.tokens.esPublicKeyPem}`,
-        ...extra,
-      ]);
+      const gw = await startGatewayChild(
+        port,
+        [
+          'routes.0.allowAnonymous=false',
+          `origins.allowed.0=${ORIGIN}`,
+          'origins.allowMissing=false',
+          `auth.secret=${ctx.tokens.secret}`,
+          'auth.algorithms.0=HS256',
+          'auth.algorithms.1=ES256',
+          `auth.publicKeys.0=${ctx.tokens.esPublicKeyPem}`,
+          ...extra,
+        ],
+        ['--route', `/anon=ws://127.0.0.1:${port}/`, '--set', 'routes.1.allowAnonymous=true'],
+      );
       return { url: `ws://127.0.0.1:${gw.port}`, pid: gw.child.pid, stop: gw.stop };
     },
   };

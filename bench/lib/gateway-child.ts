@@ -10,6 +10,8 @@ const BIN = fileURLToPath(new URL('../../bin/wsguard.js', import.meta.url));
 export async function startGatewayChild(
   upstreamPort: number,
   settings: string[] = [],
+  /** Further command-line arguments, e.g. another `--route`. */
+  extraArgs: string[] = [],
 ): Promise<{ child: ChildProcess; port: number; stop(): Promise<void> }> {
   const args = [
     BIN,
@@ -31,6 +33,7 @@ export async function startGatewayChild(
     '--set',
     'telemetry.admin.port=0',
     ...settings.flatMap((s) => ['--set', s]),
+    ...extraArgs,
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env } });
   let out = '';
