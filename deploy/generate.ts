@@ -307,8 +307,8 @@ function dockerfile(d = DEPLOY): string {
 # Build from the repository root: docker build -f deploy/Dockerfile -t ${d.image} .
 # Three stages: production dependencies; a build stage that compiles src/ and cli/ to dist/ with the
 # dev dependencies (npm run build, tsc); the runtime stage copies the production dependencies and
-# dist/ only. WSGUARD_RUNTIME=dist makes bin/wsguard.js refuse to start rather than fall back to tsx
-# (tsx compiles at start-up: about 0.8 s and ~35 MB RSS more, BENCHMARKS.md).
+# dist/ only. WSG_RUNTIME=dist makes bin/wsguard.js refuse to start rather than fall back to tsx
+# (under tsx, serve took 2–3 s longer to listen and held ~35 MB more RSS, BENCHMARKS.md).
 # Debian slim, not Alpine: uWebSockets.js ships glibc binaries only.
 
 FROM node:20-bookworm-slim AS deps
@@ -327,7 +327,7 @@ COPY src ./src
 RUN npm run build
 
 FROM node:20-bookworm-slim
-ENV NODE_ENV=production WSGUARD_RUNTIME=dist
+ENV NODE_ENV=production WSG_RUNTIME=dist
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

@@ -39,19 +39,19 @@ describe('bin/wsguard.js: compiled build or tsx', () => {
     expect(run(dir).stdout.trim()).toBe('dist');
   });
 
-  it('falls back to tsx when a source under src/ is newer than the build, and WSGUARD_RUNTIME=dist refuses', () => {
+  it('falls back to tsx when a source under src/ is newer than the build, and WSG_RUNTIME=dist refuses', () => {
     dir = fakeCheckout();
     const later = new Date(Date.now() + 120_000);
     utimesSync(join(dir, 'src/deep/module.ts'), later, later);
     expect(run(dir).stdout.trim()).toBe('tsx');
-    const strict = run(dir, { WSGUARD_RUNTIME: 'dist' });
+    const strict = run(dir, { WSG_RUNTIME: 'dist' });
     expect(strict.status).toBe(1);
     expect(strict.stderr).toContain('src/deep/module.ts changed after the build');
   });
 
-  it('falls back to tsx without a build stamp, and WSGUARD_RUNTIME=tsx forces it', () => {
+  it('falls back to tsx without a build stamp, and WSG_RUNTIME=tsx forces it', () => {
     dir = fakeCheckout();
-    expect(run(dir, { WSGUARD_RUNTIME: 'tsx' }).stdout.trim()).toBe('tsx');
+    expect(run(dir, { WSG_RUNTIME: 'tsx' }).stdout.trim()).toBe('tsx');
     rmSync(join(dir, 'dist/.build-stamp'));
     expect(run(dir).stdout.trim()).toBe('tsx');
   });
