@@ -90,6 +90,21 @@ export function treeRssBytes(pid: number): number {
   return total;
 }
 
+/** CPU time (user + system, ms) of a process and its children, from /proc/<pid>/stat (clock ticks of 10 ms). */
+export function treeCpuMs(pid: number): number {
+  let total = 0;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the ") " split.
+    total = (Number(fields[11]) + Number(fields[12])) * 10;
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    for (const c of children ? children.split(/\s+/) : []) total += treeCpuMs(Number(c));
+  } catch {
+    // the process has gone
+  }
+  return total;
+}
+
 export function killChild(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve();

@@ -1,4 +1,4 @@
-import { fmtRate, generatorBound, type Figure, type Scenario } from './base.ts';
+import { fmtRate, generatorBound, treeCpuMs, type Figure, type Scenario } from './base.ts';
 import { authHeaders, statusSummary, upgradeRate } from './drive.ts';
 
 /**
@@ -15,6 +15,7 @@ export const handshake: Scenario = {
       ['/bench', ctx.tokens.es256],
       ['/anon/bench', undefined],
     ] as const) {
+      const cpu0 = running.pid ? treeCpuMs(running.pid) : 0;
       const results = await ctx.gens.run(() => ({
         kind: 'upgrades',
         url: `${running.url}${system.name === 'wsguard' ? path : '/bench'}`,
@@ -23,9 +24,12 @@ export const handshake: Scenario = {
         concurrency: ctx.quick ? 8 : 32,
       }));
       const rate = upgradeRate(results);
+      const admitted = results.reduce((a, r) => a + ((r.statuses as Record<string, number>)['101'] ?? 0), 0);
+      // The proxy's own CPU per admitted upgrade: steadier than the rate when other work shares the cores.
+      const cpuPer = running.pid && admitted ? `, ${Math.round(((treeCpuMs(running.pid) - cpu0) * 1000) / admitted)} µs CPU each` : '';
       const cpu = results.map((r) => `${Math.round((100 * r.cpuMs) / r.wallMs)}%`).join('+');
       ctx.log(`  ${path} ${token ? 'token' : 'anonymous'}: ${statusSummary(results)}; generator CPU ${cpu}`);
-      figures.push({ text: fmtRate(rate), value: rate > 0 ? rate : null, generatorBound: generatorBound(results) });
+      figures.push({ text: `${fmtRate(rate)}${cpuPer}`, value: rate > 0 ? rate : null, generatorBound: generatorBound(results) });
     }
     return figures;
   },
