@@ -12,6 +12,8 @@ export async function startGatewayChild(
   settings: string[] = [],
   /** Further command-line arguments, e.g. another `--route`. */
   extraArgs: string[] = [],
+  /** Node flags, e.g. `--cpu-prof` (not allowed in NODE_OPTIONS). */
+  nodeArgs: string[] = [],
 ): Promise<{ child: ChildProcess; port: number; stop(): Promise<void> }> {
   const args = [
     BIN,
@@ -35,7 +37,7 @@ export async function startGatewayChild(
     ...settings.flatMap((s) => ['--set', s]),
     ...extraArgs,
   ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env } });
+  const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env } });
   let out = '';
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`wsguard did not start: ${out}`)), 15_000);
