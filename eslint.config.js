@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['node_modules/', 'coverage/', 'bench/results/', 'test-artifacts/', 'grafana/', 'alerts/', 'deploy/k8s/'],
+    ignores: ['node_modules/', 'dist/', 'coverage/', 'bench/results/', 'test-artifacts/', 'grafana/', 'alerts/', 'deploy/k8s/'],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,

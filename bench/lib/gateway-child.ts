@@ -10,6 +10,10 @@ const BIN = fileURLToPath(new URL('../../bin/wsguard.js', import.meta.url));
 export async function startGatewayChild(
   upstreamPort: number,
   settings: string[] = [],
+  /** Further command-line arguments, e.g. another `--route`. */
+  extraArgs: string[] = [],
+  /** Node flags, e.g. `--cpu-prof` (not allowed in NODE_OPTIONS). */
+  nodeArgs: string[] = [],
 ): Promise<{ child: ChildProcess; port: number; stop(): Promise<void> }> {
   const args = [
     BIN,
@@ -31,8 +35,9 @@ export async function startGatewayChild(
     '--set',
     'telemetry.admin.port=0',
     ...settings.flatMap((s) => ['--set', s]),
+    ...extraArgs,
   ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env } });
+  const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env } });
   let out = '';
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`wsguard did not start: ${out}`)), 30_000);

@@ -9,7 +9,8 @@ import type { RunResult, SeriesPoint } from './result.ts';
 import { splitShare } from './shard.ts';
 
 const ENTRY = new URL('./worker-entry.mjs', import.meta.url);
-const MODULE = new URL('./flood-worker.ts', import.meta.url).href;
+// flood-worker.js in the compiled build (dist/), where worker-entry.mjs is copied beside it.
+const MODULE = new URL(`./flood-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
 
 type WorkerMessage =
   | { type: 'sample'; point: SeriesPoint }

@@ -519,6 +519,12 @@ export const configSchema = z
           .positive()
           .default(5_000)
           .describe('TCP connect + upgrade deadline for the upstream (504 past it).'),
+        localAddresses: z
+          .array(z.union([z.ipv4(), z.ipv6()]))
+          .default([])
+          .describe(
+            "Local (source) addresses the upstream dial rotates over, like nginx's proxy_bind: each adds its own range of ephemeral ports towards one upstream address (docs/scaling.md). Empty: the kernel picks one.",
+          ),
         forwardHeaders: z
           .array(forwardHeader)
           .default(['cookie', 'user-agent', 'accept-language'])

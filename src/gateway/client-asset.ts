@@ -9,7 +9,8 @@ export interface ClientBundle {
 }
 
 export const CLIENT_BUNDLE_PATH = '/client.js';
-const ENTRY = fileURLToPath(new URL('../client/index.ts', import.meta.url));
+// Beside this module: index.ts under tsx, index.js in the compiled build (dist/).
+const ENTRY = fileURLToPath(new URL(`../client/index${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
 
 /** One build per process and entry: every gateway started in it serves the same bytes. */
 const cached = new Map<string, Promise<ClientBundle>>();

@@ -56,6 +56,13 @@ function errorText(error: Error): string {
   return cause && !error.message.includes(cause) ? `${error.message}: ${cause}` : error.message;
 }
 
+let localAddressTurn = 0;
+
+/** upstream.localAddresses in turn (proxy_bind-style rotation): each source address brings its own ephemeral ports. */
+function nextLocalAddress(addresses: readonly string[]): string | undefined {
+  return addresses.length === 0 ? undefined : addresses[localAddressTurn++ % addresses.length];
+}
+
 function defaultPort(url: URL): number {
   if (url.port) return Number(url.port);
   return url.protocol === 'wss:' || url.protocol === 'https:' ? 443 : 80;
@@ -173,6 +180,7 @@ export class HandshakeAttempt {
           controlFramesPerSec: config.messages.controlFramesPerSec,
           signal: this.#stop.signal,
           highWaterBytes: config.backpressure.highWaterBytes,
+          localAddress: nextLocalAddress(config.upstream.localAddresses),
         },
         conn.upstreamHandlers,
       );

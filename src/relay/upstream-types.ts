@@ -32,6 +32,8 @@ export interface UpstreamDialOptions {
    * backpressure.highWaterBytes, so the option governs both directions as documented.
    */
   highWaterBytes?: number;
+  /** Source address for the TCP connect (upstream.localAddresses rotates over these); absent: the kernel picks. */
+  localAddress?: string;
 }
 
 export interface UpstreamHandlers {

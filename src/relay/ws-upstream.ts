@@ -52,6 +52,7 @@ function dialWs(options: UpstreamDialOptions, handlers: UpstreamHandlers, tls: C
       allowSynchronousEvents: true,
       maxPayload: options.maxPayloadBytes,
       followRedirects: false,
+      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
     });
     socket.binaryType = 'nodebuffer';
     const signal = options.signal;

@@ -238,10 +238,10 @@ describe('deploy/ manifests', () => {
     expect(readFileSync(join(ROOT, 'docs/deploy.md'), 'utf8')).toContain('telemetry.admin.host: 0.0.0.0 is not a loopback address');
   });
 
-  it('Dockerfile: multi-stage, production dependencies only, numeric non-root user, exec form, no init', () => {
+  it('Dockerfile: multi-stage, compiled dist/ on production dependencies only, numeric non-root user, exec form, no init', () => {
     const text = readFileSync(join(ROOT, 'deploy/Dockerfile'), 'utf8');
     expect(text.split('\n')[0]).toBe('# syntax=docker/dockerfile:1');
-    expect(text.match(/^FROM /gm)).toHaveLength(2);
+    expect(text.match(/^FROM /gm)).toHaveLength(3);
     expect(text).toMatch(/^RUN npm ci --omit=dev\b/m);
     const user = /^USER (\d+)(?::\d+)?$/m.exec(text);
     expect(user, 'USER by number (runAsNonRoot cannot check a name)').not.toBeNull();

@@ -54,7 +54,7 @@ async function buildOnce(): Promise<StatusBundle> {
   let result: Awaited<ReturnType<typeof build<{ write: false; outdir: string }>>>;
   try {
     result = await build({
-      entryPoints: [join(HERE, 'page.ts')],
+      entryPoints: [join(HERE, import.meta.url.endsWith('.ts') ? 'page.ts' : 'page.js')],
       bundle: true,
       minify: true,
       write: false,

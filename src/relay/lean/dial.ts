@@ -73,6 +73,8 @@ function dial(options: UpstreamDialOptions, handlers: UpstreamHandlers, settings
         ...settings.tls,
         host,
         port,
+        // A net.connect option tls.connect passes on (its typings omit it).
+        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
         servername: settings.tls?.servername ?? (net.isIP(host) === 0 ? host : undefined),
         ALPNProtocols: ['http/1.1'],
       });
@@ -82,6 +84,7 @@ function dial(options: UpstreamDialOptions, handlers: UpstreamHandlers, settings
       socket = net.connect({
         host,
         port,
+        localAddress: options.localAddress,
         noDelay: true,
         onread: {
           buffer: sharedReadBuffer,

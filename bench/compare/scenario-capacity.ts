@@ -1,0 +1,58 @@
+import { fmtRate, type Figure, type Scenario } from './base.ts';
+import { authHeaders, driveRate } from './drive.ts';
+
+/**
+ * Relay capacity: the highest offered rate at which ≥ 99% of messages come back with p99 < 10 ms.
+ * Doubling from a start rate until a step fails, then a short bisection between the last pass and
+ * the first failure. 50 connections.
+ */
+export const capacity: Scenario = {
+  rows: ['relay capacity, 64 B (msg/s: ≥99% back, p99 < 10 ms)', 'relay capacity, 4 KiB'],
+  async run(_system, running, ctx) {
+    const figures: Figure[] = [];
+    for (const bytes of [64, 4096]) {
+      const seconds = ctx.quick ? 1 : 3;
+      let bound = false;
+      const passes = async (rate: number) => {
+        const r = await driveRate(ctx, {
+          url: `${running.url}/bench`,
+          headers: authHeaders(ctx, ctx.tokens.hs256),
+          connections: 50,
+          bytes,
+          rate,
+          seconds,
+        });
+        bound ||= r.generatorBound;
+        const ok = r.sent > 0 && r.received / r.sent >= 0.99 && r.p99 < 10;
+        ctx.log(`  ${bytes} B at ${fmtRate(rate)}: ${r.received}/${r.sent} back, p99 ${r.p99.toFixed(2)} ms ${ok ? 'pass' : 'fail'}`);
+        return ok;
+      };
+      let lo = 0;
+      let hi = 0;
+      let rate = ctx.quick ? 5_000 : bytes === 64 ? 100_000 : 25_000;
+      const maxSteps = ctx.quick ? 2 : 6;
+      for (let step = 0; step < maxSteps; step++) {
+        if (await passes(rate)) {
+          lo = rate;
+          rate *= 2;
+        } else {
+          hi = rate;
+          break;
+        }
+      }
+      if (hi === 0 && !ctx.quick) hi = rate; // never failed: the bisection has no upper bound to narrow
+      const bisections = ctx.quick ? 0 : 3;
+      for (let i = 0; i < bisections && hi > lo * 1.1; i++) {
+        const mid = Math.round((lo + hi) / 2);
+        if (await passes(mid)) lo = mid;
+        else hi = mid;
+      }
+      figures.push(
+        lo > 0
+          ? { text: `${fmtRate(lo)}${ctx.quick ? ' (quick: lower bound)' : ''}`, value: lo, generatorBound: bound }
+          : { text: 'failed at the first step', value: 0, generatorBound: bound },
+      );
+    }
+    return figures;
+  },
+};

@@ -1,0 +1,48 @@
+import { fmtRate, type Scenario } from './base.ts';
+import { authHeaders, driveRate, statusSummary, upgradeRate } from './drive.ts';
+import { wsguardSystem } from './system-wsguard.ts';
+
+/** Attempts one address may make per window in this row: spent within the first second of the flood (--quick: 50). */
+export const REJECTION_ATTEMPTS = 1000;
+const attempts = (quick: boolean) => (quick ? 50 : REJECTION_ATTEMPTS);
+
+/**
+ * Rejection: one address floods upgrades far over its attempt limit (limits.attempts.max=1000 in
+ * this row) and is answered 429; meanwhile 50 admitted connections from other addresses carry
+ * 5k msg/s and their p99 must stay under 10 ms. Only a system with per-IP limits applies.
+ */
+export const rejection: Scenario = {
+  rows: [`429s/s to one flooding address (attempts.max=${REJECTION_ATTEMPTS}); admitted p99`],
+  appliesTo: (s) => s.enforcesLimits,
+  system: (ctx) => wsguardSystem([`limits.attempts.max=${attempts(ctx.quick)}`]),
+  async run(_system, running, ctx) {
+    const seconds = ctx.quick ? 1 : 5;
+    const [flood, traffic] = await Promise.all([
+      ctx.gens.run((i) => ({
+        kind: 'upgrades',
+        url: `${running.url}/bench`,
+        headers: authHeaders(ctx, ctx.tokens.hs256),
+        seconds,
+        concurrency: ctx.quick ? 8 : 32,
+        fixedSource: `127.0.${i + 1}.251`,
+      })),
+      driveRate(ctx, {
+        url: `${running.url}/bench`,
+        headers: authHeaders(ctx, ctx.tokens.hs256),
+        connections: 50,
+        bytes: 64,
+        rate: ctx.quick ? 1000 : 5000,
+        seconds,
+      }),
+    ]);
+    const rate429 = upgradeRate(flood, '429');
+    ctx.log(`  flood outcomes: ${statusSummary(flood)}; admitted ${traffic.received}/${traffic.sent} back`);
+    return [
+      {
+        text: `${fmtRate(rate429)}, admitted p99 ${traffic.p99.toFixed(2)} ms`,
+        value: rate429 > 0 ? rate429 : null,
+        generatorBound: traffic.generatorBound,
+      },
+    ];
+  },
+};

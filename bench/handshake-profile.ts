@@ -1,0 +1,43 @@
+/**
+ * CPU profile of `wsguard serve` (compiled build when dist/ is current) under HS256 upgrade churn:
+ * `npx tsx bench/handshake-profile.ts [--seconds 8] [--out /tmp/wsguard-prof]`, then open the
+ * .cpuprofile in Chrome DevTools. wsguard is stopped with SIGTERM so that Node writes the profile.
+ */
+import { SignJWT } from 'jose';
+import { startEchoChild } from './lib/echo-server.ts';
+import { startGatewayChild } from './lib/gateway-child.ts';
+import { GeneratorPool, ORIGIN } from './compare/base.ts';
+import { statusSummary, upgradeRate } from './compare/drive.ts';
+const arg = (name: string, fallback: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i < 0 ? fallback : process.argv[i + 1]!;
+};
+const seconds = Number(arg('seconds', '8'));
+const out = arg('out', '/tmp/wsguard-prof');
+const secret = 'bench-secret-that-is-at-least-32-characters-long';
+const token = await new SignJWT({ sub: 'b' })
+  .setProtectedHeader({ alg: 'HS256' })
+  .setExpirationTime(Math.floor(Date.now() / 1000) + 3600)
+  .sign(new TextEncoder().encode(secret));
+const echo = await startEchoChild();
+const gens = await GeneratorPool.start(2);
+const gw = await startGatewayChild(
+  echo.port,
+  ['routes.0.allowAnonymous=false', `origins.allowed.0=${ORIGIN}`, `auth.secret=${secret}`],
+  [],
+  ['--cpu-prof', `--cpu-prof-dir=${out}`],
+);
+const r = await gens.run(() => ({
+  kind: 'upgrades',
+  url: `ws://127.0.0.1:${gw.port}/bench`,
+  headers: { origin: ORIGIN, authorization: `Bearer ${token}` },
+  seconds,
+  concurrency: 16,
+}));
+console.log(`${Math.round(upgradeRate(r))} upgrades/s (${statusSummary(r)}); profile in ${out}`);
+await new Promise((res) => {
+  gw.child.once('exit', res);
+  gw.child.kill('SIGTERM');
+});
+await gens.stop();
+echo.child.kill('SIGKILL');
