@@ -1,7 +1,8 @@
 /**
- * CPU profile of `wsguard serve` (compiled build when dist/ is current) under HS256 upgrade churn:
- * `npx tsx bench/handshake-profile.ts [--seconds 8] [--out /tmp/wsguard-prof]`, then open the
- * .cpuprofile in Chrome DevTools. wsguard is stopped with SIGTERM so that Node writes the profile.
+ * CPU profile of `wsguard serve` (compiled build when dist/ is current) under HS256 upgrade churn,
+ * or with `--relay RATE` under paced relay load (64 B, 50 connections, RATE msg/s in all):
+ * `npx tsx bench/handshake-profile.ts [--seconds 8] [--relay 50000] [--out /tmp/wsguard-prof]`, then
+ * open the .cpuprofile in Chrome DevTools. wsguard is stopped with SIGTERM so that Node writes the profile.
  */
 import { SignJWT } from 'jose';
 import { startEchoChild } from './lib/echo-server.ts';
@@ -27,14 +28,29 @@ const gw = await startGatewayChild(
   [],
   ['--cpu-prof', `--cpu-prof-dir=${out}`],
 );
-const r = await gens.run(() => ({
-  kind: 'upgrades',
-  url: `ws://127.0.0.1:${gw.port}/bench`,
-  headers: { origin: ORIGIN, authorization: `Bearer ${token}` },
-  seconds,
-  concurrency: 16,
-}));
-console.log(`${Math.round(upgradeRate(r))} upgrades/s (${statusSummary(r)}); profile in ${out}`);
+const relayRate = Number(arg('relay', '0'));
+const headers = { origin: ORIGIN, authorization: `Bearer ${token}` };
+const url = `ws://127.0.0.1:${gw.port}/bench`;
+if (relayRate > 0) {
+  const r = await gens.run(() => ({
+    kind: 'rate',
+    url,
+    headers,
+    connections: 25,
+    bytes: 64,
+    rate: relayRate / 2,
+    seconds,
+    warmupMs: 1000,
+  }));
+  const sent = r.reduce((a, x) => a + (x.sent as number), 0);
+  const received = r.reduce((a, x) => a + (x.received as number), 0);
+  console.log(
+    `${received}/${sent} echoed, worst generator p99 ${Math.max(...r.map((x) => x.p99 as number)).toFixed(2)} ms; profile in ${out}`,
+  );
+} else {
+  const r = await gens.run(() => ({ kind: 'upgrades', url, headers, seconds, concurrency: 16 }));
+  console.log(`${Math.round(upgradeRate(r))} upgrades/s (${statusSummary(r)}); profile in ${out}`);
+}
 await new Promise((res) => {
   gw.child.once('exit', res);
   gw.child.kill('SIGTERM');

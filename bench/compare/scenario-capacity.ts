@@ -3,8 +3,8 @@ import { authHeaders, driveRate } from './drive.ts';
 
 /**
  * Relay capacity: the highest offered rate at which ≥ 99% of messages come back with p99 < 10 ms.
- * Doubling from a start rate until a step fails, then a short bisection between the last pass and
- * the first failure. 50 connections.
+ * Doubling from a start rate until a step fails (or halving until one passes), then a short bisection
+ * between the last pass and the first failure. 50 connections.
  */
 export const capacity: Scenario = {
   rows: ['relay capacity, 64 B (msg/s: ≥99% back, p99 < 10 ms)', 'relay capacity, 4 KiB'],
@@ -41,6 +41,13 @@ export const capacity: Scenario = {
         }
       }
       if (hi === 0 && !ctx.quick) hi = rate; // never failed: the bisection has no upper bound to narrow
+      // The start rate already failed: halve until a step passes, so the row has a figure to bisect from
+      // (bisecting from 0 only ever halves too, and ended at "failed at the first step" with no lower bound).
+      for (let step = 0; lo === 0 && !ctx.quick && step < 4; step++) {
+        const lower = Math.round(hi / 2);
+        if (await passes(lower)) lo = lower;
+        else hi = lower;
+      }
       const bisections = ctx.quick ? 0 : 3;
       for (let i = 0; i < bisections && hi > lo * 1.1; i++) {
         const mid = Math.round((lo + hi) / 2);
