@@ -8,7 +8,7 @@ import { DueHeap } from './due-heap.ts';
 import { recordMs } from './histogram.ts';
 import { killSwitchReason, type KillSwitch } from './kill-switch.ts';
 import type { LiveTotals } from './live-totals.ts';
-import { loadModelFor, type ArrivalContext, type LoadModel, type LoadShape } from './load-models/index.ts';
+import { loadModelFor, TickContext, type LoadModel, type LoadShape } from './load-models/index.ts';
 import { createPayloadFactory, parseMarker, type PayloadFactory, type PayloadSpec } from './payload.ts';
 import { Recorder } from './recorder.ts';
 import { SendTimes } from './send-times.ts';
@@ -139,7 +139,7 @@ export class FloodRun {
     this.#endAt = this.#t0 + o.durationSec * 1000;
     this.#lastTick = this.#t0;
     this.#nextSampleAt = this.#t0 + 1000;
-    this.#ctx = new TickContext(this);
+    this.#ctx = new TickContext({ start: (lateMs) => this.startConnection(lateMs), windDown: (n) => this.windDown(n) });
     this.#connect = o.transport === 'ws' ? connectWs : leanConnect;
   }
 
@@ -460,32 +460,4 @@ export class FloodRun {
 async function connectWs(o: import('./connection.ts').ConnectOptions): Promise<GenConnectResult> {
   const r = await connect(o);
   return r.ok ? { ok: true, sock: wsGenSocket(r.ws), connectMs: r.connectMs } : r;
-}
-
-/** The model's view of a tick: reused across ticks, so the 1 ms scheduler allocates nothing for it. */
-class TickContext implements ArrivalContext {
-  elapsedSec = 0;
-  dtSec = 0;
-  attempts = 0;
-  live = 0;
-  readonly #run: FloodRun;
-
-  constructor(run: FloodRun) {
-    this.#run = run;
-  }
-
-  set(elapsedSec: number, dtSec: number, attempts: number, live: number): void {
-    this.elapsedSec = elapsedSec;
-    this.dtSec = dtSec;
-    this.attempts = attempts;
-    this.live = live;
-  }
-
-  start(lateMs?: number): void {
-    this.#run.startConnection(lateMs);
-  }
-
-  windDown(n: number): void {
-    this.#run.windDown(n);
-  }
 }

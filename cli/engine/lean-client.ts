@@ -1,13 +1,12 @@
-import net from 'node:net';
+import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import tls from 'node:tls';
 import { CLOSE, isSendableCloseCode } from '../../src/relay/close-codes.ts';
 import { scheduleFlush } from '../../src/relay/lean/flush-scheduler.ts';
 import { FrameReader } from '../../src/relay/lean/frame-reader.ts';
 import { FrameWriter } from '../../src/relay/lean/frame-writer.ts';
 import { checkUpgrade, newKey, parseResponseHead, requestHead } from '../../src/relay/lean/handshake.ts';
 import { OP_BINARY, OP_PONG, OP_TEXT } from '../../src/relay/lean/opcodes.ts';
-import { sharedReadBuffer } from '../../src/relay/lean/read-buffer.ts';
+import { openLeanSocket } from '../../src/relay/lean/socket.ts';
 import { endOutcome, parseRetryAfter, rejectionReason, type ConnectOptions } from './connection.ts';
 import type { GenConnectResult, GenSocket } from './gen-socket.ts';
 import { classifyError } from './outcomes.ts';
@@ -154,34 +153,10 @@ export function leanConnect(opts: ConnectOptions): Promise<GenConnectResult> {
 
     let socket: net.Socket;
     try {
-      if (secure) {
-        // localAddress reaches net.connect through tls.connect (as ws passes it); the type omits it.
-        const tlsOptions: tls.ConnectionOptions & { localAddress?: string } = {
-          host,
-          port,
-          servername: net.isIP(host) === 0 ? host : undefined,
-          rejectUnauthorized: opts.rejectUnauthorized,
-          localAddress: opts.localAddress,
-          ALPNProtocols: ['http/1.1'],
-        };
-        socket = tls.connect(tlsOptions);
-        socket.setNoDelay(true);
-        socket.on('data', onBytes);
-      } else {
-        socket = net.connect({
-          host,
-          port,
-          localAddress: opts.localAddress,
-          noDelay: true,
-          onread: {
-            buffer: sharedReadBuffer,
-            callback: (bytes: number, buffer: Uint8Array) => {
-              onBytes(Buffer.from(buffer.buffer, buffer.byteOffset, bytes));
-              return true;
-            },
-          },
-        });
-      }
+      socket = openLeanSocket(
+        { host, port, localAddress: opts.localAddress, tls: secure ? { rejectUnauthorized: opts.rejectUnauthorized } : null },
+        onBytes,
+      );
     } catch (err) {
       const c = classifyError(err);
       settled = true;

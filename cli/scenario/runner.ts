@@ -7,7 +7,7 @@ import { connect, watchEnd } from '../engine/connection.ts';
 import type { RunHooks } from '../engine/flood.ts';
 import { recordMs } from '../engine/histogram.ts';
 import { createPayloadFactory } from '../engine/payload.ts';
-import { loadModelFor, type ArrivalContext, type LoadModel, type LoadShape } from '../engine/load-models/index.ts';
+import { loadModelFor, TickContext, type LoadModel, type LoadShape } from '../engine/load-models/index.ts';
 import { Recorder, redactText } from '../engine/recorder.ts';
 import type { RunResult } from '../engine/result.ts';
 import { DEFAULT_SATURATION_LIMITS } from '../engine/saturation.ts';
@@ -101,7 +101,7 @@ export class ScenarioRun {
   #nextSampleAt: number;
   #timer: NodeJS.Timeout | undefined;
   #finish!: () => void;
-  readonly #ctx: Arrivals;
+  readonly #ctx: TickContext;
 
   constructor(o: ScenarioOptions, hooks: RunHooks, target: Target, model: LoadModel) {
     this.o = o;
@@ -112,7 +112,7 @@ export class ScenarioRun {
     this.#endAt = this.rec.t0 + o.durationSec * 1000;
     this.#lastTick = this.rec.t0;
     this.#nextSampleAt = this.rec.t0 + 1000;
-    this.#ctx = new Arrivals(this);
+    this.#ctx = new TickContext({ start: (lateMs) => this.startUser(lateMs), windDown: (n) => this.windDown(n) });
     registerChecksAndFanouts(o.loaded.scenario.steps, ['steps'], this);
   }
 
@@ -768,33 +768,5 @@ class VirtualUser {
       for (let i = 0; i < 20 && !this.#closed; i++) await this.#waitEvent(50);
     }
     this.#ws = undefined;
-  }
-}
-
-/** The model's view of a tick, as in flood: `attempts` counts users started, `live` users running. */
-class Arrivals implements ArrivalContext {
-  elapsedSec = 0;
-  dtSec = 0;
-  attempts = 0;
-  live = 0;
-  readonly #run: ScenarioRun;
-
-  constructor(run: ScenarioRun) {
-    this.#run = run;
-  }
-
-  set(elapsedSec: number, dtSec: number, attempts: number, live: number): void {
-    this.elapsedSec = elapsedSec;
-    this.dtSec = dtSec;
-    this.attempts = attempts;
-    this.live = live;
-  }
-
-  start(lateMs?: number): void {
-    this.#run.startUser(lateMs);
-  }
-
-  windDown(n: number): void {
-    this.#run.windDown(n);
   }
 }

@@ -6,6 +6,7 @@ import type { LoadModel } from './model.ts';
 import { RampingConnections, type Stage } from './ramping-vus.ts';
 
 export type { ArrivalContext, LoadModel } from './model.ts';
+export { TickContext } from './model.ts';
 export { stageTarget, type Stage } from './ramping-vus.ts';
 
 /** The flood options that choose and shape a load model. */

@@ -34,6 +34,43 @@ export interface ArrivalContext {
   windDown(n: number): void;
 }
 
+/** What a run does for its model: start one connection or user, wind `n` down. */
+export interface ArrivalTarget {
+  start(lateMs?: number): void;
+  windDown(n: number): void;
+}
+
+/**
+ * The model's view of a tick, for flood and scenario runs alike: reused across ticks, so the 1 ms
+ * scheduler allocates nothing for it. `attempts` counts connections (or users) started, `live` those running.
+ */
+export class TickContext implements ArrivalContext {
+  elapsedSec = 0;
+  dtSec = 0;
+  attempts = 0;
+  live = 0;
+  readonly #target: ArrivalTarget;
+
+  constructor(target: ArrivalTarget) {
+    this.#target = target;
+  }
+
+  set(elapsedSec: number, dtSec: number, attempts: number, live: number): void {
+    this.elapsedSec = elapsedSec;
+    this.dtSec = dtSec;
+    this.attempts = attempts;
+    this.live = live;
+  }
+
+  start(lateMs?: number): void {
+    this.#target.start(lateMs);
+  }
+
+  windDown(n: number): void {
+    this.#target.windDown(n);
+  }
+}
+
 /**
  * Opens at most `rate` connections per second, so a large fixed N opens at the connect-rate cap,
  * not in one burst. Starts with one token so the first connection goes out on the first tick.

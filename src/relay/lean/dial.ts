@@ -1,10 +1,9 @@
-import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { GatewayError } from '../../errors.ts';
 import type { UpstreamConnection, UpstreamDialer, UpstreamDialOptions, UpstreamHandlers } from '../upstream-types.ts';
 import { LeanConnection, type ConnectionSettings } from './connection.ts';
 import { HandshakeResponse, newKey, requestHead } from './handshake.ts';
-import { sharedReadBuffer } from './read-buffer.ts';
+import { openLeanSocket } from './socket.ts';
 
 const DEFAULT_HIGH_WATER_BYTES = 1 << 20;
 /** RFC 6455 §7.1.1: after the closing handshake the server should drop TCP first; we wait this long for it. */
@@ -66,35 +65,7 @@ function dial(options: UpstreamDialOptions, handlers: UpstreamHandlers, settings
       }
     };
 
-    let socket: net.Socket;
-    if (secure) {
-      // TLS decrypts into its own buffers, so reads arrive as ordinary 'data' chunks.
-      socket = tls.connect({
-        ...settings.tls,
-        host,
-        port,
-        // A net.connect option tls.connect passes on (its typings omit it).
-        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
-        servername: settings.tls?.servername ?? (net.isIP(host) === 0 ? host : undefined),
-        ALPNProtocols: ['http/1.1'],
-      });
-      socket.setNoDelay(true);
-      socket.on('data', onBytes);
-    } else {
-      socket = net.connect({
-        host,
-        port,
-        localAddress: options.localAddress,
-        noDelay: true,
-        onread: {
-          buffer: sharedReadBuffer,
-          callback: (bytes: number, buffer: Uint8Array) => {
-            onBytes(Buffer.from(buffer.buffer, buffer.byteOffset, bytes));
-            return true;
-          },
-        },
-      });
-    }
+    const socket = openLeanSocket({ host, port, localAddress: options.localAddress, tls: secure ? (settings.tls ?? {}) : null }, onBytes);
 
     const fail = (code: 'upstream_unavailable' | 'upstream_timeout', message: string, cause?: unknown) => {
       if (settled) return;
