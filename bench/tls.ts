@@ -9,7 +9,6 @@
  * Processes: the uWS echo upstream and wsguard (`serve`, lean leg) each in their own process, the
  * load in this one; all share the machine's cores. Certificates: P-256, made with openssl in a tmp dir.
  */
-import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +17,7 @@ import type { UpstreamDialer } from '../src/relay/upstream-types.ts';
 import { startEchoChild } from './lib/echo-server.ts';
 import { startGatewayChild } from './lib/gateway-child.ts';
 import { runLoad, type LoadResult, type LoadSettings } from './lib/load.ts';
+import { makePair } from '../test/tls/certs.ts';
 
 interface Settings extends LoadSettings {
   rounds: number;
@@ -56,35 +56,6 @@ function parseArgs(argv: string[]): Settings {
     s[key] = Number(argv[i + 1]);
   }
   return s;
-}
-
-function makePair(dir: string, name: string): { certFile: string; keyFile: string } {
-  const certFile = join(dir, `${name}.crt`);
-  const keyFile = join(dir, `${name}.key`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-      '-subj',
-      '/CN=localhost',
-      '-days',
-      '2',
-      '-addext',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { certFile, keyFile };
 }
 
 /** A self-signed bench certificate is trusted by skipping verification: the handshake's cost is the same. */
@@ -130,8 +101,8 @@ const median = (xs: number[]) => {
 async function main(): Promise<void> {
   const s = parseArgs(process.argv.slice(2));
   const dir = mkdtempSync(join(tmpdir(), 'wsguard-bench-tls-'));
-  const served = makePair(dir, 'served');
-  const pairs = [makePair(dir, 'a'), makePair(dir, 'b')];
+  const served = makePair(dir, 'served', 'localhost', { days: 2 });
+  const pairs = [makePair(dir, 'a', 'localhost', { days: 2 }), makePair(dir, 'b', 'localhost', { days: 2 })];
   const load0 = loadavg()[0]!;
   const echo = await startEchoChild();
   const variants = {
