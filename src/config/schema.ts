@@ -452,6 +452,16 @@ export const configSchema = z
           .default({ 'X-Auth-Sub': 'sub' })
           .describe('Headers sent to the upstream from verified claims (header → claim). Incoming copies are removed.'),
         closeOnExpiry: z.boolean().default(true).describe('Close an open connection with 4200 when its token expires.'),
+        verifiedCacheSize: z
+          .number()
+          .int()
+          .min(0)
+          .default(10_000)
+          .describe(
+            'Tokens that passed verification are remembered by their exact text, this many at most (the oldest is forgotten first), so a ' +
+              'client reconnecting with the same token skips the signature check; exp is checked on every use and the set is emptied ' +
+              'whenever a JWKS loads. About 1 KB per entry for a typical token. 0 turns it off.',
+          ),
         ...policyBase,
       })
       .strict()

@@ -6,6 +6,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import type { RawConfig } from '../../src/config/schema.ts';
 import { GatewayError } from '../../src/errors.ts';
 import { TEST_SECRET, signToken } from '../helpers/tokens.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const now = () => Math.floor(Date.now() / 1000);
 const authConfig = (auth: NonNullable<RawConfig['auth']>) => parseConfig({ auth }).auth;
@@ -138,6 +139,24 @@ describe('JWKS URL', () => {
     expect((await v.verify(await k2.sign('d'))).sub).toBe('d');
   });
 
+  it('forgets remembered tokens when a key set loads, so a withdrawn key stops verifying', async () => {
+    const s = await jwksServer();
+    const k1 = await keyWithKid('k1');
+    s.keys.push(k1.jwk);
+    const v = await createTokenVerifier(authConfig({ jwksUrl: s.url, algorithms: ['ES256'], jwksRefreshSec: 1 }));
+    closers.push(() => v.close());
+    const token = await k1.sign('a');
+    expect((await v.verify(token)).sub).toBe('a');
+    expect((await v.verify(token)).sub).toBe('a');
+    expect(v.cacheStats()).toMatchObject({ entries: 1, hits: 1 });
+
+    // The IdP withdraws k1: after the next scheduled load the remembered token is checked again, and fails.
+    s.keys.splice(0, 1, (await keyWithKid('k2')).jwk);
+    const fetched = s.hits.n;
+    await waitFor(() => s.hits.n > fetched && v.cacheStats().entries === 0, { what: 'a JWKS reload emptying the cache' });
+    expect(await codeOf(v.verify(token))).toBe('auth');
+  });
+
   it('answers auth_unavailable with Retry-After while no set has loaded, and leaves fetching to the backoff timer', async () => {
     const s = await jwksServer();
     s.fail.on = true;
@@ -176,5 +195,63 @@ describe('JWKS URL', () => {
     await failed;
     expect(v.ready()).toBe(false);
     expect(s.hits.n).toBeGreaterThan(0);
+  });
+});
+
+describe('verified-token cache (auth.verifiedCacheSize)', () => {
+  it('verifies a token once and serves the same text from the cache; any other text is verified', async () => {
+    const v = await createTokenVerifier(authConfig({ secret: TEST_SECRET }));
+    const token = await signToken({ sub: 'bob' });
+    expect((await v.verify(token)).sub).toBe('bob');
+    expect(v.cacheStats()).toEqual({ entries: 1, hits: 0, misses: 1 });
+    const again = await v.verify(token);
+    expect(again.sub).toBe('bob');
+    expect(Object.isFrozen(again)).toBe(true);
+    expect(v.cacheStats()).toEqual({ entries: 1, hits: 1, misses: 1 });
+    // The same claims under a forged signature are another text: verified, and refused.
+    const [head, body] = token.split('.');
+    expect(await codeOf(v.verify(`${head}.${body}.${Buffer.alloc(32).toString('base64url')}`))).toBe('auth');
+    expect(v.cacheStats()).toEqual({ entries: 1, hits: 1, misses: 2 });
+  });
+
+  it('checks exp on every use: a remembered token is refused with token_expired once it expires', async () => {
+    const v = await createTokenVerifier(authConfig({ secret: TEST_SECRET }));
+    const exp = now() + 1;
+    const token = await new SignJWT({ sub: 'soon' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setExpirationTime(exp)
+      .sign(new TextEncoder().encode(TEST_SECRET));
+    expect(await codeOf(v.verify(token))).toBe('ok');
+    expect(await codeOf(v.verify(token))).toBe('ok');
+    await waitFor(() => now() >= exp, { what: 'the token to expire' });
+    expect(await codeOf(v.verify(token))).toBe('token_expired');
+    expect(v.cacheStats().entries).toBe(0);
+  });
+
+  it('holds at most verifiedCacheSize tokens, forgetting the oldest; 0 remembers none', async () => {
+    const v = await createTokenVerifier(authConfig({ secret: TEST_SECRET, verifiedCacheSize: 2 }));
+    const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((sub) => signToken({ sub })));
+    for (const t of [a!, b!, c!]) await v.verify(t);
+    expect(v.cacheStats()).toEqual({ entries: 2, hits: 0, misses: 3 });
+    await v.verify(c!);
+    await v.verify(a!);
+    expect(v.cacheStats()).toEqual({ entries: 2, hits: 1, misses: 4 });
+
+    const off = await createTokenVerifier(authConfig({ secret: TEST_SECRET, verifiedCacheSize: 0 }));
+    await off.verify(a!);
+    await off.verify(a!);
+    expect(off.cacheStats()).toEqual({ entries: 0, hits: 0, misses: 0 });
+  });
+
+  it('keeps client and monitoring verdicts apart: a client token never opens the monitoring API from the cache', async () => {
+    const v = await createTokenVerifier(authConfig({ secret: TEST_SECRET }));
+    const token = await signToken({ sub: 'app-user' });
+    expect(await codeOf(v.verify(token))).toBe('ok');
+    expect(await codeOf(v.verifyMonitoring(token))).toBe('auth');
+    expect(await codeOf(v.verifyMonitoring(token))).toBe('auth');
+    const monitoring = await signToken({ sub: 'sre', aud: 'wsguard-monitoring' });
+    expect(await codeOf(v.verifyMonitoring(monitoring))).toBe('ok');
+    expect(await codeOf(v.verify(monitoring))).toBe('auth');
+    expect(await codeOf(v.verify(monitoring))).toBe('auth');
   });
 });
