@@ -1,5 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { UpstreamDialOptions } from '../upstream-types.ts';
+import { takeRandom } from './random-pool.ts';
 
 /** RFC 6455 §1.3: the GUID appended to Sec-WebSocket-Key before hashing into Sec-WebSocket-Accept. */
 const ACCEPT_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -18,7 +19,8 @@ const RESERVED_HEADERS = new Set([
 
 /** A fresh Sec-WebSocket-Key (§4.1: 16 random bytes, base64). */
 export function newKey(): string {
-  return randomBytes(16).toString('base64');
+  const [pool, at] = takeRandom(16);
+  return pool.toString('base64', at, at + 16);
 }
 
 /** The upgrade request head (§4.1) for `url`, with the offered subprotocols and forwarded headers. */

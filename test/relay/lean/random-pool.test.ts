@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { newKey } from '../../../src/relay/lean/handshake.ts';
+import { csprngMask } from '../../../src/relay/lean/mask.ts';
+import { takeRandom } from '../../../src/relay/lean/random-pool.ts';
+
+describe('the shared CSPRNG block', () => {
+  it('hands out Sec-WebSocket-Keys of 16 bytes that never repeat, across refills of the block', () => {
+    // 2,000 keys are 32,000 bytes: the 8 KiB block is refilled three times on the way.
+    const keys = Array.from({ length: 2000 }, () => newKey());
+    for (const k of keys) expect(Buffer.from(k, 'base64')).toHaveLength(16);
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it('never hands out the same bytes twice to masks and keys drawn in turn', () => {
+    const taken: Array<[Buffer, number, number]> = [];
+    let refills = 0;
+    let last: Buffer | null = null;
+    let lastAt = -1;
+    for (let i = 0; i < 3000; i++) {
+      const n = i % 3 === 0 ? 16 : 4;
+      const [block, at] = takeRandom(n);
+      if (last === block && at <= lastAt) refills++;
+      else if (last === block) expect(at).toBeGreaterThanOrEqual(taken.at(-1)![1] + taken.at(-1)![2]);
+      expect(at + n).toBeLessThanOrEqual(block.length);
+      taken.push([block, at, n]);
+      last = block;
+      lastAt = at;
+    }
+    expect(refills).toBeGreaterThan(0);
+    const mask = Buffer.alloc(8);
+    csprngMask(mask, 2);
+    expect(mask.subarray(0, 2)).toEqual(Buffer.alloc(2));
+    expect(mask.subarray(6)).toEqual(Buffer.alloc(2));
+  });
+});
