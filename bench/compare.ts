@@ -3,15 +3,20 @@
  * HAProxy (1 thread) and a plain ws-to-ws Node proxy, one table with ratios to direct and to nginx.
  *
  *   npm run bench -- compare [--quick] [--rounds 2] [--systems direct,wsguard,...] [--scenarios capacity,...]
- *                            [--generators 2] [--markdown]
+ *                            [--generators 2] [--markdown] [--baseline DIR]
  *
  * Every system under test runs in its own process(es); the load comes from generator processes
  * (bench/compare/generator.ts), each dialling from its own 127.0.g.x range and reporting its CPU.
  * A fresh instance of each system serves each scenario, systems alternating (reversed every other
  * round) so that machine noise hits all alike; the figure is the median over rounds.
  * --quick runs every system and scenario briefly and exits 1 naming any cell without a figure.
+ * --baseline DIR adds a column "baseline": wsguard from another checkout (e.g. `git worktree add DIR
+ * <commit>` and `npm run build` there), configured like the wsguard column, for before/after figures
+ * from one run with the rounds alternating.
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { staleReason } from '../bin/dist-current.js';
@@ -40,6 +45,7 @@ interface Options {
   scenarios: string[];
   generators: number;
   markdown: boolean;
+  baseline: string | null;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -52,7 +58,9 @@ function parseArgs(argv: string[]): Options {
     scenarios: Object.keys(SCENARIOS),
     generators: 2,
     markdown: false,
+    baseline: null,
   };
+  let systemsGiven = false;
   for (let i = 0; i < args.length; i++) {
     const name = args[i]!.replace(/^--/, '');
     const value = () => args[++i] ?? '';
@@ -60,11 +68,20 @@ function parseArgs(argv: string[]): Options {
     else if (name === 'markdown') o.markdown = true;
     else if (name === 'rounds') o.rounds = Number(value());
     else if (name === 'generators') o.generators = Number(value());
-    else if (name === 'systems') o.systems = value().split(',');
+    else if (name === 'systems') {
+      o.systems = value().split(',');
+      systemsGiven = true;
+    } else if (name === 'baseline') o.baseline = resolve(value());
     else if (name === 'scenarios') o.scenarios = value().split(',');
     else throw new Error(`unknown option --${name}`);
   }
   if (!o.rounds) o.rounds = o.quick ? 1 : 2;
+  if (o.baseline) {
+    const bin = join(o.baseline, 'bin', 'wsguard.js');
+    if (!existsSync(bin)) throw new Error(`--baseline: no ${bin} (a checkout of wsguard, built with npm run build)`);
+    SYSTEMS.baseline = wsguardSystem([], { name: 'baseline', bin });
+    if (!systemsGiven) o.systems.splice(o.systems.indexOf('wsguard') + 1, 0, 'baseline');
+  }
   for (const s of o.systems) if (!SYSTEMS[s]) throw new Error(`--systems: unknown ${s} (known: ${Object.keys(SYSTEMS).join(', ')})`);
   for (const s of o.scenarios)
     if (!SCENARIOS[s]) throw new Error(`--scenarios: unknown ${s} (known: ${Object.keys(SCENARIOS).join(', ')})`);
@@ -114,7 +131,7 @@ async function main(): Promise<void> {
         for (const systemName of order) {
           let system = SYSTEMS[systemName]!;
           if (scenario.appliesTo && !scenario.appliesTo(system)) continue;
-          if (system.name === 'wsguard' && scenario.system) system = scenario.system(ctx);
+          if (system.withSettings && scenario.wsguardSettings) system = system.withSettings(scenario.wsguardSettings(ctx));
           log(`round ${round}: ${scenarioName} through ${systemName}`);
           const running = await system.start(echo.port, ctx);
           try {

@@ -20,6 +20,8 @@ export interface System {
   name: string;
   /** Whether the system enforces per-IP attempt limits and message rate limits (rejection, noisy rows). */
   enforcesLimits: boolean;
+  /** A wsguard build: scenarios may run it with settings of their own (Scenario.wsguardSettings). */
+  withSettings?(extra: string[]): System;
   start(upstreamPort: number, ctx: Context): Promise<Running>;
 }
 
@@ -38,8 +40,8 @@ export interface Scenario {
   lowerIsBetter?: boolean;
   /** Systems this scenario cannot apply to (a cell "n/a", not a missing figure). */
   appliesTo?(system: System): boolean;
-  /** A differently configured wsguard for this scenario's limits (replaces the wsguard column's system). */
-  system?(ctx: Context): System;
+  /** Settings a wsguard system (wsguard, baseline) runs this scenario with, for its limits. */
+  wsguardSettings?(ctx: Context): string[];
   run(system: System, running: Running, ctx: Context): Promise<Figure[]>;
 }
 
@@ -151,9 +153,15 @@ export class GeneratorPool {
     return this.#children.length;
   }
 
-  /** Runs one task per generator (task(i) builds generator i's share) and waits for all. */
-  run(task: (i: number) => Record<string, unknown>): Promise<GenTaskResult[]> {
-    return Promise.all(this.#children.map((child, i) => this.#send(child, task(i))));
+  /** Runs one task per generator (task(i) builds generator i's share; null: none for it) and waits for all. */
+  async run(task: (i: number) => Record<string, unknown> | null): Promise<GenTaskResult[]> {
+    const results = await Promise.all(
+      this.#children.map((child, i) => {
+        const t = task(i);
+        return t ? this.#send(child, t) : null;
+      }),
+    );
+    return results.filter((r): r is GenTaskResult => r !== null);
   }
 
   #send(child: ChildProcess, task: Record<string, unknown>): Promise<GenTaskResult> {

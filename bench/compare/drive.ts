@@ -23,21 +23,29 @@ export interface RateJob {
   seconds: number;
   floodConnections?: number;
   floodRate?: number;
+  /** The generators to use (indices into the pool); all by default. */
+  generators?: number[];
 }
 
 /** Splits a paced open-loop job over the generators and merges what they saw. */
 export async function driveRate(ctx: Context, job: RateJob): Promise<RateOutcome> {
-  const n = ctx.gens.size;
-  const share = (x: number, i: number) => Math.floor(x / n) + (i < x % n ? 1 : 0);
-  const results = await ctx.gens.run((i) => ({
-    kind: 'rate',
-    ...job,
-    connections: Math.max(1, share(job.connections, i)),
-    rate: job.rate / n,
-    floodConnections: job.floodConnections ? Math.max(1, share(job.floodConnections, i)) : 0,
-    floodRate: (job.floodRate ?? 0) / n,
-    warmupMs: ctx.quick ? 300 : 1000,
-  }));
+  const { generators, ...task } = job;
+  const used = generators ?? Array.from({ length: ctx.gens.size }, (_, i) => i);
+  const n = used.length;
+  const share = (x: number, k: number) => Math.floor(x / n) + (k < x % n ? 1 : 0);
+  const results = await ctx.gens.run((i) => {
+    const k = used.indexOf(i);
+    if (k < 0) return null;
+    return {
+      kind: 'rate',
+      ...task,
+      connections: Math.max(1, share(job.connections, k)),
+      rate: job.rate / n,
+      floodConnections: job.floodConnections ? Math.max(1, share(job.floodConnections, k)) : 0,
+      floodRate: (job.floodRate ?? 0) / n,
+      warmupMs: ctx.quick ? 300 : 1000,
+    };
+  });
   const sum = (k: string) => results.reduce((a, r) => a + (r[k] as number), 0);
   const max = (k: string) => Math.max(...results.map((r) => r[k] as number));
   return {

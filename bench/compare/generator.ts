@@ -3,6 +3,7 @@
  * it dials from 127.0.g.1–250 through the lean client leg (the cheapest client we have) and runs the
  * tasks the parent sends over IPC, reporting its own CPU time (process.cpuUsage) with each result.
  */
+import { createHmac } from 'node:crypto';
 import hdr from 'hdr-histogram-js';
 import { dialLeanUpstream } from '../../src/relay/lean/dial.ts';
 import type { UpstreamConnection } from '../../src/relay/upstream-types.ts';
@@ -145,6 +146,17 @@ interface UpgradeTask {
   concurrency: number;
   /** Dial every attempt from this one address (the flooding client); else rotate over the range. */
   fixedSource?: string;
+  /** Send a new HS256 token with this secret on every attempt (a distinct sub each), replacing any authorization header. */
+  mintSecret?: string;
+}
+
+let minted = 0;
+
+/** A compact HS256 JWS signed here with node:crypto: about 5 µs, so minting does not make the generator the bottleneck. */
+function mintToken(secret: string): string {
+  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: `g${g}-${++minted}`, exp: Math.floor(Date.now() / 1000) + 3600 })}`;
+  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
 }
 
 /** Fresh connection per attempt: dial, upgrade, drop. Counts outcomes by HTTP status (101 = admitted). */
@@ -157,7 +169,8 @@ async function upgrades(t: UpgradeTask) {
     Array.from({ length: t.concurrency }, async () => {
       while (performance.now() < end) {
         try {
-          const l = await open(t.url, t.headers, t.fixedSource ?? nextSource());
+          const headers = t.mintSecret ? { ...t.headers, authorization: `Bearer ${mintToken(t.mintSecret)}` } : t.headers;
+          const l = await open(t.url, headers, t.fixedSource ?? nextSource());
           l.leg.terminate();
           statuses['101'] = (statuses['101'] ?? 0) + 1;
         } catch (err) {

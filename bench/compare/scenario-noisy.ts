@@ -1,6 +1,5 @@
 import type { Scenario } from './base.ts';
 import { authHeaders, driveRate } from './drive.ts';
-import { wsguardSystem } from './system-wsguard.ts';
 
 /** Per-connection message limit in this row: well above the quiet clients' 100 msg/s, far below a flooder's. */
 const PER_MINUTE = 60_000;
@@ -13,7 +12,7 @@ const PER_MINUTE = 60_000;
 export const noisy: Scenario = {
   rows: ['noisy neighbour: quiet 90% p99 ms while 10% flood (flooders closed)'],
   lowerIsBetter: true,
-  system: () => wsguardSystem([`messages.rate.perMinute=${PER_MINUTE}`, 'messages.rate.burst=1000']),
+  wsguardSettings: () => [`messages.rate.perMinute=${PER_MINUTE}`, 'messages.rate.burst=1000'],
   async run(_system, running, ctx) {
     const r = await driveRate(ctx, {
       url: `${running.url}/bench`,

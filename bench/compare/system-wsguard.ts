@@ -7,11 +7,13 @@ import { ORIGIN, type System } from './base.ts';
  * Limits are raised only as far as each scenario needs and the table says so: attempts and
  * concurrent per IP 1e6 (the generators dial from 500 addresses), messages 1e12/min except in the
  * noisy-neighbour row, which runs its own instance at the defaults.
+ * `build.bin`: another checkout's bin/wsguard.js (compare --baseline), for before/after in one run.
  */
-export function wsguardSystem(extra: string[] = []): System {
+export function wsguardSystem(extra: string[] = [], build: { name: string; bin?: string } = { name: 'wsguard' }): System {
   return {
-    name: 'wsguard',
+    name: build.name,
     enforcesLimits: true,
+    withSettings: (more) => wsguardSystem([...extra, ...more], build),
     start: async (port, ctx) => {
       const gw = await startGatewayChild(
         port,
@@ -26,6 +28,8 @@ export function wsguardSystem(extra: string[] = []): System {
           ...extra,
         ],
         ['--route', `/anon=ws://127.0.0.1:${port}/`, '--set', 'routes.1.allowAnonymous=true'],
+        [],
+        build.bin,
       );
       return { url: `ws://127.0.0.1:${gw.port}`, pid: gw.child.pid, stop: gw.stop };
     },

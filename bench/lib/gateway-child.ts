@@ -14,9 +14,11 @@ export async function startGatewayChild(
   extraArgs: string[] = [],
   /** Node flags, e.g. `--cpu-prof` (not allowed in NODE_OPTIONS). */
   nodeArgs: string[] = [],
+  /** The wsguard binary: this checkout's unless another is given (a baseline build). */
+  bin: string = BIN,
 ): Promise<{ child: ChildProcess; port: number; stop(): Promise<void> }> {
   const args = [
-    BIN,
+    bin,
     'serve',
     '--port',
     '0',
