@@ -460,7 +460,7 @@ export const configSchema = z
           .describe(
             'Tokens that passed verification are remembered by their exact text, this many at most (the oldest is forgotten first), so a ' +
               'client reconnecting with the same token skips the signature check; exp is checked on every use and the set is emptied ' +
-              'whenever a JWKS loads. About 1 KB per entry for a typical token. 0 turns it off.',
+              'whenever a JWKS loads. About 0.5 KB per entry for a 265-character token (measured). 0 turns it off.',
           ),
         ...policyBase,
       })
