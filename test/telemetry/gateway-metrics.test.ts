@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MAX_ROUTES, PROMETHEUS_NAMES as P } from '../../src/telemetry/names.ts';
+import { MAX_ROUTES, PROMETHEUS_NAMES as P, REASONS } from '../../src/telemetry/names.ts';
 import type { ConnectionObservation, GatewayObserver } from '../../src/telemetry/observer.ts';
 import { scrape, startTestTelemetry, type TestTelemetry } from './helpers.ts';
 
@@ -45,6 +45,24 @@ describe('gateway metrics scraped over HTTP', () => {
     expect(s.value(`${P.connectionDuration}_bucket`, { route: '/chat', le: '5' })).toBe(2);
     // Buckets reach hours: a working-day connection is not lumped into +Inf.
     expect(s.find(`${P.connectionDuration}_bucket`, { route: '/chat' }).map((x) => x.labels.le)).toContain('28800');
+  });
+
+  it('serves rejections by reason and decision: every enforced reason from 0, other and dry runs once they happen', async () => {
+    const o = t.observer;
+    o.routeCounters('/chat');
+    let s = await scrape(t.url);
+    const enforced = s.find(P.connectionsRejected, { route: '/chat' });
+    expect(enforced.map((x) => x.labels.reason).sort()).toEqual([...REASONS].sort());
+    expect(enforced.every((x) => x.labels.decision === 'enforced' && x.value === 0)).toBe(true);
+    expect(s.value(P.connectionsAccepted, { route: '/chat' })).toBe(0);
+    for (let i = 0; i < 3; i++) o.rejected('/chat', 'attempt_limit', 'enforced', '192.0.2.1');
+    o.rejected('/chat', 'origin', 'dry_run', '192.0.2.1');
+    o.rejected('/chat', 'not-a-reason', 'enforced', '192.0.2.1');
+    s = await scrape(t.url);
+    expect(s.value(P.connectionsRejected, { route: '/chat', reason: 'attempt_limit', decision: 'enforced' })).toBe(3);
+    expect(s.value(P.connectionsRejected, { route: '/chat', reason: 'origin', decision: 'dry_run' })).toBe(1);
+    expect(s.value(P.connectionsRejected, { route: '/chat', reason: 'other', decision: 'enforced' })).toBe(1);
+    expect(s.find(P.connectionsRejected, { route: '/chat', decision: 'dry_run' })).toHaveLength(1);
   });
 
   it('reads per-message counts from RouteCounters at scrape time', async () => {
