@@ -29,6 +29,8 @@ export interface AttemptDeps {
   /** Admitted connections, until they end. */
   connections: Set<Connection>;
   isDraining(): boolean;
+  /** Runs a `res.upgrade` where uWS neither drops the new socket nor warns (CorkAnchor.run); never inside that response's own `res.cork`. */
+  upgradeCorked(upgrade: () => void): void;
 }
 
 /**
@@ -276,7 +278,7 @@ export class HandshakeAttempt {
   }
 
   #upgrade(userData: UserData, protocol: string): void {
-    this.#res.cork(() =>
+    this.#d.upgradeCorked(() =>
       this.#res.upgrade<UserData>(
         userData,
         this.#request.headers['sec-websocket-key']!,
