@@ -13,7 +13,7 @@ const START_TIMEOUT_MS = 5_000;
  * Where an async `res.upgrade` runs: inside the cork of an HTTP request the gateway holds open to
  * itself for this purpose, never inside `res.cork` of the response being upgraded.
  *
- * Why (docs/contracts.md, "A connection dropped right after its 101"): uWS 20.30's
+ * Why (BENCHMARKS.md, "A connection dropped right after its 101"): uWS 20.30's
  * `HttpResponse::cork` runs its HTTP connection-close check after the callback unless the socket's
  * address changed. The upgrade reallocates the socket to the smaller WebSocket size, which glibc does
  * in place, so the check runs on the new WebSocket and reads the HTTP `state` from the freed tail of

@@ -11,8 +11,8 @@ const BIN = new URL('../../bin/wsguard.js', import.meta.url).pathname;
  * freed block goes where perturb applies) and every freed byte set to 0x10. uWS 20.30's
  * `HttpResponse::cork` read the HTTP state of an async upgrade from exactly that freed memory and took
  * 0x10 for HTTP_CONNECTION_CLOSE: with `res.cork(() => res.upgrade(...))` every connection was closed
- * right after its 101 (1006, no close frame). In normal runs the same read saw whatever reused the
- * memory, which dropped about one connection in several hundred (src/gateway/cork-anchor.ts).
+ * right after its 101 (1006, no close frame). In normal runs the same read saw whatever had reused
+ * the memory, which dropped a connection now and then (src/gateway/cork-anchor.ts).
  */
 const FREED_MEMORY_IS_0X10 = 'glibc.malloc.tcache_count=0:glibc.malloc.perturb=16';
 
