@@ -245,26 +245,31 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   const tlsConfig = config.server.tls;
   let bound: { socket: us_listen_socket; port: number };
   let tlsListener: TlsListener | null = null;
-  if (tlsConfig) {
-    tlsListener = new TlsListener({
-      config: tlsConfig,
-      addRoutes,
-      observer,
-      logger,
-      // Rotation binds the new listener on this port before closing the old one (SO_REUSEPORT).
-      listen: (app, port) => listenShared(app, config.server.host, port ?? config.server.port, 'server.port', port !== undefined),
-      swapped: (socket) => {
-        const old = listenSocket;
-        listenSocket = socket;
-        if (old) uws.us_listen_socket_close(old);
-      },
-      isListening: () => listenSocket !== null,
-    });
-    bound = await tlsListener.start();
-  } else {
-    const app: TemplatedApp = uws.App();
-    addRoutes(app);
-    bound = await listen(app, config.server.host, config.server.port, 'server.port');
+  try {
+    if (tlsConfig) {
+      tlsListener = new TlsListener({
+        config: tlsConfig,
+        addRoutes,
+        observer,
+        logger,
+        // Rotation binds the new listener on this port before closing the old one (SO_REUSEPORT).
+        listen: (app, port) => listenShared(app, config.server.host, port ?? config.server.port, 'server.port', port !== undefined),
+        swapped: (socket) => {
+          const old = listenSocket;
+          listenSocket = socket;
+          if (old) uws.us_listen_socket_close(old);
+        },
+        isListening: () => listenSocket !== null,
+      });
+      bound = await tlsListener.start();
+    } else {
+      const app: TemplatedApp = uws.App();
+      addRoutes(app);
+      bound = await listen(app, config.server.host, config.server.port, 'server.port');
+    }
+  } catch (err) {
+    anchor.close();
+    throw err;
   }
   listenSocket = bound.socket;
   logger.info(
