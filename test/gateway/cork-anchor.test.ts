@@ -1,7 +1,13 @@
+import { readdirSync } from 'node:fs';
+import net from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { CorkAnchor } from '../../src/gateway/cork-anchor.ts';
+import { startTestGateway } from '../helpers/gateway.ts';
+import { startEchoUpstream } from '../helpers/upstream.ts';
+
+const openFds = (): number => readdirSync('/proc/self/fd').length;
 
 /** A pino logger whose lines land in `lines`, parsed. */
 function capturingLogger(): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
@@ -45,5 +51,19 @@ describe('CorkAnchor', () => {
     anchor.run(() => ran++);
     expect(ran).toBe(1);
     expect(lines.map((l) => l.event)).toEqual(['cork_anchor_unavailable']);
+  });
+
+  it('is closed when the gateway cannot bind its port (an open one keeps the process alive and holds two fds)', async () => {
+    const upstream = await startEchoUpstream();
+    onTestFinished(() => upstream.close());
+    const holder = net.createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+    onTestFinished(() => new Promise<void>((r) => holder.close(() => r())));
+    const port = (holder.address() as net.AddressInfo).port;
+    // A first failed start warms up whatever a start opens once per process (the fd watcher, modules).
+    await expect(startTestGateway(upstream.url, { server: { port } })).rejects.toThrow(/already in use/);
+    const before = openFds();
+    await expect(startTestGateway(upstream.url, { server: { port } })).rejects.toThrow(/already in use/);
+    expect(openFds() - before).toBe(0);
   });
 });
