@@ -29,7 +29,7 @@ const START_TIMEOUT_MS = 5_000;
  * own cork (and its check) and the warning, so the held request is that socket: its check finds the
  * request still pending and does nothing. The cost either way is that the 101 leaves in separate small
  * writes (24 `sendto` per upgrade instead of 1, counted with strace), as uWS only batches for the
- * corked socket.
+ * corked socket: roughly a quarter fewer plain handshakes per second on a 2-core machine (BENCHMARKS.md).
  */
 export class CorkAnchor {
   #res: HttpResponse | null = null;

@@ -39,7 +39,9 @@ export interface AttemptDeps {
  * upgradedWebSocket / isParsingHttp), and Node drains microtasks at the end of every uWS callback,
  * so an upgrade from a promise continuation could land inside another socket's parse. Measured: in
  * bench/relay.ts about one connection in 200 was dropped by uWS right after `open` (FIN, 1006,
- * nothing relayed); with this deferral none in 700.
+ * nothing relayed); with this deferral none in 700. That drop was most likely the `res.cork` bug
+ * that CorkAnchor works around (the deferral changed what reused the freed memory); the reason above
+ * holds on its own.
  */
 function upgradeLater(run: () => void): void {
   setImmediate(run);
