@@ -26,6 +26,7 @@ import { createRouter } from './routes.ts';
 import { buildClientBundle, serveClientBundle } from './client-asset.ts';
 import { listen, listenShared, uws } from './uws.ts';
 import { TlsListener } from './tls-listener.ts';
+import { CorkAnchor } from './cork-anchor.ts';
 import { upstreamTlsOptions } from './tls.ts';
 import type { TlsReloadOutcome } from '../telemetry/names.ts';
 
@@ -95,6 +96,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   const inFlight = new Set<HandshakeAttempt>();
   let draining = false;
   let listenSocket: us_listen_socket | null = null;
+  const anchor = await CorkAnchor.start(logger);
 
   function readRequest(res: HttpResponse, req: HttpRequest): HandshakeRequest {
     const headers: Record<string, string> = {};
@@ -144,6 +146,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     inFlight,
     connections,
     isDraining: () => draining,
+    upgradeCorked: (upgrade) => anchor.run(upgrade),
   };
 
   function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): Promise<void> {
@@ -242,26 +245,31 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   const tlsConfig = config.server.tls;
   let bound: { socket: us_listen_socket; port: number };
   let tlsListener: TlsListener | null = null;
-  if (tlsConfig) {
-    tlsListener = new TlsListener({
-      config: tlsConfig,
-      addRoutes,
-      observer,
-      logger,
-      // Rotation binds the new listener on this port before closing the old one (SO_REUSEPORT).
-      listen: (app, port) => listenShared(app, config.server.host, port ?? config.server.port, 'server.port', port !== undefined),
-      swapped: (socket) => {
-        const old = listenSocket;
-        listenSocket = socket;
-        if (old) uws.us_listen_socket_close(old);
-      },
-      isListening: () => listenSocket !== null,
-    });
-    bound = await tlsListener.start();
-  } else {
-    const app: TemplatedApp = uws.App();
-    addRoutes(app);
-    bound = await listen(app, config.server.host, config.server.port, 'server.port');
+  try {
+    if (tlsConfig) {
+      tlsListener = new TlsListener({
+        config: tlsConfig,
+        addRoutes,
+        observer,
+        logger,
+        // Rotation binds the new listener on this port before closing the old one (SO_REUSEPORT).
+        listen: (app, port) => listenShared(app, config.server.host, port ?? config.server.port, 'server.port', port !== undefined),
+        swapped: (socket) => {
+          const old = listenSocket;
+          listenSocket = socket;
+          if (old) uws.us_listen_socket_close(old);
+        },
+        isListening: () => listenSocket !== null,
+      });
+      bound = await tlsListener.start();
+    } else {
+      const app: TemplatedApp = uws.App();
+      addRoutes(app);
+      bound = await listen(app, config.server.host, config.server.port, 'server.port');
+    }
+  } catch (err) {
+    anchor.close();
+    throw err;
   }
   listenSocket = bound.socket;
   logger.info(
@@ -326,6 +334,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
         if (i < open.length) await new Promise((r) => setTimeout(r, Math.max(1, t0 + i * step - performance.now())));
       }
       await waitUntilEmpty(2_000);
+      anchor.close();
     },
     async close() {
       draining = true;
@@ -333,6 +342,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       failInFlight();
       for (const c of [...connections]) c.close(CLOSE.goingAway, 'server shutting down', 'gateway');
       await waitUntilEmpty(1_000);
+      anchor.close();
     },
   };
 }

@@ -29,6 +29,8 @@ export interface AttemptDeps {
   /** Admitted connections, until they end. */
   connections: Set<Connection>;
   isDraining(): boolean;
+  /** Runs a `res.upgrade` where uWS neither drops the new socket nor warns (CorkAnchor.run); never inside that response's own `res.cork`. */
+  upgradeCorked(upgrade: () => void): void;
 }
 
 /**
@@ -37,7 +39,9 @@ export interface AttemptDeps {
  * upgradedWebSocket / isParsingHttp), and Node drains microtasks at the end of every uWS callback,
  * so an upgrade from a promise continuation could land inside another socket's parse. Measured: in
  * bench/relay.ts about one connection in 200 was dropped by uWS right after `open` (FIN, 1006,
- * nothing relayed); with this deferral none in 700.
+ * nothing relayed); with this deferral none in 700. That drop was most likely the `res.cork` bug
+ * that CorkAnchor works around (the deferral changed what reused the freed memory); the reason above
+ * holds on its own.
  */
 function upgradeLater(run: () => void): void {
   setImmediate(run);
@@ -283,7 +287,7 @@ export class HandshakeAttempt {
   }
 
   #upgrade(userData: UserData, protocol: string): void {
-    this.#res.cork(() =>
+    this.#d.upgradeCorked(() =>
       this.#res.upgrade<UserData>(
         userData,
         this.#request.headers['sec-websocket-key']!,

@@ -15,8 +15,10 @@ import { readFileSync, statSync } from 'node:fs';
  * not by the gateway itself: any synchronous fs call in the gateway process while connections open
  * made uWS drop one right after its 101 now and then. `bench/upgrade-race.ts` lost a connection in 0
  * of 100 runs before the budget existed, in 2 of 16 with a /proc/self/fd listing once a second, in 9
- * of 41 with a stat per handshake, and in 5 of 25 with a stat of /tmp per handshake instead; why uWS
- * minds is not understood. One watcher serves the whole process (tests run many gateways).
+ * of 41 with a stat per handshake, and in 5 of 25 with a stat of /tmp per handshake instead. The
+ * calls only changed what reused memory that uWS's `res.cork` read after an async upgrade (fixed by
+ * src/gateway/cork-anchor.ts); the watcher stays until the in-process read is measured again. One
+ * watcher serves the whole process (tests run many gateways).
  */
 export interface FdSample {
   /** Open file descriptors, or null where /proc is not available (non-Linux). */

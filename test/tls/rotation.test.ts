@@ -54,9 +54,7 @@ function tlsConfig(pair: Pair) {
 }
 
 describe('certificate rotation', () => {
-  // retry: the known open bug below drops one connection in some runs before the rotation starts;
-  // every assertion stands, and a run that fails three times in a row fails.
-  it('swaps in a new pair written over the files while 50 connections stay open and keep relaying', { retry: 2 }, async () => {
+  it('swaps in a new pair written over the files while 50 connections stay open and keep relaying', async () => {
     const dir = certDir();
     const served = makePair(dir, 'served', 'localhost', { days: 2 });
     const next = makePair(dir, 'next', 'localhost', { days: 30 });
@@ -66,8 +64,6 @@ describe('certificate rotation', () => {
     for (let i = 0; i < 50; i++) clients.push(await openClient(g.port));
     const before = await g.metrics();
     expect(before.value(EXPIRY, { server_name: 'default' })).toBe(notAfterSec(served.certFile));
-    // Known open bug (docs/contracts.md, BENCHMARKS.md): in some runs uWS drops one freshly upgraded
-    // wss:// connection (the 9th, 1006, ~3 ms after its open) before any rotation; hence the retry.
     for (const [i, c] of clients.entries()) expect(await c.echo(`before ${i}`)).toBe(`before ${i}`);
 
     replacePair(next, served);
