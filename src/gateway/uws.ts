@@ -26,6 +26,10 @@ function loadNative(): typeof UWS {
 
 export const uws: typeof UWS = loadNative();
 
+// No `uWebSockets: 20` header on any answer: it names the server software to every scanner, and
+// each header is four separate writes when a 101 leaves uncorked (src/gateway/cork-anchor.ts).
+(uws as unknown as { _cfg(key: string): void })._cfg('silent');
+
 /** Port a listen socket is bound to (after listening on port 0). */
 export function listenPort(listenSocket: UWS.us_listen_socket): number {
   return uws.us_socket_local_port(listenSocket);

@@ -4,7 +4,9 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { CorkAnchor } from '../../src/gateway/cork-anchor.ts';
-import { startTestGateway } from '../helpers/gateway.ts';
+import { attempt } from '../helpers/client.ts';
+import { startTestGateway, useGateway } from '../helpers/gateway.ts';
+import { signToken } from '../helpers/tokens.ts';
 import { startEchoUpstream } from '../helpers/upstream.ts';
 
 const openFds = (): number => readdirSync('/proc/self/fd').length;
@@ -65,5 +67,19 @@ describe('CorkAnchor', () => {
     const before = openFds();
     await expect(startTestGateway(upstream.url, { server: { port } })).rejects.toThrow(/already in use/);
     expect(openFds() - before).toBe(0);
+  });
+});
+
+describe('what the 101 and an HTTP refusal say about the server', () => {
+  it('names no server software: no uWebSockets header on a 101 or a 404', async () => {
+    const g = await useGateway();
+    const opened = await attempt(`${g.base}/ws/`, [], { headers: { authorization: `Bearer ${await signToken()}` } });
+    if (opened.kind !== 'open') throw new Error(`expected a 101, got ${JSON.stringify(opened)}`);
+    opened.ws.close();
+    expect(opened.headers.upgrade).toBe('websocket');
+    expect(Object.keys(opened.headers)).not.toContain('uwebsockets');
+    const refused = await attempt(`${g.base}/no-such-route/`);
+    expect(refused).toMatchObject({ kind: 'rejected', status: 404 });
+    expect(Object.keys((refused as { headers: object }).headers)).not.toContain('uwebsockets');
   });
 });
