@@ -200,8 +200,7 @@ export class GatewayMetrics {
 
   rejected(s: RouteState, reason: string, decision: Decision): void {
     const r = REASONS.indexOf(reason as Reason);
-    const d = DECISIONS.indexOf(decision);
-    s.rejected[(r < 0 ? REASONS.length : r) * DECISIONS.length + (d < 0 ? 0 : d)]!++;
+    s.rejected[(r < 0 ? REASONS.length : r) * DECISIONS.length + DECISIONS.indexOf(decision)]!++;
   }
 
   handshakeDuration(s: RouteState, seconds: number, outcome: string): void {
