@@ -1,7 +1,6 @@
 import type WebSocket from 'ws';
 import type { ConnectFailure } from './connection.ts';
-import { endOutcome } from './connection.ts';
-import { classifyError } from './outcomes.ts';
+import { watchEnd } from './connection.ts';
 
 /**
  * The part of a client connection the flood hot path drives. Two transports implement it: the lean
@@ -49,19 +48,9 @@ export function wsGenSocket(ws: WebSocket): GenSocket {
     close: (code, reason) => ws.close(code, reason),
     terminate: () => ws.terminate(),
     watch(clientClosing, onMessage, onEnd) {
-      let errorOutcome: string | undefined;
-      let errorDetail = '';
-      ws.on('error', (err) => {
-        const c = classifyError(err);
-        errorOutcome ??= c.key;
-        errorDetail ||= c.detail;
-      });
       // Not onMessage itself: ws passes isBinary second, which is not a read time.
       ws.on('message', (data: Buffer) => onMessage(data));
-      ws.once('close', (code, reasonBuf) => {
-        const [outcome, detail] = endOutcome(clientClosing(), errorOutcome, errorDetail, code, reasonBuf.toString());
-        onEnd(outcome, code, detail);
-      });
+      watchEnd(ws, clientClosing, onEnd);
     },
   };
 }
