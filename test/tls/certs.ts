@@ -42,23 +42,21 @@ export function makePair(
     ext,
     `subjectAltName=DNS:${name},IP:127.0.0.1\nextendedKeyUsage=${options.clientAuth ? 'clientAuth' : 'serverAuth'}\nbasicConstraints=CA:${options.ca ? 'FALSE' : 'TRUE'}\n`,
   );
+  // A fresh P-256 key and the subject, for a request (signed by the CA below) or a self-signed certificate.
+  const newKeyAndSubject = [
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-subj',
+    `/CN=${name}`,
+  ];
   if (options.ca) {
     const csr = join(dir, `${file}.csr`);
-    openssl([
-      'req',
-      '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyFile,
-      '-out',
-      csr,
-      '-subj',
-      `/CN=${name}`,
-    ]);
+    openssl(['req', '-new', ...newKeyAndSubject, '-out', csr]);
     openssl([
       'x509',
       '-req',
@@ -81,17 +79,9 @@ export function makePair(
     openssl([
       'req',
       '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyFile,
+      ...newKeyAndSubject,
       '-out',
       certFile,
-      '-subj',
-      `/CN=${name}`,
       '-days',
       days,
       '-set_serial',

@@ -55,54 +55,45 @@ async function echoThrough(port: number, text: string): Promise<string> {
   });
 }
 
+/**
+ * A CA, the app's certificate for app.internal.test, the sidecar's client certificate, the mTLS app,
+ * and a gateway on `leg` whose upstream.tls is `tls` (given the CA and the client pair).
+ */
+async function mtlsGateway(leg: 'lean' | 'ws', tls: (ca: Pair, client: Pair) => Record<string, string>) {
+  const dir = certDir();
+  const ca = makePair(dir, 'ca', 'wsguard-test-ca', { isCa: true });
+  const server = makePair(dir, 'app', 'app.internal.test', { ca });
+  const client = makePair(dir, 'sidecar', 'wsguard-sidecar', { ca, clientAuth: true });
+  const app = await startMtlsUpstream(ca, server);
+  const g = await useGateway({ upstream: app.url, config: { upstream: { client: leg, tls: tls(ca, client) } } });
+  return { app, port: g.port };
+}
+
 describe.each(['lean', 'ws'] as const)('wss:// upstream with mTLS (%s leg)', (leg) => {
   it('presents the client certificate, verifies the upstream against the CA and servername, and relays', async () => {
-    const dir = certDir();
-    const ca = makePair(dir, 'ca', 'wsguard-test-ca', { isCa: true });
-    const server = makePair(dir, 'app', 'app.internal.test', { ca });
-    const client = makePair(dir, 'sidecar', 'wsguard-sidecar', { ca, clientAuth: true });
-    const app = await startMtlsUpstream(ca, server);
-    const g = await useGateway({
-      upstream: app.url,
-      config: {
-        upstream: {
-          client: leg,
-          tls: { caFile: ca.certFile, certFile: client.certFile, keyFile: client.keyFile, serverName: 'app.internal.test' },
-        },
-      },
-    });
-    expect(await echoThrough(g.port, `mtls ${leg}`)).toBe(`mtls ${leg}`);
+    const { app, port } = await mtlsGateway(leg, (ca, client) => ({
+      caFile: ca.certFile,
+      certFile: client.certFile,
+      keyFile: client.keyFile,
+      serverName: 'app.internal.test',
+    }));
+    expect(await echoThrough(port, `mtls ${leg}`)).toBe(`mtls ${leg}`);
     expect(app.clientNames).toEqual(['wsguard-sidecar']);
   });
 
   it('gets 502 when the upstream refuses the handshake for want of a client certificate', async () => {
-    const dir = certDir();
-    const ca = makePair(dir, 'ca', 'wsguard-test-ca', { isCa: true });
-    const server = makePair(dir, 'app', 'app.internal.test', { ca });
-    const app = await startMtlsUpstream(ca, server);
-    const g = await useGateway({
-      upstream: app.url,
-      config: { upstream: { client: leg, tls: { caFile: ca.certFile, serverName: 'app.internal.test' } } },
-    });
-    expect(await refusal(g.port)).toBe('502 upstream_unavailable');
+    const { app, port } = await mtlsGateway(leg, (ca) => ({ caFile: ca.certFile, serverName: 'app.internal.test' }));
+    expect(await refusal(port)).toBe('502 upstream_unavailable');
     expect(app.clientNames).toEqual([]);
   });
 
   it('gets 502 when the upstream certificate does not match the configured servername', async () => {
-    const dir = certDir();
-    const ca = makePair(dir, 'ca', 'wsguard-test-ca', { isCa: true });
-    const server = makePair(dir, 'app', 'app.internal.test', { ca });
-    const client = makePair(dir, 'sidecar', 'wsguard-sidecar', { ca, clientAuth: true });
-    const app = await startMtlsUpstream(ca, server);
-    const g = await useGateway({
-      upstream: app.url,
-      config: {
-        upstream: {
-          client: leg,
-          tls: { caFile: ca.certFile, certFile: client.certFile, keyFile: client.keyFile, serverName: 'evil.test' },
-        },
-      },
-    });
-    expect(await refusal(g.port)).toBe('502 upstream_unavailable');
+    const { port } = await mtlsGateway(leg, (ca, client) => ({
+      caFile: ca.certFile,
+      certFile: client.certFile,
+      keyFile: client.keyFile,
+      serverName: 'evil.test',
+    }));
+    expect(await refusal(port)).toBe('502 upstream_unavailable');
   });
 });
