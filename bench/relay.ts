@@ -12,7 +12,7 @@
  */
 import { startEchoChild } from './lib/echo-server.ts';
 import { startGatewayChild } from './lib/gateway-child.ts';
-import { runLoad, type LoadResult, type LoadSettings } from './lib/load.ts';
+import { DEFAULT_LOAD, runLoad, type LoadResult, type LoadSettings } from './lib/load.ts';
 
 interface Variant {
   /** Starts what the load goes through and returns its URL and a stop function. */
@@ -39,11 +39,7 @@ function parseArgs(argv: string[]): LoadSettings & { variants: string[]; rounds:
   const s = {
     variants: ['direct', 'wsguard-lean', 'wsguard-ws'],
     rounds: 2,
-    connections: 50,
-    bytes: 64,
-    window: 100,
-    seconds: 5,
-    warmupSeconds: 1,
+    ...DEFAULT_LOAD,
     ratePerSecond: 20_000,
     latencySeconds: 5,
   };

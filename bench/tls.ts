@@ -16,7 +16,7 @@ import { createLeanDialer, dialLeanUpstream } from '../src/relay/lean/dial.ts';
 import type { UpstreamDialer } from '../src/relay/upstream-types.ts';
 import { startEchoChild } from './lib/echo-server.ts';
 import { startGatewayChild } from './lib/gateway-child.ts';
-import { runLoad, type LoadResult, type LoadSettings } from './lib/load.ts';
+import { DEFAULT_LOAD, runLoad, type LoadResult, type LoadSettings } from './lib/load.ts';
 import { makePair } from '../test/tls/certs.ts';
 
 interface Settings extends LoadSettings {
@@ -29,13 +29,7 @@ interface Settings extends LoadSettings {
 function parseArgs(argv: string[]): Settings {
   const s: Settings = {
     rounds: 2,
-    connections: 50,
-    bytes: 64,
-    window: 100,
-    seconds: 5,
-    warmupSeconds: 1,
-    ratePerSecond: 10_000,
-    latencySeconds: 3,
+    ...DEFAULT_LOAD,
     handshakeSeconds: 5,
     handshakeConcurrency: 8,
     rotations: 20,

@@ -23,6 +23,17 @@ export interface LoadSettings {
   latencySeconds: number;
 }
 
+/** What the relay benchmarks run unless told otherwise: 50 connections of 64 B, 100 in flight each. */
+export const DEFAULT_LOAD: Readonly<LoadSettings> = {
+  connections: 50,
+  bytes: 64,
+  window: 100,
+  seconds: 5,
+  warmupSeconds: 1,
+  ratePerSecond: 10_000,
+  latencySeconds: 3,
+};
+
 export interface LoadResult {
   messagesPerSecond: number;
   p50Ms: number;
