@@ -11,7 +11,7 @@ export function authPolicy(config: Config['auth'], verifier: TokenVerifier | nul
   return {
     name: 'auth',
     dryRun: config.dryRun,
-    async check(ctx) {
+    check(ctx) {
       if (ctx.tokenInSubprotocol && !ctx.markerOffered && ctx.protocols.length === 0) {
         // Nothing could be selected: the token entry is never echoed, so browsers and `ws` would fail
         // the handshake (1006) after it was counted as accepted.
@@ -28,7 +28,15 @@ export function authPolicy(config: Config['auth'], verifier: TokenVerifier | nul
         if (ctx.route.allowAnonymous) return;
         throw new GatewayError('auth', 'no verification key is configured');
       }
-      ctx.claims = await verifier.verify(ctx.token);
+      // A token verified before passes without waiting (the verified-token cache), so admission stays synchronous.
+      const known = verifier.cached(ctx.token);
+      if (known) {
+        ctx.claims = known;
+        return;
+      }
+      return verifier.verify(ctx.token).then((claims) => {
+        ctx.claims = claims;
+      });
     },
   };
 }

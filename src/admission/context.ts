@@ -1,5 +1,6 @@
 import type { JWTPayload } from 'jose';
 import type { RouteConfig } from '../config/schema.ts';
+import type { AttemptSignal } from './attempt-stop.ts';
 
 /** Everything the admission policies need, copied synchronously out of the uWS HttpRequest. */
 export interface HandshakeRequest {
@@ -33,10 +34,10 @@ export interface AdmissionContext {
   relayQuery: string;
   claims: JWTPayload | null;
   /**
-   * Aborted when the handshake ends before admission does (client abort, deadline, drain): the
-   * pipeline runs no further policy, and a policy that waits on I/O may pass it on to cancel.
+   * Set when the handshake ends before admission does (client abort, deadline, drain): the pipeline
+   * runs no further policy, and a policy that waits on I/O may pass `stop.signal` on to cancel.
    */
-  signal: AbortSignal;
+  stop: AttemptSignal;
   /** Releases taken by policies; the pipeline's caller runs them when the handshake does not complete. */
   reservations: {
     /** Forget the attempt (the handshake failed for a reason not the client's). */

@@ -9,7 +9,7 @@ export interface Rejection {
   policy: string;
 }
 
-/** How admission ended: every policy passed, one rejected, or the handshake ended first (ctx.signal). */
+/** How admission ended: every policy passed, one rejected, or the handshake ended first (ctx.stop). */
 export type AdmissionResult = { verdict: 'admitted' } | ({ verdict: 'rejected' } & Rejection) | { verdict: 'aborted' };
 
 /**
@@ -20,33 +20,64 @@ export function storeOutage(cause: unknown): GatewayError {
   return new GatewayError('store_unavailable', 'limit store unavailable', { retryAfterMs: STORE_RETRY_AFTER_MS, cause });
 }
 
+const ADMITTED: AdmissionResult = Object.freeze({ verdict: 'admitted' });
+const ABORTED: AdmissionResult = Object.freeze({ verdict: 'aborted' });
+
 /**
  * Runs the policies in order and stops at the first rejection (the Envoy filter-chain shape). A
- * dry-run policy's rejection is counted and the chain goes on. Checks `ctx.signal` before each
- * policy and after each wait, so an aborted handshake runs no further policy; reservations already
- * taken stay in `ctx.reservations` for the caller to release (releaseReservations).
+ * dry-run policy's rejection is counted and the chain goes on. Checks `ctx.stop` before each policy
+ * and after each wait, so an aborted handshake runs no further policy; reservations already taken
+ * stay in `ctx.reservations` for the caller to release (releaseReservations).
+ *
+ * Synchronous until a policy returns a Promise: a chain that never waits (the memory store, a cached
+ * token, an attempt-limit 429) is decided within the uWS upgrade handler, with no microtask per
+ * policy. Only the rest of the chain runs after a wait.
  */
-export async function runAdmission(
+export function runAdmission(
   policies: readonly AdmissionPolicy[],
   ctx: AdmissionContext,
   observer: GatewayObserver,
-): Promise<AdmissionResult> {
-  for (const policy of policies) {
-    if (ctx.signal.aborted) return { verdict: 'aborted' };
+): AdmissionResult | Promise<AdmissionResult> {
+  return runFrom(0, policies, ctx, observer);
+}
+
+function runFrom(
+  first: number,
+  policies: readonly AdmissionPolicy[],
+  ctx: AdmissionContext,
+  observer: GatewayObserver,
+): AdmissionResult | Promise<AdmissionResult> {
+  for (let i = first; i < policies.length; i++) {
+    if (ctx.stop.stopped) return ABORTED;
+    const policy = policies[i]!;
+    let pending: void | Promise<void>;
     try {
-      const pending = policy.check(ctx);
-      if (pending) await pending;
+      pending = policy.check(ctx);
     } catch (err) {
-      if (ctx.signal.aborted) return { verdict: 'aborted' };
-      const error = err instanceof GatewayError ? err : policy.outage ? policy.outage(err) : toGatewayError(err);
-      if (policy.dryRun && error.reason) {
-        observer.rejected(ctx.route.path, error.reason, 'dry_run', ctx.clientKey);
-        continue;
-      }
-      return { verdict: 'rejected', error, policy: policy.name };
+      const verdict = judge(policy, err, ctx, observer);
+      if (verdict) return verdict;
+      continue;
+    }
+    if (pending) {
+      const next = i + 1;
+      return pending.then(
+        () => runFrom(next, policies, ctx, observer),
+        (err: unknown) => judge(policy, err, ctx, observer) ?? runFrom(next, policies, ctx, observer),
+      );
     }
   }
-  return ctx.signal.aborted ? { verdict: 'aborted' } : { verdict: 'admitted' };
+  return ctx.stop.stopped ? ABORTED : ADMITTED;
+}
+
+/** What a policy's throw means: the attempt's end if it ended meanwhile, a rejection, or null for a dry run (go on). */
+function judge(policy: AdmissionPolicy, err: unknown, ctx: AdmissionContext, observer: GatewayObserver): AdmissionResult | null {
+  if (ctx.stop.stopped) return ABORTED;
+  const error = err instanceof GatewayError ? err : policy.outage ? policy.outage(err) : toGatewayError(err);
+  if (policy.dryRun && error.reason) {
+    observer.rejected(ctx.route.path, error.reason, 'dry_run', ctx.clientKey);
+    return null;
+  }
+  return { verdict: 'rejected', error, policy: policy.name };
 }
 
 /**

@@ -26,6 +26,12 @@ export interface TokenVerifier {
    * 'auth_unavailable' while no JWKS has loaded.
    */
   verify(token: string): Promise<JWTPayload>;
+  /**
+   * A client token's claims from the verified-token cache, judged as verify() judges them (exp, the
+   * monitoring audience; it throws alike), without waiting: null when the token must go through
+   * verify(), which then counts the miss. Lets a reused token pass admission synchronously.
+   */
+  cached(token: string): JWTPayload | null;
   /** Verifies a monitoring API token: same keys and issuer, but its aud must include the monitoring audience. */
   verifyMonitoring(token: string): Promise<JWTPayload>;
   /** True when no JWKS is configured, or a JWKS has been loaded at least once (readiness). */
@@ -183,12 +189,15 @@ class VerifiedTokens {
     return this.#entries.size;
   }
 
-  /** The claims of a token verified before, or null; throws token_expired (and forgets it) once its exp has passed. */
-  get(token: string, toleranceSec: number): JWTPayload | null {
+  /**
+   * The claims of a token verified before, or null; throws token_expired (and forgets it) once its
+   * exp has passed. `countMiss` false: the caller asks again on a miss, and that lookup counts it.
+   */
+  get(token: string, toleranceSec: number, countMiss = true): JWTPayload | null {
     if (this.#max === 0) return null;
     const payload = this.#entries.get(token);
     if (payload === undefined) {
-      this.misses++;
+      if (countMiss) this.misses++;
       return null;
     }
     // jose's rule (jwt_claims_set.ts): expired when exp <= now - tolerance, in whole seconds.
@@ -386,15 +395,22 @@ export async function createTokenVerifier(
     }
   }
 
+  /**
+   * Same keys and issuer sign both kinds of token: the audience is what keeps a monitoring token from
+   * opening a client route (and auth.audience, when set, a client token from the API).
+   */
+  function clientVerdict(payload: JWTPayload): JWTPayload {
+    if (audiences(payload).includes(scope.monitoringAudience)) {
+      throw new GatewayError('auth', 'a monitoring API token cannot open a client connection');
+    }
+    return payload;
+  }
+
   return {
-    async verify(token) {
-      const payload = await verifyWith(token, clientOptions, verifiedClient);
-      // Same keys and issuer sign both kinds of token: the audience is what keeps a monitoring token
-      // from opening a client route (and auth.audience, when set, a client token from the API).
-      if (audiences(payload).includes(scope.monitoringAudience)) {
-        throw new GatewayError('auth', 'a monitoring API token cannot open a client connection');
-      }
-      return payload;
+    verify: async (token) => clientVerdict(await verifyWith(token, clientOptions, verifiedClient)),
+    cached(token) {
+      const known = verifiedClient.get(token, config.clockToleranceSec, false);
+      return known && clientVerdict(known);
     },
     verifyMonitoring: (token) => verifyWith(token, monitoringOptions, verifiedMonitoring),
     ready: () => !jwks || jwks.loaded,

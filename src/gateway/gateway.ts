@@ -4,6 +4,7 @@ import { attemptLimitPolicy } from '../admission/attempt-limit-policy.ts';
 import { authPolicy } from '../admission/auth-policy.ts';
 import { buildTrustList, clientKey, normalizeIp, resolveClientIp } from '../admission/client-ip.ts';
 import { concurrentLimitPolicy } from '../admission/concurrent-limit-policy.ts';
+import { AttemptStop } from '../admission/attempt-stop.ts';
 import type { AdmissionContext, HandshakeRequest } from '../admission/context.ts';
 import { handshakePolicy } from '../admission/handshake-policy.ts';
 import { originPolicy } from '../admission/origin-policy.ts';
@@ -165,7 +166,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       request.query,
       config.auth,
     );
-    const stop = new AbortController();
+    const stop = new AttemptStop();
     const ctx: AdmissionContext = {
       request,
       route: match.route,
@@ -178,7 +179,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       tokenInSubprotocol: source.tokenInSubprotocol,
       relayQuery: source.query,
       claims: null,
-      signal: stop.signal,
+      stop,
       reservations: {},
     };
     const span = observer.handshakeStarted(routePath, request.headers['traceparent'], request.headers['tracestate']);

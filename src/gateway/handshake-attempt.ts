@@ -1,6 +1,7 @@
 import type { HttpResponse, us_socket_context_t } from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import type { AdmissionContext, HandshakeRequest } from '../admission/context.ts';
+import type { AttemptStop } from '../admission/attempt-stop.ts';
 import { releaseReservations, runAdmission } from '../admission/pipeline.ts';
 import type { AdmissionPolicy } from '../admission/policy.ts';
 import type { Config } from '../config/schema.ts';
@@ -60,13 +61,6 @@ function errorText(error: Error): string {
   return cause && !error.message.includes(cause) ? `${error.message}: ${cause}` : error.message;
 }
 
-/**
- * The reason `#stop` is aborted with. Without one, AbortController.abort() builds a DOMException with
- * a stack on every ended attempt: with the signal's lazy creation that was 17% of the gateway's CPU
- * per 429 under an attempt flood (node --cpu-prof). Nothing reads the reason; listeners only stop.
- */
-const ATTEMPT_ENDED = Object.freeze(new Error('handshake attempt ended'));
-
 let localAddressTurn = 0;
 
 /** upstream.localAddresses in turn (proxy_bind-style rotation): each source address brings its own ephemeral ports. */
@@ -94,8 +88,8 @@ export class HandshakeAttempt {
   readonly #ctx: AdmissionContext;
   readonly #match: RouteMatch | RouteRefusal;
   readonly #span: HandshakeObservation;
-  /** Stops admission and the dial when the attempt ends without them (ctx.signal, the dial's signal). */
-  readonly #stop: AbortController;
+  /** Stops admission and the dial when the attempt ends without them (ctx.stop, the dial's signal). */
+  readonly #stop: AttemptStop;
   readonly #deadline: NodeJS.Timeout;
   #settled = false;
   /** uWS reported the client gone: the response must not be touched any more. */
@@ -103,7 +97,7 @@ export class HandshakeAttempt {
   #pendingHeld = true;
   #conn: Connection | null = null;
 
-  /** `ctx.signal` must be `stop.signal`; the caller has already counted the socket in `pending`. */
+  /** `ctx.stop` must be `stop`; the caller has already counted the socket in `pending`. */
   constructor(
     d: AttemptDeps,
     res: HttpResponse,
@@ -111,7 +105,7 @@ export class HandshakeAttempt {
     ctx: AdmissionContext,
     match: RouteMatch | RouteRefusal,
     span: HandshakeObservation,
-    stop: AbortController,
+    stop: AttemptStop,
   ) {
     this.#d = d;
     this.#res = res;
@@ -141,7 +135,9 @@ export class HandshakeAttempt {
           'gateway',
         );
       }
-      const result = await runAdmission(this.#d.policies, this.#ctx, this.#d.observer);
+      // Decided synchronously when no policy waits (runAdmission): a 429 is answered within the upgrade handler.
+      const admission = runAdmission(this.#d.policies, this.#ctx, this.#d.observer);
+      const result = admission instanceof Promise ? await admission : admission;
       if (result.verdict === 'rejected') return this.reject(result.error, result.policy);
       // Ended while a policy waited (abort, deadline, drain): give back what was reserved since, dial nothing.
       if (result.verdict === 'aborted' || this.#settled) return releaseReservations(this.#ctx);
@@ -276,7 +272,7 @@ export class HandshakeAttempt {
     this.#settled = true;
     clearTimeout(this.#deadline);
     this.#d.inFlight.delete(this);
-    if (stop) this.#stop.abort(ATTEMPT_ENDED);
+    if (stop) this.#stop.stop();
     return true;
   }
 

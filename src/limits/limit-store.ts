@@ -16,12 +16,15 @@ export interface StoreHealth {
 export type AttemptResult = { ok: true; id: string } | { ok: false; retryAfterMs: number };
 
 export interface LimitStore {
-  /** Records a connection attempt in a sliding window, unless `max` attempts are already in it. */
-  tryAttempt(key: string, max: number, windowMs: number, nowMs: number): Promise<AttemptResult>;
+  /**
+   * Records a connection attempt in a sliding window, unless `max` attempts are already in it. A
+   * store that answers without I/O (memory) returns the result itself, so admission stays synchronous.
+   */
+  tryAttempt(key: string, max: number, windowMs: number, nowMs: number): AttemptResult | Promise<AttemptResult>;
   /** Forgets one recorded attempt (the handshake failed for a reason that is not the client's). */
   releaseAttempt(key: string, id: string): Promise<void>;
-  /** Takes one of `max` concurrent-connection slots; false when all are taken. */
-  tryAcquireSlot(key: string, max: number): Promise<boolean>;
+  /** Takes one of `max` concurrent-connection slots; false when all are taken. Synchronous like tryAttempt where it can be. */
+  tryAcquireSlot(key: string, max: number): boolean | Promise<boolean>;
   releaseSlot(key: string): Promise<void>;
   /** Number of client keys with any state (for the tracked-clients gauge). */
   size(): number;

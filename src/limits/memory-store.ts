@@ -131,7 +131,7 @@ export class MemoryLimitStore implements LimitStore {
     if (e.count === 0 && e.slots === 0) this.#entries.delete(key);
   }
 
-  async tryAttempt(key: string, max: number, windowMs: number, nowMs: number): Promise<AttemptResult> {
+  tryAttempt(key: string, max: number, windowMs: number, nowMs: number): AttemptResult {
     this.#windowMs = Math.max(this.#windowMs, windowMs);
     const e = this.#entry(key);
     e.expire(nowMs - windowMs);
@@ -150,7 +150,7 @@ export class MemoryLimitStore implements LimitStore {
     this.#prune(key, e);
   }
 
-  async tryAcquireSlot(key: string, max: number): Promise<boolean> {
+  tryAcquireSlot(key: string, max: number): boolean {
     const e = this.#entry(key);
     if (e.slots >= max) {
       this.#prune(key, e);

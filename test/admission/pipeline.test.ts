@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { AttemptStop } from '../../src/admission/attempt-stop.ts';
 import type { AdmissionContext } from '../../src/admission/context.ts';
 import { releaseReservations, runAdmission, storeOutage } from '../../src/admission/pipeline.ts';
 import type { AdmissionPolicy } from '../../src/admission/policy.ts';
@@ -6,7 +7,7 @@ import type { RouteConfig } from '../../src/config/schema.ts';
 import { GatewayError } from '../../src/errors.ts';
 import { createNoopObserver, type GatewayObserver } from '../../src/telemetry/observer.ts';
 
-function context(signal: AbortSignal = new AbortController().signal): AdmissionContext {
+function context(stop: AttemptStop = new AttemptStop()): AdmissionContext {
   return {
     request: { method: 'get', path: '/ws/', query: '', headers: {}, duplicates: [], peerIp: '192.0.2.1' },
     route: { path: '/ws/' } as RouteConfig,
@@ -19,7 +20,7 @@ function context(signal: AbortSignal = new AbortController().signal): AdmissionC
     tokenInSubprotocol: false,
     relayQuery: '',
     claims: null,
-    signal,
+    stop,
     reservations: {},
   };
 }
@@ -105,10 +106,10 @@ describe('runAdmission', () => {
 
   it('runs no further policy once the signal is aborted during a wait, and reports the abort instead of a verdict', async () => {
     const ran: string[] = [];
-    const stop = new AbortController();
-    const ctx = context(stop.signal);
+    const stop = new AttemptStop();
+    const ctx = context(stop);
     const slow = policy('attempt_limit', ran, async () => {
-      stop.abort();
+      stop.stop();
       ctx.reservations.attempt = () => ran.push('attempt released');
     });
     const result = await runAdmission([slow, policy('conn_limit', ran), policy('auth', ran)], ctx, createNoopObserver());
@@ -120,15 +121,15 @@ describe('runAdmission', () => {
   });
 
   it('reports an abort rather than a rejection that lost the race with it', async () => {
-    const stop = new AbortController();
+    const stop = new AttemptStop();
     const result = await runAdmission(
       [
         policy('auth', [], async () => {
-          stop.abort();
+          stop.stop();
           throw new GatewayError('auth', 'bad token');
         }),
       ],
-      context(stop.signal),
+      context(stop),
       createNoopObserver(),
     );
     expect(result).toEqual({ verdict: 'aborted' });
@@ -136,10 +137,77 @@ describe('runAdmission', () => {
 
   it('runs nothing for an attempt aborted before admission started', async () => {
     const ran: string[] = [];
-    const stop = new AbortController();
-    stop.abort();
-    expect(await runAdmission([policy('handshake', ran)], context(stop.signal), createNoopObserver())).toEqual({ verdict: 'aborted' });
+    const stop = new AttemptStop();
+    stop.stop();
+    expect(await runAdmission([policy('handshake', ran)], context(stop), createNoopObserver())).toEqual({ verdict: 'aborted' });
     expect(ran).toEqual([]);
+  });
+});
+
+describe('runAdmission without waits', () => {
+  it('decides synchronously while no policy returns a Promise, and continues asynchronously after one that does', async () => {
+    const ran: string[] = [];
+    const deny = () => {
+      throw new GatewayError('attempt_limit', 'over');
+    };
+    const sync = runAdmission(
+      [policy('origin', ran), policy('attempt_limit', ran, deny), policy('auth', ran)],
+      context(),
+      createNoopObserver(),
+    );
+    expect(sync).not.toBeInstanceOf(Promise);
+    expect(sync).toMatchObject({ verdict: 'rejected', policy: 'attempt_limit' });
+    expect(runAdmission([policy('origin', ran)], context(), createNoopObserver())).toEqual({ verdict: 'admitted' });
+
+    ran.length = 0;
+    const waits = runAdmission(
+      [policy('origin', ran), policy('store', ran, async () => {}), policy('auth', ran, deny)],
+      context(),
+      createNoopObserver(),
+    );
+    expect(waits).toBeInstanceOf(Promise);
+    // The policies before the wait ran at once; the ones after it only once it settled.
+    expect(ran).toEqual(['origin', 'store']);
+    expect(await waits).toMatchObject({ verdict: 'rejected', policy: 'auth' });
+    expect(ran).toEqual(['origin', 'store', 'auth']);
+  });
+
+  it('maps a rejected wait like a throw: outage, dry run, then the rest of the chain', async () => {
+    const ran: string[] = [];
+    const { observer, rejected } = recorder();
+    const down = () => Promise.reject(new Error('ECONNREFUSED'));
+    const outage = await runAdmission(
+      [policy('attempt_limit', ran, down, { outage: storeOutage }), policy('auth', ran)],
+      context(),
+      observer,
+    );
+    expect(outage).toMatchObject({ verdict: 'rejected', policy: 'attempt_limit', error: { code: 'store_unavailable' } });
+    expect(ran).toEqual(['attempt_limit']);
+    const full = () => Promise.reject(new GatewayError('conn_limit', 'full'));
+    const dry = await runAdmission([policy('conn_limit', ran, full, { dryRun: true }), policy('auth', ran)], context(), observer);
+    expect(dry).toEqual({ verdict: 'admitted' });
+    expect(ran).toEqual(['attempt_limit', 'conn_limit', 'auth']);
+    expect(rejected).toEqual(['conn_limit:dry_run']);
+  });
+});
+
+describe('AttemptStop', () => {
+  it('aborts its signal once at stop(), and hands out an already aborted one when asked after it', () => {
+    const early = new AttemptStop();
+    const signal = early.signal;
+    expect(signal.aborted).toBe(false);
+    let heard = 0;
+    signal.addEventListener('abort', () => heard++);
+    early.stop();
+    early.stop();
+    expect([early.stopped, signal.aborted, heard]).toEqual([true, true, 1]);
+    // The same signal every time.
+    expect(early.signal).toBe(signal);
+
+    const late = new AttemptStop();
+    late.stop();
+    expect(late.stopped).toBe(true);
+    expect(late.signal.aborted).toBe(true);
   });
 });
 

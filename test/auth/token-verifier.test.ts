@@ -214,6 +214,22 @@ describe('verified-token cache (auth.verifiedCacheSize)', () => {
     expect(v.cacheStats()).toEqual({ entries: 1, hits: 1, misses: 2 });
   });
 
+  it('cached() answers a verified token without waiting, judges it as verify() does, and leaves a miss to verify()', async () => {
+    const v = await createTokenVerifier(authConfig({ secret: TEST_SECRET }));
+    const token = await signToken({ sub: 'bob' });
+    expect(v.cached(token)).toBeNull();
+    // cached() left the miss uncounted: verify() counts it, once.
+    expect((await v.verify(token)).sub).toBe('bob');
+    expect(v.cacheStats()).toEqual({ entries: 1, hits: 0, misses: 1 });
+    expect(v.cached(token)?.sub).toBe('bob');
+    expect(v.cacheStats()).toEqual({ entries: 1, hits: 1, misses: 1 });
+    // A monitoring token is refused from the cache as verify() refuses it.
+    const monitoring = await signToken({ sub: 'ops', aud: 'wsguard-monitoring' });
+    expect(await codeOf(v.verifyMonitoring(monitoring))).toBe('ok');
+    expect(await codeOf(v.verify(monitoring))).toBe('auth');
+    expect(() => v.cached(monitoring)).toThrow(expect.objectContaining({ code: 'auth' }));
+  });
+
   it('checks exp on every use: a remembered token is refused with token_expired once it expires', async () => {
     const v = await createTokenVerifier(authConfig({ secret: TEST_SECRET }));
     const exp = now() + 1;

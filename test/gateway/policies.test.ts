@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { RawConfig } from '../../src/config/schema.ts';
+import type { LimitStore } from '../../src/limits/limit-store.ts';
 import {
   createNoopObserver,
   NOOP_CONNECTION,
@@ -218,7 +219,8 @@ describe('limit store outage', () => {
   it('fails closed with 503 and Retry-After when the store errors', async () => {
     const { MemoryLimitStore } = await import('../../src/limits/memory-store.ts');
     const store = new MemoryLimitStore({ maxTrackedKeys: 100 });
-    store.tryAttempt = () => Promise.reject(new Error('connection refused'));
+    // A store behind I/O that fails (the Redis store's shape: a rejected Promise).
+    (store as LimitStore).tryAttempt = () => Promise.reject(new Error('connection refused'));
     upstream = await startEchoUpstream();
     gw = await startTestGateway(upstream.url, {}, { store });
     const r = rejected(await attempt(`${gw.base}/ws/a?access_token=${await signToken()}`));

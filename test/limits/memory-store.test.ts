@@ -6,9 +6,10 @@ const HOUR = 3_600_000;
 let store: MemoryLimitStore;
 afterEach(() => store?.close());
 
-async function refusal(p: Promise<unknown>): Promise<GatewayError> {
+/** The GatewayError `run` throws or rejects with (the memory store answers synchronously). */
+async function refusal(run: () => unknown): Promise<GatewayError> {
   try {
-    await p;
+    await run();
   } catch (err) {
     if (err instanceof GatewayError) return err;
     throw err;
@@ -61,11 +62,11 @@ describe('memory limit store: tracked-key cap', () => {
   it('refuses a new key at the cap with store_full and Retry-After, and keeps tracked keys working', async () => {
     store = new MemoryLimitStore({ maxTrackedKeys: 3 });
     for (const k of ['a', 'b', 'c']) expect((await store.tryAttempt(k, 2, HOUR, 0)).ok).toBe(true);
-    const err = await refusal(store.tryAttempt('d', 2, HOUR, 1));
+    const err = await refusal(() => store.tryAttempt('d', 2, HOUR, 1));
     expect(err.code).toBe('store_full');
     expect(err.status).toBe(503);
     expect(err.retryAfterMs).toBeGreaterThan(0);
-    expect((await refusal(store.tryAcquireSlot('d', 5))).code).toBe('store_full');
+    expect((await refusal(() => store.tryAcquireSlot('d', 5))).code).toBe('store_full');
     expect(store.size()).toBe(3);
     // Nothing was evicted: 'a' keeps its record and its limit.
     expect((await store.tryAttempt('a', 2, HOUR, 2)).ok).toBe(true);
@@ -77,7 +78,7 @@ describe('memory limit store: tracked-key cap', () => {
     store = new MemoryLimitStore({ maxTrackedKeys: 2 });
     await store.tryAttempt('a', 2, 1000, 0);
     await store.tryAttempt('b', 2, 1000, 0);
-    expect((await refusal(store.tryAttempt('c', 2, 1000, 10))).code).toBe('store_full');
+    expect((await refusal(() => store.tryAttempt('c', 2, 1000, 10))).code).toBe('store_full');
     store.sweep(2000);
     expect(store.size()).toBe(0);
     expect((await store.tryAttempt('c', 2, 1000, 2000)).ok).toBe(true);
@@ -149,13 +150,13 @@ describe('memory limit store: sweep', () => {
     expect((await store.tryAttempt('d', 2, 1000, 1000)).ok).toBe(true);
     expect(await store.tryAcquireSlot('e', 1)).toBe(true);
     expect(store.size()).toBe(3);
-    expect((await refusal(store.tryAttempt('a', 2, 1000, 1000))).code).toBe('store_full');
-    expect((await refusal(store.tryAcquireSlot('f', 1))).code).toBe('store_full');
+    expect((await refusal(() => store.tryAttempt('a', 2, 1000, 1000))).code).toBe('store_full');
+    expect((await refusal(() => store.tryAcquireSlot('f', 1))).code).toBe('store_full');
     expect(store.size()).toBe(3);
     // A refused key left nothing behind: once 'e' lets go of its slot there is exactly one place.
     await store.releaseSlot('e');
     expect(store.size()).toBe(2);
     expect((await store.tryAttempt('f', 2, 1000, 1001)).ok).toBe(true);
-    expect((await refusal(store.tryAttempt('g', 2, 1000, 1001))).code).toBe('store_full');
+    expect((await refusal(() => store.tryAttempt('g', 2, 1000, 1001))).code).toBe('store_full');
   });
 });

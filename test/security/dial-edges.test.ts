@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { LimitStore } from '../../src/limits/limit-store.ts';
 import { MemoryLimitStore } from '../../src/limits/memory-store.ts';
 import { dialerFor } from '../../src/relay/dialers.ts';
 import type { UpstreamHandlers } from '../../src/relay/upstream-types.ts';
@@ -106,7 +107,7 @@ describe.each(['lean', 'ws'] as const)('gateway with the %s leg', (client) => {
     const up = await hanging();
     // Admission takes 2.5 s (a slow limit store), so the 3 s handshake deadline passes 0.5 s into the
     // dial, whose own 3 s timeout (it may not exceed the handshake deadline) would end it only 3 s in.
-    const store = new MemoryLimitStore({ maxTrackedKeys: 100 });
+    const store: LimitStore = new MemoryLimitStore({ maxTrackedKeys: 100 });
     const tryAttempt = store.tryAttempt.bind(store);
     store.tryAttempt = async (...args) => {
       await new Promise((r) => setTimeout(r, 2_500));
