@@ -2,10 +2,10 @@
  * One load-generator process of the comparison benchmark, forked by GeneratorPool with its index g:
  * it dials from 127.0.g.1–250 and runs the tasks the parent sends over IPC, reporting its own CPU time
  * (process.cpuUsage) with each result. Connections that stay open (rate, hold, storm) go through the
- * lean client leg; upgrade churn (upgrades) uses a raw attempt that only reads the status (attempt()).
+ * lean client leg; upgrade churn (upgrades) uses a raw attempt on Node's TCP handles that only reads
+ * the status (attempt()).
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import net from 'node:net';
 import hdr from 'hdr-histogram-js';
 import { dialLeanUpstream } from '../../src/relay/lean/dial.ts';
 import type { UpstreamConnection } from '../../src/relay/upstream-types.ts';
@@ -187,28 +187,61 @@ function check101(head: string, expectedAccept: string): string {
 }
 
 /**
+ * Node's own TCP handles (what net.Socket wraps), for upgrade churn: one attempt is a handle, a bind,
+ * a connect, one write, reads into one shared buffer and a close, without a Socket's streams, event
+ * emitter and state objects. Measured against wsguard's 429 path (bench/compare/flood-cpu.ts, one
+ * generator, 32 in flight): 61–66 µs of generator CPU per attempt, where net.connect (onread into a
+ * shared buffer, destroy) took 86–93 µs and the lean client leg 117–135 µs; with net.connect the
+ * generator ran at 92% CPU and wsguard at 82–89%, with these handles wsguard reached 100% first.
+ * About half the rest is kernel work that loopback charges to the caller (the server's side of the
+ * connect, write and close runs in our syscalls). process.binding is deprecated (DEP0111, a warning
+ * only with --pending-deprecation); if a Node release drops these bindings the generator fails at
+ * start, loudly, and net.connect is the fallback.
+ */
+interface TcpHandle {
+  bind(address: string, port: number): number;
+  connect(req: object, address: string, port: number): number;
+  setNoDelay(on: boolean): number;
+  readStart(): number;
+  useUserBuffer(buffer: Uint8Array): void;
+  writeBuffer(req: object, data: Uint8Array): number;
+  writeLatin1String(req: object, data: string): number;
+  close(callback: () => void): void;
+  onread: (arrayBuffer: ArrayBuffer | undefined) => void;
+}
+const binding = (name: string) => (process as unknown as { binding(name: string): Record<string, unknown> }).binding(name);
+const tcpWrap = binding('tcp_wrap') as {
+  TCP: new (type: number) => TcpHandle;
+  TCPConnectWrap: new () => { oncomplete: (status: number) => void; address: string; port: number };
+  constants: { SOCKET: number };
+};
+const streamWrap = binding('stream_wrap') as {
+  WriteWrap: new () => { handle: TcpHandle; oncomplete: () => void; async: boolean };
+  streamBaseState: Int32Array;
+  kReadBytesOrError: number;
+};
+const noop = () => {};
+
+/**
  * One upgrade attempt on a fresh TCP connection: write the request, read until the status line is
- * complete (for a 101, the whole head, to check its Sec-WebSocket-Accept), destroy the socket.
+ * complete (for a 101, the whole head, to check its Sec-WebSocket-Accept), close the socket.
  * Resolves with the status ('101', '429', …), 'bad-101', 'malformed', 'error' (socket error or close
- * before a status line) or 'timeout'. Measured against wsguard's 429 path (bench/compare/flood-cpu.ts,
- * one generator, 32 in flight): 90–93 µs of generator CPU per attempt where the lean client leg took
- * 121–135 µs, about half of it in the kernel (bind, connect, write and close on loopback also run
- * the server side's TCP work); plain 'data' events instead of onread cost 98–107 µs; waiting for
- * the server's FIN before closing 97–105 µs, a reset (resetAndDestroy) 89–92 µs, within the noise.
+ * before a status line) or 'timeout'.
  */
 function attempt(host: string, port: number, localAddress: string, request: Buffer | string, expectedAccept: string): Promise<string> {
   return new Promise((resolve) => {
     let pending: Buffer | null = null;
     let done = false;
+    const handle = new tcpWrap.TCP(tcpWrap.constants.SOCKET);
+    const timer = setTimeout(() => finish('timeout'), ATTEMPT_TIMEOUT_MS);
     const finish = (outcome: string) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      socket.destroy();
+      handle.close(noop);
       resolve(outcome);
     };
     const onBytes = (chunk: Buffer) => {
-      if (done) return;
       const bytes: Buffer = pending ? Buffer.concat([pending, chunk]) : chunk;
       pending = null;
       const lineEnd = bytes.indexOf('\r\n');
@@ -220,20 +253,34 @@ function attempt(host: string, port: number, localAddress: string, request: Buff
         if (headEnd >= 0) return finish(check101(bytes.toString('latin1', 0, headEnd + 2), expectedAccept));
       }
       if (bytes.length > MAX_HEAD_BYTES) return finish('malformed');
-      // The read buffer is reused by the next read (onread below): keep a copy of a partial head.
+      // The read buffer is reused by the next read: keep a copy of a partial head.
       pending = Buffer.from(bytes);
     };
-    const socket = net.connect({
-      host,
-      port,
-      localAddress,
-      noDelay: true,
-      onread: { buffer: readBuffer, callback: (n: number, buf: Uint8Array) => (onBytes(Buffer.from(buf.buffer, buf.byteOffset, n)), true) },
-    });
-    const timer = setTimeout(() => finish('timeout'), ATTEMPT_TIMEOUT_MS);
-    socket.on('error', () => finish('error'));
-    socket.on('close', () => finish('error'));
-    socket.write(request);
+    // With a user buffer the bytes are at its start; the count (or a negative errno, EOF included) is in streamBaseState.
+    handle.onread = () => {
+      const n = streamWrap.streamBaseState[streamWrap.kReadBytesOrError]!;
+      if (done || n === 0) return;
+      if (n < 0) return finish('error');
+      onBytes(readBuffer.subarray(0, n));
+    };
+    handle.useUserBuffer(readBuffer);
+    if (handle.bind(localAddress, 0) !== 0) return finish('error');
+    const connect = new tcpWrap.TCPConnectWrap();
+    connect.address = host;
+    connect.port = port;
+    connect.oncomplete = (status) => {
+      if (done) return;
+      if (status < 0) return finish('error');
+      handle.setNoDelay(true);
+      handle.readStart();
+      const write = new streamWrap.WriteWrap();
+      write.handle = handle;
+      write.oncomplete = noop;
+      write.async = false;
+      if ((typeof request === 'string' ? handle.writeLatin1String(write, request) : handle.writeBuffer(write, request)) !== 0)
+        finish('error');
+    };
+    if (handle.connect(connect, host, port) !== 0) finish('error');
   });
 }
 
