@@ -1,4 +1,4 @@
-import { fmtRate, generatorBound, type Scenario } from './base.ts';
+import { fmtRate, generatorBound, treeCpuMs, type Scenario } from './base.ts';
 import { authHeaders, driveRate, statusSummary, upgradeRate } from './drive.ts';
 
 /** Attempts one address may make per window in this row: spent within the first second of the flood (--quick: 50). */
@@ -19,6 +19,7 @@ export const rejection: Scenario = {
   wsguardSettings: (ctx) => [`limits.attempts.max=${attempts(ctx.quick)}`],
   async run(_system, running, ctx) {
     const seconds = ctx.quick ? 1 : 5;
+    const cpu0 = running.pid ? treeCpuMs(running.pid) : 0;
     const [flood, traffic] = await Promise.all([
       ctx.gens.run((i) =>
         i !== 0
@@ -42,9 +43,16 @@ export const rejection: Scenario = {
         generators: ctx.gens.size > 1 ? Array.from({ length: ctx.gens.size - 1 }, (_, i) => i + 1) : [0],
       }),
     ]);
+    const proxyMs = running.pid ? treeCpuMs(running.pid) - cpu0 : 0;
     const rate429 = upgradeRate(flood, '429');
+    const attempts = flood.reduce((a, r) => a + Object.values(r.statuses as Record<string, number>).reduce((x, y) => x + y, 0), 0);
     const cpu = flood.map((r) => `${Math.round((100 * r.cpuMs) / r.wallMs)}%`).join('+');
-    ctx.log(`  flood outcomes: ${statusSummary(flood)}, flooding generator CPU ${cpu}; admitted ${traffic.received}/${traffic.sent} back`);
+    // Per attempt, the flooding generator's CPU next to the proxy's (which also carries the admitted traffic).
+    const perAttempt = (ms: number) => (attempts ? `${Math.round((1000 * ms) / attempts)} µs` : 'n/a');
+    ctx.log(
+      `  flood outcomes: ${statusSummary(flood)}, flooding generator CPU ${cpu} (${perAttempt(flood.reduce((a, r) => a + r.cpuMs, 0))} per attempt; ` +
+        `the proxy ${perAttempt(proxyMs)} per attempt, admitted traffic included); admitted ${traffic.received}/${traffic.sent} back`,
+    );
     return [
       {
         text: `${fmtRate(rate429)}, admitted p99 ${traffic.p99.toFixed(2)} ms`,
