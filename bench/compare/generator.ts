@@ -188,7 +188,7 @@ function check101(head: string, expectedAccept: string): string {
 
 /**
  * Node's own TCP handles (what net.Socket wraps), for upgrade churn: one attempt is a handle, a bind,
- * a connect, one write, reads into one shared buffer and a close, without a Socket's streams, event
+ * a connect, one write, reads into one shared buffer and a reset, without a Socket's streams, event
  * emitter and state objects. Measured against wsguard's 429 path (bench/compare/flood-cpu.ts, one
  * generator, 32 in flight): 61–66 µs of generator CPU per attempt, where net.connect (onread into a
  * shared buffer, destroy) took 86–93 µs and the lean client leg 117–135 µs; with net.connect the
