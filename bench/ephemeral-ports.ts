@@ -13,11 +13,8 @@ import { GeneratorPool } from './compare/base.ts';
 import { upgradeRate, statusSummary } from './compare/drive.ts';
 import { startEchoChild } from './lib/echo-server.ts';
 import { startGatewayChild } from './lib/gateway-child.ts';
+import { arg } from './lib/args.ts';
 
-const arg = (name: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? undefined : process.argv[i + 1];
-};
 const seconds = Number(arg('seconds') ?? 10);
 const locals = arg('local-addresses')?.split(',') ?? [];
 

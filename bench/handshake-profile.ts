@@ -9,10 +9,7 @@ import { startEchoChild } from './lib/echo-server.ts';
 import { startGatewayChild } from './lib/gateway-child.ts';
 import { GeneratorPool, ORIGIN } from './compare/base.ts';
 import { statusSummary, upgradeRate } from './compare/drive.ts';
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? fallback : process.argv[i + 1]!;
-};
+import { arg } from './lib/args.ts';
 const seconds = Number(arg('seconds', '8'));
 const out = arg('out', '/tmp/wsguard-prof');
 const secret = 'bench-secret-that-is-at-least-32-characters-long';

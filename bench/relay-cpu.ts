@@ -10,11 +10,8 @@ import { startEchoChild } from './lib/echo-server.ts';
 import { startGatewayChild } from './lib/gateway-child.ts';
 import { GeneratorPool, treeCpuMs } from './compare/base.ts';
 import { nginx } from './compare/system-nginx.ts';
+import { arg } from './lib/args.ts';
 
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? fallback : process.argv[i + 1]!;
-};
 const rate = Number(arg('rate', '200000'));
 const rounds = Number(arg('rounds', '2'));
 const seconds = Number(arg('seconds', '7'));

@@ -20,11 +20,8 @@ import { startEchoChild } from '../lib/echo-server.ts';
 import { killChild, ORIGIN, treeCpuMs, type Context, type GenTaskResult } from './base.ts';
 import { statusSummary } from './drive.ts';
 import { wsguardSystem } from './system-wsguard.ts';
+import { arg } from '../lib/args.ts';
 
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? fallback : process.argv[i + 1]!;
-};
 const seconds = Number(arg('seconds', '5'));
 const rounds = Number(arg('rounds', '3'));
 const concurrency = Number(arg('concurrency', '32'));
