@@ -5,9 +5,10 @@
  * lean client leg; upgrade churn (upgrades) uses a raw attempt on Node's TCP handles that only reads
  * the status (attempt()).
  */
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import hdr from 'hdr-histogram-js';
 import { dialLeanUpstream } from '../../src/relay/lean/dial.ts';
+import { checkUpgrade, MAX_RESPONSE_HEAD_BYTES, newKey, parseResponseHead, requestHead } from '../../src/relay/lean/handshake.ts';
 import type { UpstreamConnection } from '../../src/relay/upstream-types.ts';
 
 const g = Number(process.argv[2] ?? 1);
@@ -160,30 +161,10 @@ function mintToken(secret: string): string {
 
 /** The lean dial's handshake deadline: an attempt unanswered this long counts as 'timeout'. */
 const ATTEMPT_TIMEOUT_MS = 10_000;
-/** A response head longer than this without its end is not an answer to an upgrade ('malformed'). */
-const MAX_HEAD_BYTES = 16 * 1024;
-/** RFC 6455 §1.3: the GUID appended to Sec-WebSocket-Key before hashing into Sec-WebSocket-Accept. */
-const ACCEPT_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-const ACCEPT_FIELD = '\r\nsec-websocket-accept:';
-
-/** The part of the upgrade request every attempt of a task shares: request line, Host, the handshake fields, the task's headers. */
-function requestStart(url: URL, key: string, headers: Record<string, string>): string {
-  if (url.protocol !== 'ws:') throw new Error(`upgrades: only ws:// URLs (got ${url.protocol})`);
-  let head = `GET ${url.pathname || '/'}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n`;
-  for (const [name, value] of Object.entries(headers)) {
-    if (/[\r\n]/.test(name + value)) throw new Error(`upgrades: header ${name} contains CR or LF`);
-    head += `${name}: ${value}\r\n`;
-  }
-  return head;
-}
-
-/** The outcome of a 101 head (complete, up to its blank line): admitted only with the right Sec-WebSocket-Accept. */
-function check101(head: string, expectedAccept: string): string {
-  const lower = head.toLowerCase();
-  const at = lower.indexOf(ACCEPT_FIELD);
-  if (at < 0) return 'bad-101';
-  const from = at + ACCEPT_FIELD.length;
-  return head.slice(from, lower.indexOf('\r\n', from)).trim() === expectedAccept ? '101' : 'bad-101';
+/** The outcome of a complete 101 head: admitted only when it passes the lean leg's own checks (Sec-WebSocket-Accept among them). */
+function check101(head: string, key: string): string {
+  const parsed = parseResponseHead(head);
+  return parsed && !('error' in checkUpgrade(parsed, key, [])) ? '101' : 'bad-101';
 }
 
 /**
@@ -230,7 +211,7 @@ const noop = () => {};
  * Resolves with the status ('101', '429', …), 'bad-101', 'malformed', 'error' (socket error or close
  * before a status line) or 'timeout'.
  */
-function attempt(host: string, port: number, localAddress: string, request: Buffer | string, expectedAccept: string): Promise<string> {
+function attempt(host: string, port: number, localAddress: string, request: Buffer | string, key: string): Promise<string> {
   return new Promise((resolve) => {
     let pending: Buffer | null = null;
     let done = false;
@@ -252,13 +233,13 @@ function attempt(host: string, port: number, localAddress: string, request: Buff
       pending = null;
       const lineEnd = bytes.indexOf('\r\n');
       if (lineEnd >= 0) {
-        const status = /^HTTP\/1\.[01] (\d{3})/.exec(bytes.toString('latin1', 0, lineEnd))?.[1];
+        const status = parseResponseHead(bytes.toString('latin1', 0, lineEnd))?.status;
         if (status === undefined) return finish('malformed');
-        if (status !== '101') return finish(status);
+        if (status !== 101) return finish(String(status));
         const headEnd = bytes.indexOf('\r\n\r\n');
-        if (headEnd >= 0) return finish(check101(bytes.toString('latin1', 0, headEnd + 2), expectedAccept));
+        if (headEnd >= 0) return finish(check101(bytes.toString('latin1', 0, headEnd), key));
       }
-      if (bytes.length > MAX_HEAD_BYTES) return finish('malformed');
+      if (bytes.length > MAX_RESPONSE_HEAD_BYTES) return finish('malformed');
       // The read buffer is reused by the next read: keep a copy of a partial head.
       pending = Buffer.from(bytes);
     };
@@ -298,15 +279,14 @@ async function upgrades(t: UpgradeTask) {
   const url = new URL(t.url);
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const port = url.port === '' ? 80 : Number(url.port);
-  const key = randomBytes(16).toString('base64');
-  const expectedAccept = createHash('sha1')
-    .update(key + ACCEPT_GUID)
-    .digest('base64');
+  if (url.protocol !== 'ws:') throw new Error(`upgrades: only ws:// URLs (got ${url.protocol})`);
+  // One key per task: the attempts only have to be valid upgrades, and each 101 is still checked against it.
+  const key = newKey();
   const headers = t.mintSecret
     ? Object.fromEntries(Object.entries(t.headers).filter(([k]) => k.toLowerCase() !== 'authorization'))
     : t.headers;
-  const requestHead = requestStart(url, key, headers);
-  const fixedRequest = t.mintSecret ? null : Buffer.from(`${requestHead}\r\n`, 'latin1');
+  const request = (extra: Record<string, string> = {}) => requestHead(url, key, { protocols: [], headers: { ...headers, ...extra } });
+  const fixedRequest = t.mintSecret ? null : Buffer.from(request(), 'latin1');
   const statuses: Record<string, number> = {};
   const cpu0 = process.cpuUsage();
   const start = performance.now();
@@ -314,8 +294,8 @@ async function upgrades(t: UpgradeTask) {
   await Promise.all(
     Array.from({ length: t.concurrency }, async () => {
       while (performance.now() < end) {
-        const request = fixedRequest ?? `${requestHead}authorization: Bearer ${mintToken(t.mintSecret!)}\r\n\r\n`;
-        const s = await attempt(host, port, t.fixedSource ?? nextSource(), request, expectedAccept);
+        const bytes = fixedRequest ?? request({ authorization: `Bearer ${mintToken(t.mintSecret!)}` });
+        const s = await attempt(host, port, t.fixedSource ?? nextSource(), bytes, key);
         statuses[s] = (statuses[s] ?? 0) + 1;
       }
     }),

@@ -5,7 +5,7 @@ import { takeRandom } from './random-pool.ts';
 /** RFC 6455 §1.3: the GUID appended to Sec-WebSocket-Key before hashing into Sec-WebSocket-Accept. */
 const ACCEPT_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 /** A response head larger than this is not a WebSocket upgrade we want to keep reading. */
-const MAX_RESPONSE_HEAD_BYTES = 16 * 1024;
+export const MAX_RESPONSE_HEAD_BYTES = 16 * 1024;
 /** Request headers the handshake itself sets; a forwarded header of the same name is dropped. */
 const RESERVED_HEADERS = new Set([
   'host',
