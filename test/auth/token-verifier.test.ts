@@ -118,12 +118,18 @@ describe('JWKS URL', () => {
     return { jwk: { ...(await exportJWK(pair.publicKey)), kid, alg: 'ES256' }, sign };
   }
 
-  it('keeps the last good key set when a refresh fails, and picks up a rotated key', async () => {
+  /** A JWKS server publishing ES256 key k1, and a verifier on it (closed after the test). */
+  async function verifierOnKeySet(auth: Omit<NonNullable<RawConfig['auth']>, 'jwksUrl' | 'algorithms'>) {
     const s = await jwksServer();
     const k1 = await keyWithKid('k1');
     s.keys.push(k1.jwk);
-    const v = await createTokenVerifier(authConfig({ jwksUrl: s.url, algorithms: ['ES256'], jwksCooldownSec: 0 }));
+    const v = await createTokenVerifier(authConfig({ jwksUrl: s.url, algorithms: ['ES256'], ...auth }));
     closers.push(() => v.close());
+    return { s, k1, v };
+  }
+
+  it('keeps the last good key set when a refresh fails, and picks up a rotated key', async () => {
+    const { s, k1, v } = await verifierOnKeySet({ jwksCooldownSec: 0 });
     expect((await v.verify(await k1.sign('a'))).sub).toBe('a');
     expect(v.ready()).toBe(true);
 
@@ -140,11 +146,7 @@ describe('JWKS URL', () => {
   });
 
   it('forgets remembered tokens when a key set loads, so a withdrawn key stops verifying', async () => {
-    const s = await jwksServer();
-    const k1 = await keyWithKid('k1');
-    s.keys.push(k1.jwk);
-    const v = await createTokenVerifier(authConfig({ jwksUrl: s.url, algorithms: ['ES256'], jwksRefreshSec: 1 }));
-    closers.push(() => v.close());
+    const { s, k1, v } = await verifierOnKeySet({ jwksRefreshSec: 1 });
     const token = await k1.sign('a');
     expect((await v.verify(token)).sub).toBe('a');
     expect((await v.verify(token)).sub).toBe('a');
