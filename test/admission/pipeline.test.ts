@@ -3,27 +3,11 @@ import { AttemptStop } from '../../src/admission/attempt-stop.ts';
 import type { AdmissionContext } from '../../src/admission/context.ts';
 import { releaseReservations, runAdmission, storeOutage } from '../../src/admission/pipeline.ts';
 import type { AdmissionPolicy } from '../../src/admission/policy.ts';
-import type { RouteConfig } from '../../src/config/schema.ts';
 import { GatewayError } from '../../src/errors.ts';
 import { createNoopObserver, type GatewayObserver } from '../../src/telemetry/observer.ts';
+import { admissionContext } from '../helpers/admission-context.ts';
 
-function context(stop: AttemptStop = new AttemptStop()): AdmissionContext {
-  return {
-    request: { method: 'get', path: '/ws/', query: '', headers: {}, duplicates: [], peerIp: '192.0.2.1' },
-    route: { path: '/ws/' } as RouteConfig,
-    clientIp: '192.0.2.1',
-    clientKey: '192.0.2.1',
-    nowMs: 0,
-    token: null,
-    protocols: [],
-    markerOffered: false,
-    tokenInSubprotocol: false,
-    relayQuery: '',
-    claims: null,
-    stop,
-    reservations: {},
-  };
-}
+const context = (stop: AttemptStop = new AttemptStop()): AdmissionContext => admissionContext({ stop });
 
 function recorder(): { observer: GatewayObserver; rejected: string[] } {
   const rejected: string[] = [];

@@ -1,33 +1,16 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { AttemptStop } from '../../src/admission/attempt-stop.ts';
 import { attemptLimitPolicy } from '../../src/admission/attempt-limit-policy.ts';
 import { authPolicy } from '../../src/admission/auth-policy.ts';
 import { concurrentLimitPolicy } from '../../src/admission/concurrent-limit-policy.ts';
 import type { AdmissionContext } from '../../src/admission/context.ts';
 import { createTokenVerifier } from '../../src/auth/token-verifier.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import type { RouteConfig } from '../../src/config/schema.ts';
 import { GatewayError } from '../../src/errors.ts';
 import { MemoryLimitStore } from '../../src/limits/memory-store.ts';
+import { admissionContext } from '../helpers/admission-context.ts';
 import { signToken, TEST_SECRET } from '../helpers/tokens.ts';
 
-function context(token: string | null = null): AdmissionContext {
-  return {
-    request: { method: 'get', path: '/ws/', query: '', headers: {}, duplicates: [], peerIp: '192.0.2.1' },
-    route: { path: '/ws/', allowAnonymous: false } as RouteConfig,
-    clientIp: '192.0.2.1',
-    clientKey: '192.0.2.1',
-    nowMs: 0,
-    token,
-    protocols: [],
-    markerOffered: false,
-    tokenInSubprotocol: false,
-    relayQuery: '',
-    claims: null,
-    stop: new AttemptStop(),
-    reservations: {},
-  };
-}
+const context = (token: string | null = null): AdmissionContext => admissionContext({ token });
 
 /** The GatewayError code `check` throws synchronously; fails when it returns or hands back a Promise instead. */
 function throwsNow(check: () => unknown): string {
