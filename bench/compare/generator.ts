@@ -144,6 +144,11 @@ interface UpgradeTask {
   headers: Record<string, string>;
   seconds: number;
   concurrency: number;
+  /**
+   * Attempts per second in total, started on a schedule (at most `concurrency` in flight: a slow answer
+   * delays the next attempts, which then start at once); without it, each starts when one completes.
+   */
+  rate?: number;
   /** Dial every attempt from this one address (the flooding client); else rotate over the range. */
   fixedSource?: string;
   /** Send a new HS256 token with this secret on every attempt (a distinct sub each), replacing any authorization header. */
@@ -291,9 +296,16 @@ async function upgrades(t: UpgradeTask) {
   const cpu0 = process.cpuUsage();
   const start = performance.now();
   const end = start + t.seconds * 1000;
+  let scheduled = 0;
   await Promise.all(
     Array.from({ length: t.concurrency }, async () => {
       while (performance.now() < end) {
+        if (t.rate) {
+          const due = start + (1000 * scheduled++) / t.rate;
+          if (due >= end) break;
+          const wait = due - performance.now();
+          if (wait > 0) await sleep(wait);
+        }
         const bytes = fixedRequest ?? request({ authorization: `Bearer ${mintToken(t.mintSecret!)}` });
         const s = await attempt(host, port, t.fixedSource ?? nextSource(), bytes, key);
         statuses[s] = (statuses[s] ?? 0) + 1;
