@@ -8,7 +8,7 @@
  * Every system under test runs in its own process(es); the load comes from generator processes
  * (bench/compare/generator.ts), each dialling from its own 127.0.g.x range and reporting its CPU.
  * A fresh instance of each system serves each scenario, systems alternating (reversed every other
- * round) so that machine noise hits all alike; the figure is the median over rounds.
+ * round) so that machine noise hits all alike; the figure is the median round (of two, the worse).
  * --quick runs every system and scenario briefly and exits 1 naming any cell without a figure.
  * --baseline DIR adds a column "baseline": wsguard from another checkout (e.g. `git worktree add DIR
  * <commit>` and `npm run build` there), configured like the wsguard column, for before/after figures
@@ -101,9 +101,15 @@ async function makeTokens(): Promise<Tokens> {
   return { hs256, es256, secret, esPublicKeyPem: await exportSPKI(publicKey) };
 }
 
-const median = (xs: number[]) => {
+/**
+ * The median round's value; with an even number of rounds, the worse of the two middle ones. So a cell
+ * always shows one round as it was measured, its text and its ratios alike. (Until 2026-12-03 two
+ * rounds gave their mean: the ratios used it while the text showed the first round.)
+ */
+const median = (xs: number[], lowerIsBetter: boolean) => {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  const mid = (s.length - 1) / 2;
+  return s[lowerIsBetter ? Math.ceil(mid) : Math.floor(mid)]!;
 };
 
 async function main(): Promise<void> {
@@ -162,7 +168,12 @@ async function main(): Promise<void> {
     for (const row of scenario.rows) {
       const value = (sys: string) => {
         const fs = cells.get(`${row}\u0000${sys}`)?.filter((f) => f.value !== null);
-        return fs?.length ? median(fs.map((f) => f.value!)) : null;
+        return fs?.length
+          ? median(
+              fs.map((f) => f.value!),
+              scenario.lowerIsBetter === true,
+            )
+          : null;
       };
       const cellsOut = o.systems.map((sys) => {
         const system = SYSTEMS[sys]!;
@@ -174,7 +185,7 @@ async function main(): Promise<void> {
           return 'NO FIGURE';
         }
         // The round whose value is the median shows its text.
-        const shown = fs.find((f) => f.value === v) ?? fs[0]!;
+        const shown = fs.find((f) => f.value === v)!;
         const ratios: string[] = [];
         for (const base of ['direct', 'nginx']) {
           const b = value(base);
@@ -188,7 +199,7 @@ async function main(): Promise<void> {
   }
   process.stdout.write(`${lines.join('\n')}\n`);
   process.stdout.write(
-    `\n${o.quick ? 'QUICK run (smoke: figures are not to be quoted)' : `${o.rounds} rounds, median`}; ↓ lower is better; ` +
+    `\n${o.quick ? 'QUICK run (smoke: figures are not to be quoted)' : `${o.rounds} rounds, median${o.rounds % 2 ? '' : ' (of the two middle rounds, the worse)'}`}; ↓ lower is better; ` +
       `generators: ${o.generators} processes; wsguard: compiled dist/; load average at the end: ${(await import('node:os'))
         .loadavg()
         .map((l) => l.toFixed(2))
