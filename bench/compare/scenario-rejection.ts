@@ -1,5 +1,6 @@
 import { fmtRate, generatorBound, treeCpuMs, type Context, type Figure, type GenTaskResult, type Running, type Scenario } from './base.ts';
 import { authHeaders, driveRate, statusSummary, upgradeRate, type RateOutcome } from './drive.ts';
+import { highestPassing } from './search.ts';
 
 /** Attempts one address may make per window in this row: spent within the first second of the flood (--quick: 50). */
 export const REJECTION_ATTEMPTS = 1000;
@@ -63,40 +64,28 @@ async function flood(running: Running, ctx: Context, seconds: number, rate?: num
 const holds = (o: FloodOutcome) => o.traffic.sent > 0 && o.traffic.received / o.traffic.sent >= 0.99 && o.traffic.p99 < P99_BAR_MS;
 
 /**
- * The highest paced flood the admitted traffic stays under its bar beside: doubling from 2k attempts/s
- * until a step fails or the flood can no longer be served at the offered rate (then the gateway is
- * saturated and the full-speed row applies), then two bisections. Each step is a whole flood of its own
- * from the same address, already over its limit from the full-speed row, so every attempt is a 429.
+ * The highest paced flood the admitted traffic stays under its bar beside (highestPassing, search.ts:
+ * from 2k attempts/s; a flood no longer served at the offered rate has saturated the gateway, and the
+ * full-speed row applies). The figure is the 429s/s measured at the best passing step. Each step is a
+ * whole flood of its own from the same address, already over its limit from the full-speed row, so
+ * every attempt is a 429.
  */
 async function heldRate(running: Running, ctx: Context): Promise<Figure> {
   const seconds = ctx.quick ? 1 : 5;
   let bound = false;
   let best: FloodOutcome | null = null;
-  let lo = 0;
-  let hi = 0;
   const step = async (rate: number) => {
     const o = await flood(running, ctx, seconds, rate);
     bound ||= o.traffic.generatorBound || generatorBound(o.flood);
     const ok = holds(o);
     if (ok && (!best || o.rate429 > best.rate429)) best = o;
-    return { ok, served: o.rate429 >= 0.9 * rate };
+    return { ok, saturated: o.rate429 < 0.9 * rate };
   };
-  let rate = ctx.quick ? 500 : 2000;
-  for (let i = 0; i < (ctx.quick ? 1 : 5); i++) {
-    const { ok, served } = await step(rate);
-    if (!ok) {
-      hi = rate;
-      break;
-    }
-    lo = rate;
-    if (!served) break;
-    rate *= 2;
-  }
-  for (let i = 0; i < (ctx.quick ? 0 : 2) && lo > 0 && hi > lo * 1.1; i++) {
-    const mid = Math.round((lo + hi) / 2);
-    if ((await step(mid)).ok) lo = mid;
-    else hi = mid;
-  }
+  await highestPassing(ctx.quick ? 500 : 2000, step, {
+    doublings: ctx.quick ? 1 : 5,
+    halvings: ctx.quick ? 0 : 2,
+    bisections: ctx.quick ? 0 : 2,
+  });
   const held = best as FloodOutcome | null;
   return held
     ? {

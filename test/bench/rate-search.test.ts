@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { highestPassing, type Step } from '../../bench/compare/search.ts';
+
+/** A system whose bar holds up to `limit` and that keeps up with offers up to `keepsUpTo`; records what was tried. */
+function system(limit: number, keepsUpTo = Infinity) {
+  const tried: number[] = [];
+  const step = async (rate: number): Promise<Step> => {
+    tried.push(rate);
+    return { ok: rate <= limit, saturated: rate > keepsUpTo };
+  };
+  return { tried, step };
+}
+
+describe('highestPassing (the benchmark rate search)', () => {
+  it('doubles while steps pass, then bisects between the last pass and the first failure', async () => {
+    const s = system(37_000);
+    const rate = await highestPassing(10_000, s.step, { doublings: 6, halvings: 4, bisections: 3 });
+    expect(s.tried).toEqual([10_000, 20_000, 40_000, 30_000, 35_000, 37_500]);
+    expect(rate).toBe(35_000);
+  });
+
+  it('halves while the start rate fails, then bisects from the first pass', async () => {
+    const s = system(30_000);
+    const rate = await highestPassing(100_000, s.step, { doublings: 6, halvings: 4, bisections: 2 });
+    expect(s.tried).toEqual([100_000, 50_000, 25_000, 37_500, 31_250]);
+    expect(rate).toBe(25_000);
+  });
+
+  it('stops doubling where the system no longer keeps up, and does not bisect above it', async () => {
+    const s = system(Infinity, 5_000);
+    const rate = await highestPassing(2_000, s.step, { doublings: 5, halvings: 2, bisections: 2 });
+    expect(s.tried).toEqual([2_000, 4_000, 8_000]);
+    expect(rate).toBe(8_000);
+  });
+
+  it('bisects towards the next doubling when no step failed', async () => {
+    const s = system(Infinity);
+    const rate = await highestPassing(1_000, s.step, { doublings: 2, halvings: 0, bisections: 1 });
+    expect(s.tried).toEqual([1_000, 2_000, 3_000]);
+    expect(rate).toBe(3_000);
+  });
+
+  it('is 0 when nothing passed, never a rate that was not measured to pass', async () => {
+    const s = system(100);
+    const rate = await highestPassing(10_000, s.step, { doublings: 3, halvings: 2, bisections: 0 });
+    expect(s.tried).toEqual([10_000, 5_000, 2_500]);
+    expect(rate).toBe(0);
+  });
+});
