@@ -102,9 +102,8 @@ async function makeTokens(): Promise<Tokens> {
 }
 
 /**
- * The median round's value; with an even number of rounds, the worse of the two middle ones. So a cell
- * always shows one round as it was measured, its text and its ratios alike. (Until 2026-12-03 two
- * rounds gave their mean: the ratios used it while the text showed the first round.)
+ * The median round's value; with an even number of rounds, the worse of the two middle ones, not their
+ * mean: a cell shows one round as it was measured, its text and its ratios alike.
  */
 const median = (xs: number[], lowerIsBetter: boolean) => {
   const s = [...xs].sort((a, b) => a - b);

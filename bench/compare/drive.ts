@@ -27,6 +27,13 @@ export interface RateJob {
   generators?: number[];
 }
 
+/** The bar the admitted traffic must clear (the targets): ≥ 99% of messages back, p99 under this. */
+export const P99_BAR_MS = 10;
+
+export function meetsBar(r: RateOutcome): boolean {
+  return r.sent > 0 && r.received / r.sent >= 0.99 && r.p99 < P99_BAR_MS;
+}
+
 /** Splits a paced open-loop job over the generators and merges what they saw. */
 export async function driveRate(ctx: Context, job: RateJob): Promise<RateOutcome> {
   const { generators, ...task } = job;

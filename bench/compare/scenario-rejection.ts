@@ -1,16 +1,14 @@
 import { fmtRate, generatorBound, treeCpuMs, type Context, type Figure, type GenTaskResult, type Running, type Scenario } from './base.ts';
-import { authHeaders, driveRate, statusSummary, upgradeRate, type RateOutcome } from './drive.ts';
+import { authHeaders, driveRate, meetsBar, P99_BAR_MS, statusSummary, upgradeRate, type RateOutcome } from './drive.ts';
 import { highestPassing } from './search.ts';
 
 /** Attempts one address may make per window in this row: spent within the first second of the flood (--quick: 50). */
 export const REJECTION_ATTEMPTS = 1000;
 const attempts = (quick: boolean) => (quick ? 50 : REJECTION_ATTEMPTS);
 
-/** The admitted traffic's bar, as in the issue's target: ≥ 99% of messages back with p99 under this. */
-const P99_BAR_MS = 10;
-
 interface FloodOutcome {
-  flood: GenTaskResult[];
+  /** The flooding generator's result. */
+  attempts: GenTaskResult[];
   traffic: RateOutcome;
   rate429: number;
 }
@@ -20,9 +18,9 @@ interface FloodOutcome {
  * generator processes: in one process the flood's dialling delayed the traffic's own timers, and its
  * p99 (63 ms in the first full run) measured the generator as much as the gateway.
  */
-async function flood(running: Running, ctx: Context, seconds: number, rate?: number): Promise<FloodOutcome> {
+async function runFlood(running: Running, ctx: Context, seconds: number, rate?: number): Promise<FloodOutcome> {
   const cpu0 = running.pid ? treeCpuMs(running.pid) : 0;
-  const [flood, traffic] = await Promise.all([
+  const [attempts, traffic] = await Promise.all([
     ctx.gens.run((i) =>
       i !== 0
         ? null
@@ -47,21 +45,19 @@ async function flood(running: Running, ctx: Context, seconds: number, rate?: num
     }),
   ]);
   const proxyMs = running.pid ? treeCpuMs(running.pid) - cpu0 : 0;
-  const rate429 = upgradeRate(flood, '429');
-  const made = flood.reduce((a, r) => a + Object.values(r.statuses as Record<string, number>).reduce((x, y) => x + y, 0), 0);
-  const cpu = flood.map((r) => `${Math.round((100 * r.cpuMs) / r.wallMs)}%`).join('+');
+  const rate429 = upgradeRate(attempts, '429');
+  const made = attempts.reduce((a, r) => a + Object.values(r.statuses as Record<string, number>).reduce((x, y) => x + y, 0), 0);
+  const cpu = attempts.map((r) => `${Math.round((100 * r.cpuMs) / r.wallMs)}%`).join('+');
   // Per attempt, the flooding generator's CPU next to the proxy's (which also carries the admitted traffic).
   const perAttempt = (ms: number) => (made ? `${Math.round((1000 * ms) / made)} µs` : 'n/a');
   ctx.log(
-    `  flood ${rate ? `paced at ${fmtRate(rate)}` : 'at full speed'}: ${statusSummary(flood)} (${fmtRate(rate429)} 429s), ` +
-      `flooding generator CPU ${cpu} (${perAttempt(flood.reduce((a, r) => a + r.cpuMs, 0))} per attempt; ` +
+    `  flood ${rate ? `paced at ${fmtRate(rate)}` : 'at full speed'}: ${statusSummary(attempts)} (${fmtRate(rate429)} 429s), ` +
+      `flooding generator CPU ${cpu} (${perAttempt(attempts.reduce((a, r) => a + r.cpuMs, 0))} per attempt; ` +
       `the proxy ${perAttempt(proxyMs)} per attempt, admitted traffic included); ` +
       `admitted ${traffic.received}/${traffic.sent} back, p99 ${traffic.p99.toFixed(2)} ms`,
   );
-  return { flood, traffic, rate429 };
+  return { attempts, traffic, rate429 };
 }
-
-const holds = (o: FloodOutcome) => o.traffic.sent > 0 && o.traffic.received / o.traffic.sent >= 0.99 && o.traffic.p99 < P99_BAR_MS;
 
 /**
  * The highest paced flood the admitted traffic stays under its bar beside (highestPassing, search.ts:
@@ -75,9 +71,9 @@ async function heldRate(running: Running, ctx: Context): Promise<Figure> {
   let bound = false;
   let best: FloodOutcome | null = null;
   const step = async (rate: number) => {
-    const o = await flood(running, ctx, seconds, rate);
-    bound ||= o.traffic.generatorBound || generatorBound(o.flood);
-    const ok = holds(o);
+    const o = await runFlood(running, ctx, seconds, rate);
+    bound ||= o.traffic.generatorBound || generatorBound(o.attempts);
+    const ok = meetsBar(o.traffic);
     if (ok && (!best || o.rate429 > best.rate429)) best = o;
     return { ok, saturated: o.rate429 < 0.9 * rate };
   };
@@ -113,12 +109,12 @@ export const rejection: Scenario = {
   appliesTo: (s) => s.enforcesLimits,
   wsguardSettings: (ctx) => [`limits.attempts.max=${attempts(ctx.quick)}`],
   async run(_system, running, ctx) {
-    const full = await flood(running, ctx, ctx.quick ? 1 : 5);
+    const full = await runFlood(running, ctx, ctx.quick ? 1 : 5);
     return [
       {
         text: `${fmtRate(full.rate429)}, admitted p99 ${full.traffic.p99.toFixed(2)} ms`,
         value: full.rate429 > 0 ? full.rate429 : null,
-        generatorBound: full.traffic.generatorBound || generatorBound(full.flood),
+        generatorBound: full.traffic.generatorBound || generatorBound(full.attempts),
       },
       await heldRate(running, ctx),
     ];
