@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { staleReason } from '../bin/dist-current.js';
 import { startEchoChild } from './lib/echo-server.ts';
-import { GeneratorPool, ORIGIN, type Context, type Figure, type Scenario, type System, type Tokens } from './compare/base.ts';
+import { GeneratorPool, medianRound, ORIGIN, type Context, type Figure, type Scenario, type System, type Tokens } from './compare/base.ts';
 import { capacity } from './compare/scenario-capacity.ts';
 import { handshake } from './compare/scenario-handshake.ts';
 import { idleMemory } from './compare/scenario-idle-memory.ts';
@@ -101,16 +101,6 @@ async function makeTokens(): Promise<Tokens> {
   return { hs256, es256, secret, esPublicKeyPem: await exportSPKI(publicKey) };
 }
 
-/**
- * The median round's value; with an even number of rounds, the worse of the two middle ones, not their
- * mean: a cell shows one round as it was measured, its text and its ratios alike.
- */
-const median = (xs: number[], lowerIsBetter: boolean) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = (s.length - 1) / 2;
-  return s[lowerIsBetter ? Math.ceil(mid) : Math.floor(mid)]!;
-};
-
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   // The deployed form is the compiled build: build dist/ unless it is current.
@@ -168,7 +158,7 @@ async function main(): Promise<void> {
       const value = (sys: string) => {
         const fs = cells.get(`${row}\u0000${sys}`)?.filter((f) => f.value !== null);
         return fs?.length
-          ? median(
+          ? medianRound(
               fs.map((f) => f.value!),
               scenario.lowerIsBetter === true,
             )

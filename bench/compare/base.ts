@@ -115,6 +115,16 @@ export function killChild(child: ChildProcess): Promise<void> {
   });
 }
 
+/**
+ * The median round's value; with an even number of rounds, the worse of the two middle ones, not their
+ * mean: a cell shows one round as it was measured, its text and its ratios alike.
+ */
+export function medianRound(values: number[], lowerIsBetter: boolean): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = (s.length - 1) / 2;
+  return s[lowerIsBetter ? Math.ceil(mid) : Math.floor(mid)]!;
+}
+
 export const fmtRate = (n: number) =>
   n >= 1e5 ? `${Math.round(n / 1000)}k/s` : n >= 1e4 ? `${(n / 1000).toFixed(1)}k/s` : `${Math.round(n)}/s`;
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { medianRound } from '../../bench/compare/base.ts';
 import { highestPassing, type Step } from '../../bench/compare/search.ts';
 
 /** A system whose bar holds up to `limit` and that keeps up with offers up to `keepsUpTo`; records what was tried. */
@@ -45,5 +46,18 @@ describe('highestPassing (the benchmark rate search)', () => {
     const rate = await highestPassing(10_000, s.step, { doublings: 3, halvings: 2, bisections: 0 });
     expect(s.tried).toEqual([10_000, 5_000, 2_500]);
     expect(rate).toBe(0);
+  });
+});
+
+describe('medianRound (a comparison cell)', () => {
+  it('is the middle round of an odd number', () => {
+    expect(medianRound([5, 1, 9], false)).toBe(5);
+    expect(medianRound([5, 1, 9], true)).toBe(5);
+  });
+
+  it('is the worse of the two middle rounds of an even number, never their mean', () => {
+    expect(medianRound([4_000, 8_000], false)).toBe(4_000);
+    expect(medianRound([4.2, 6.3], true)).toBe(6.3);
+    expect(medianRound([1, 2, 3, 10], false)).toBe(2);
   });
 });
