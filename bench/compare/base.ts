@@ -5,6 +5,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -146,10 +147,17 @@ export class GeneratorPool {
   readonly #children: ChildProcess[] = [];
   #seq = 0;
 
-  static async start(n: number): Promise<GeneratorPool> {
+  /**
+   * `file`: another generator speaking the same protocol (an older generator.ts, for before/after);
+   * `nodeArgs`: extra Node flags for each process (--cpu-prof, say: stop with `graceful`).
+   */
+  static async start(n: number, o: { file?: string; nodeArgs?: string[] } = {}): Promise<GeneratorPool> {
     const pool = new GeneratorPool();
     for (let i = 0; i < n; i++) {
-      const child = fork(GENERATOR, [String(i + 1)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const child = fork(o.file ?? GENERATOR, [String(i + 1)], {
+        execArgv: ['--import', 'tsx', ...(o.nodeArgs ?? [])],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
       await new Promise<void>((resolve, reject) => {
         child.once('message', () => resolve());
         child.once('exit', (code) => reject(new Error(`generator ${i} exited with ${code}`)));
@@ -191,8 +199,15 @@ export class GeneratorPool {
     });
   }
 
-  async stop(): Promise<void> {
-    await Promise.all(this.#children.map(killChild));
+  /** `graceful`: disconnect, so that each exits by itself (and --cpu-prof writes its profile); killed after 5 s. */
+  async stop(graceful = false): Promise<void> {
+    await Promise.all(
+      this.#children.map((child) =>
+        graceful && child.connected
+          ? Promise.race([new Promise<void>((ok) => child.once('exit', () => ok()).disconnect()), sleep(5000)]).then(() => killChild(child))
+          : killChild(child),
+      ),
+    );
   }
 }
 

@@ -12,12 +12,12 @@
  * > bench/compare/generator-before.ts`), one instance of the target for both, for before/after figures
  * that share the machine's noise. The target's CPU per attempt is its process tree's /proc ticks (10 ms).
  */
-import { fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateKeyPair, exportSPKI, SignJWT } from 'jose';
 import { startEchoChild } from '../lib/echo-server.ts';
-import { killChild, ORIGIN, treeCpuMs, type Context, type GenTaskResult } from './base.ts';
+import { GeneratorPool, ORIGIN, treeCpuMs, type Context } from './base.ts';
 import { statusSummary } from './drive.ts';
 import { wsguardSystem } from './system-wsguard.ts';
 import { arg } from '../lib/args.ts';
@@ -30,39 +30,10 @@ const mint = process.argv.includes('--mint');
 const against = arg('against', '');
 const profileDir = arg('profile', '');
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 const build = spawnSync(process.execPath, [fileURLToPath(new URL('../../scripts/build.mjs', import.meta.url)), '--if-stale'], {
   stdio: 'inherit',
 });
 if (build.status !== 0) throw new Error('npm run build failed');
-
-/** One generator process of the given file, speaking the pool's IPC protocol. */
-async function startGenerator(file: string): Promise<{ child: ChildProcess; run(task: object): Promise<GenTaskResult> }> {
-  const child = fork(file, ['1'], {
-    execArgv: ['--import', 'tsx', ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  await new Promise<void>((ok, fail) => {
-    child.once('message', () => ok());
-    child.once('exit', (code) => fail(new Error(`${file} exited with ${code}`)));
-  });
-  let seq = 0;
-  return {
-    child,
-    run: (task) =>
-      new Promise((ok, fail) => {
-        const id = ++seq;
-        child.on('message', function onMessage(m: { id: number; ok: boolean; result?: GenTaskResult; error?: string }) {
-          if (m.id !== id) return;
-          child.off('message', onMessage);
-          if (m.ok) ok(m.result!);
-          else fail(new Error(m.error));
-        });
-        child.send({ id, ...task });
-      }),
-  };
-}
 
 const secret = 'bench-secret-that-is-at-least-32-characters-long';
 const token = await new SignJWT({ sub: 'b' })
@@ -72,7 +43,10 @@ const token = await new SignJWT({ sub: 'b' })
 const es = await generateKeyPair('ES256');
 const echo = await startEchoChild();
 const files = [fileURLToPath(new URL('./generator.ts', import.meta.url)), ...(against ? [resolve(against)] : [])];
-const gens = await Promise.all(files.map(startGenerator));
+const gens = await Promise.all(
+  files.map((file) => GeneratorPool.start(1, { file, nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] })),
+);
+const runOn = async (gen: GeneratorPool, task: Record<string, unknown>) => (await gen.run(() => task))[0]!;
 const ctx = { tokens: { hs256: token, es256: '', esPublicKeyPem: await exportSPKI(es.publicKey), secret } } as unknown as Context;
 const running = direct
   ? { url: `ws://127.0.0.1:${echo.port}`, pid: echo.child.pid!, stop: async () => {} }
@@ -87,11 +61,11 @@ try {
     ...(mint ? { mintSecret: secret } : {}),
   };
   // One untimed second from each first: JIT on both sides, and the address's 1,000 attempts spent.
-  for (const gen of gens) await gen.run({ ...task, seconds: 1 });
+  for (const gen of gens) await runOn(gen, { ...task, seconds: 1 });
   for (let round = 0; round < rounds; round++) {
     for (const [i, gen] of gens.entries()) {
       const cpu0 = treeCpuMs(running.pid!);
-      const r = await gen.run({ ...task, seconds });
+      const r = await runOn(gen, { ...task, seconds });
       const targetMs = treeCpuMs(running.pid!) - cpu0;
       const attempts = Object.values(r.statuses as Record<string, number>).reduce((a, b) => a + b, 0);
       const kernel = typeof r.systemMs === 'number' ? `, ${Math.round((100 * r.systemMs) / r.cpuMs)}% of it in the kernel` : '';
@@ -105,9 +79,7 @@ try {
   }
 } finally {
   await running.stop();
-  // A disconnect lets each generator exit by itself, so that --cpu-prof writes its profile.
-  await Promise.all(
-    gens.map((g) => Promise.race([new Promise((ok) => g.child.once('exit', ok).disconnect()), sleep(5000).then(() => killChild(g.child))])),
-  );
+  // A graceful stop lets each generator exit by itself, so that --cpu-prof writes its profile.
+  await Promise.all(gens.map((g) => g.stop(true)));
   echo.child.kill('SIGKILL');
 }
