@@ -8,7 +8,7 @@
  */
 import { startEchoChild } from './lib/echo-server.ts';
 import { startGatewayChild } from './lib/gateway-child.ts';
-import { GeneratorPool, treeCpuMs } from './compare/base.ts';
+import { GeneratorPool, medianRound, treeCpuMs } from './compare/base.ts';
 import { nginx } from './compare/system-nginx.ts';
 import { arg } from './lib/args.ts';
 
@@ -70,17 +70,13 @@ try {
   await gens.stop();
   echo.child.kill('SIGKILL');
 }
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 if (failed || perMessage.wsguard!.length === 0 || perMessage.nginx!.length === 0) {
   console.log('no comparison: a run lost messages or gave no figure');
   process.exit(1);
 }
-const w = median(perMessage.wsguard!);
-const n = median(perMessage.nginx!);
+// µs per message: lower is better, so of two rounds the median is the higher (medianRound).
+const w = medianRound(perMessage.wsguard!, true);
+const n = medianRound(perMessage.nginx!, true);
 console.log(
   `at ${rate} msg/s: wsguard ${w.toFixed(2)} µs, nginx ${n.toFixed(2)} µs per message; wsguard relays ${(n / w).toFixed(2)}× nginx's messages per core`,
 );
