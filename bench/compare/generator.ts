@@ -164,7 +164,7 @@ function mintToken(secret: string): string {
   return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
 }
 
-/** The lean dial's handshake deadline: an attempt unanswered this long counts as 'timeout'. */
+/** An attempt unanswered this long counts as 'timeout' (and frees its slot). */
 const ATTEMPT_TIMEOUT_MS = 10_000;
 /** The outcome of a complete 101 head: admitted only when it passes the lean leg's own checks (Sec-WebSocket-Accept among them). */
 function check101(head: string, key: string): string {

@@ -1,5 +1,7 @@
-import { describe, expect, it } from 'vitest';
-import { medianRound } from '../../bench/compare/base.ts';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { GeneratorPool, medianRound } from '../../bench/compare/base.ts';
 import { highestPassing, type Step } from '../../bench/compare/search.ts';
 
 /** A system whose bar holds up to `limit` and that keeps up with offers up to `keepsUpTo`; records what was tried. */
@@ -59,5 +61,44 @@ describe('medianRound (a comparison cell)', () => {
     expect(medianRound([4_000, 8_000], false)).toBe(4_000);
     expect(medianRound([4.2, 6.3], true)).toBe(6.3);
     expect(medianRound([1, 2, 3, 10], false)).toBe(2);
+  });
+});
+
+describe('the generator’s paced upgrade churn', () => {
+  let server: http.Server | null = null;
+  let pool: GeneratorPool | null = null;
+  afterEach(async () => {
+    await pool?.stop();
+    pool = null;
+    await new Promise((done) => (server ? server.close(done) : done(undefined)));
+    server = null;
+  });
+
+  it('starts attempts on the schedule, never more than rate × seconds, and counts each answer by status', async () => {
+    let upgradesSeen = 0;
+    server = http.createServer();
+    server.on('upgrade', (_req, socket: Socket) => {
+      upgradesSeen++;
+      socket.on('error', () => {}); // the generator closes each attempt with a reset
+      socket.end('HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n');
+    });
+    await new Promise<void>((done) => server!.listen(0, '127.0.0.1', done));
+    const port = (server.address() as AddressInfo).port;
+    pool = await GeneratorPool.start(1);
+    const [r] = await pool.run(() => ({
+      kind: 'upgrades',
+      url: `ws://127.0.0.1:${port}/`,
+      headers: {},
+      seconds: 1,
+      concurrency: 8,
+      rate: 100,
+      fixedSource: '127.0.0.1',
+    }));
+    const statuses = r!.statuses as Record<string, number>;
+    expect(Object.keys(statuses)).toEqual(['429']);
+    // Unpaced, 8 in flight against a local server make thousands in a second.
+    expect(statuses['429']).toBeLessThanOrEqual(100);
+    expect(statuses['429']).toBeGreaterThanOrEqual(50);
+    expect(upgradesSeen).toBe(statuses['429']);
   });
 });
